@@ -1,0 +1,67 @@
+# Two commands do everything on a fresh clone (README):
+#   make demo   install, fit the sample data, write its HTML report, serve the product on http://127.0.0.1:8000
+#   make test   install what the tests need and run the whole suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+# pytensor compiles C once per model shape; keep it with the project so tests and demo reuse it.
+export PYTENSOR_FLAGS ?= base_compiledir=$(ROOT)/.cache/pytensor
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=2
+export MMM_HOME ?= $(ROOT)/mmm_home
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+DEMO_CLIENT := sample
+DEMO_RUN := $(MMM_HOME)/clients/$(DEMO_CLIENT)/runs/demo
+
+# First Python >= 3.12 found: python3.12/3.13 on PATH, pyenv's versions, then python3.
+define FIND_PYTHON
+for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3 2>/dev/null) \
+         python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3 2>/dev/null) python3; do \
+  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+    echo $$c; exit 0; fi; \
+done; exit 1
+endef
+
+.PHONY: help demo test venv lint fit-sample report-sample serve-sample benchmarks clean
+
+help:
+	@echo "make demo   — install, fit the sample data, write the HTML report, serve on http://127.0.0.1:8000"
+	@echo "make test   — install and run the whole test suite"
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@py=$$($(FIND_PYTHON)) || { echo "No Python >= 3.12 found (tried python3.12, python3.13, pyenv versions, python3). Install one, e.g. 'pyenv install 3.12'." >&2; exit 1; }; \
+	 echo "Using $$py ($$($$py --version))"; \
+	 if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then rm -rf $(VENV); $$py -m venv $(VENV); fi
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check mmmlib tests benchmarks
+
+test: venv
+	$(VENV)/bin/python -m pytest -q tests
+
+$(DEMO_RUN)/summary.json: $(VENV)/.installed sample_data/sample_weekly.csv sample_data/sample_config.yaml
+	$(VENV)/bin/mmm fit sample_data/sample_weekly.csv --config sample_data/sample_config.yaml --out $(DEMO_RUN) --mode quick
+
+fit-sample: $(DEMO_RUN)/summary.json
+
+report-sample: fit-sample
+	$(VENV)/bin/mmm report $(DEMO_RUN) --format html --out $(DEMO_RUN)/report.html
+
+serve-sample: report-sample
+	@echo "Serving the executive dashboard on http://127.0.0.1:8000 (Ctrl-C to stop); report: $(DEMO_RUN)/report.html"
+	cd dashboards && MMM_RUN=$(DEMO_RUN) $(VENV)/bin/voila executive.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8000 \
+	  --VoilaConfiguration.file_allowlist="['.*\.html']"
+
+demo: serve-sample
+
+benchmarks: venv
+	$(VENV)/bin/python benchmarks/validation_speed.py
+
+clean:
+	rm -rf $(VENV) .cache mmm_home

@@ -1,0 +1,289 @@
+"""Every number a user sees, computed from posterior draws, each with its highest-density interval.
+
+Works on the saved posterior (``posterior.nc``: posterior, sample_stats and constant_data
+groups) with numpy alone, so dashboards and reports never import pymc. The response
+functions mirror pymc-marketing's components (max-scaled spend, normalised adstock) and
+are tested against pymc-marketing's own curves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HDI_PROB = 0.94
+# Diagnostic thresholds per mode: a miss sets status "warning"; an R-hat above UNUSABLE_RHAT fails the fit.
+THRESHOLDS = {
+    "quick": {"r_hat": 1.05, "ess": 200, "divergences": 0},
+    "full": {"r_hat": 1.01, "ess": 400, "divergences": 0},
+}
+UNUSABLE_RHAT = 1.1
+FREE_VARS_SKIP = ("contribution", "mu", "_original_scale")
+
+
+def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> tuple[np.ndarray, np.ndarray]:
+    """Narrowest interval holding ``prob`` of the draws, along axis 0 (vectorised over the rest)."""
+    x = np.sort(np.asarray(draws, dtype=float), axis=0)
+    n = x.shape[0]
+    k = max(int(np.floor(prob * n)), 1)
+    if k >= n:
+        return x[0], x[-1]
+    widths = x[k:] - x[: n - k]
+    start = np.argmin(widths, axis=0)
+    low = np.take_along_axis(x, start[None, ...], axis=0)[0]
+    high = np.take_along_axis(x, (start + k)[None, ...], axis=0)[0]
+    return low, high
+
+
+def interval(draws: np.ndarray, prob: float = HDI_PROB) -> dict[str, float]:
+    """``{"mean", "hdi_low", "hdi_high"}`` of 1-D draws (CONTRACT.md's interval shape)."""
+    low, high = hdi(np.asarray(draws).reshape(-1), prob)
+    return {"mean": float(np.mean(draws)), "hdi_low": float(low), "hdi_high": float(high)}
+
+
+def stacked(idata: Any, name: str, group: str = "posterior") -> np.ndarray:
+    """Draws of a variable as ``(chain*draw, ...)``."""
+    da = idata[group][name]
+    values = np.asarray(da.values)
+    return values.reshape(-1, *values.shape[2:])
+
+
+@dataclass
+class Posterior:
+    """The pieces of a fitted model that analysis needs, pulled once from the DataTree."""
+
+    idata: Any
+    channels: list[str]
+    dates: pd.DatetimeIndex
+    spend: np.ndarray  # (date, channel) over the fitted periods
+    target: np.ndarray  # (date,)
+    target_scale: float
+    channel_scale: np.ndarray  # (channel,)
+
+    @classmethod
+    def from_idata(cls, idata: Any) -> Posterior:
+        const = idata["constant_data"]
+        channels = [str(c) for c in const["channel"].values]
+        dates = pd.DatetimeIndex(idata["posterior"]["date"].values)
+        spend = np.asarray(const["channel_data"].sel(date=dates).values, dtype=float)
+        target = np.asarray(const["target_data"].sel(date=dates).values, dtype=float)
+        return cls(
+            idata=idata,
+            channels=channels,
+            dates=dates,
+            spend=spend,
+            target=target,
+            target_scale=float(const["target_scale"].values),
+            channel_scale=np.asarray(const["channel_scale"].values, dtype=float).reshape(-1),
+        )
+
+    def draws(self, name: str) -> np.ndarray:
+        return stacked(self.idata, name)
+
+    def contributions(self) -> np.ndarray:
+        """Channel contributions in target units: ``(draw, date, channel)``."""
+        return self.draws("channel_contribution") * self.target_scale
+
+
+def saturation_params(post: Posterior) -> dict[str, np.ndarray]:
+    """Saturation parameter draws ``(draw, channel)`` keyed by their pymc-marketing names."""
+    names = [str(n) for n in post.idata["posterior"].data_vars if str(n).startswith("saturation_")]
+    return {n.removeprefix("saturation_"): post.draws(n) for n in names}
+
+
+def saturation_kind(params: dict[str, np.ndarray]) -> str:
+    if {"slope", "kappa"} <= set(params):
+        return "hill"
+    if {"alpha", "lam"} <= set(params) and "beta" not in params:
+        return "michaelis_menten"
+    return "logistic"
+
+
+def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.ndarray:
+    """Expected contribution per period at constant spend, carry-over included: ``(draw, point, channel)``.
+
+    Normalised adstock weights sum to one, so constant spend ``x`` adstocks to ``x``; the
+    saturation then acts on ``x / channel_scale`` exactly as in the fitted model.
+    """
+    params = saturation_params(post)
+    kind = saturation_kind(params)
+    z = np.asarray(spend_per_period, dtype=float) / post.channel_scale  # (point, channel)
+    z = z[None, ...]
+    if kind == "hill":
+        slope, kappa, beta = (params[k][:, None, :] for k in ("slope", "kappa", "beta"))
+        zs = np.power(np.maximum(z, 0), slope)
+        y = beta * zs / (zs + np.power(kappa, slope))
+    elif kind == "michaelis_menten":
+        alpha, lam = (params[k][:, None, :] for k in ("alpha", "lam"))
+        y = alpha * z / (lam + z)
+    else:
+        lam, beta = params["lam"][:, None, :], params["beta"][:, None, :]
+        y = beta * (1 - np.exp(-lam * z)) / (1 + np.exp(-lam * z))
+    return y * post.target_scale
+
+
+def current_spend(post: Posterior, periods: int = 52) -> np.ndarray:
+    """Average spend per period over the last ``periods`` fitted periods (all if shorter)."""
+    return post.spend[-periods:].mean(axis=0)
+
+
+def marginal_roas(post: Posterior, at: np.ndarray) -> np.ndarray:
+    """d contribution / d spend per period at spend ``at`` (channel,): ``(draw, channel)``."""
+    step = np.maximum(np.asarray(at, dtype=float) * 0.01, post.channel_scale * 1e-4)
+    up = steady_state_response(post, (at + step)[None, :])[:, 0, :]
+    down = steady_state_response(post, np.maximum(at - step, 0)[None, :])[:, 0, :]
+    return (up - down) / (at + step - np.maximum(at - step, 0))
+
+
+def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -> list[dict[str, Any]]:
+    """Per channel: spend per period from 0 to 2× current, contribution mean and HDI band, break-even spend."""
+    now = current_spend(post)
+    top = np.where(now > 0, 2 * now, post.spend.max(axis=0))
+    grid = np.linspace(0, 1, points)[:, None] * top[None, :]
+    resp = steady_state_response(post, grid)
+    low, high = hdi(resp)
+    fine = np.linspace(0, 1, 201)[:, None] * top[None, :]
+    step = fine[1] - fine[0]
+    fine_resp = steady_state_response(post, fine).mean(axis=0)
+    marginal = np.diff(fine_resp, axis=0) / np.where(step > 0, step, 1)
+    curves = []
+    for j, ch in enumerate(post.channels):
+        below = np.flatnonzero(marginal[:, j] < breakeven)
+        be = float(fine[below[0], j]) if len(below) and below[0] > 0 else (0.0 if len(below) else None)
+        curves.append(
+            {
+                "name": ch,
+                "spend": grid[:, j].tolist(),
+                "mean": resp[:, :, j].mean(axis=0).tolist(),
+                "hdi_low": low[:, j].tolist(),
+                "hdi_high": high[:, j].tolist(),
+                "current_spend": float(now[j]),
+                "breakeven_spend": be,
+            }
+        )
+    return curves
+
+
+def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[float]]] | None:
+    """Carry-over weights per lag (geometric adstock, normalised), mean and HDI per channel."""
+    if "adstock_alpha" not in post.idata["posterior"].data_vars:
+        return None
+    alpha = post.draws("adstock_alpha")  # (draw, channel)
+    lags = np.arange(max_lag)
+    w = alpha[:, None, :] ** lags[None, :, None]
+    w = w / w.sum(axis=1, keepdims=True)
+    low, high = hdi(w)
+    return {
+        ch: {"mean": w[:, :, j].mean(axis=0).tolist(), "hdi_low": low[:, j].tolist(), "hdi_high": high[:, j].tolist()}
+        for j, ch in enumerate(post.channels)
+    }
+
+
+def fit_quality(post: Posterior) -> dict[str, Any]:
+    """In-sample R² and MAPE of the noise-free prediction, and the prediction band."""
+    mu = post.draws("mu") * post.target_scale  # (draw, date)
+    pred = mu.mean(axis=0)
+    y = post.target
+    ss_res = float(((y - pred) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    nonzero = np.abs(y) > 0
+    low, high = hdi(mu)
+    return {
+        "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
+        "mape": float(np.mean(np.abs((y - pred)[nonzero] / y[nonzero]))) if nonzero.any() else None,
+        "predicted": pred.tolist(),
+        "predicted_low": low.tolist(),
+        "predicted_high": high.tolist(),
+    }
+
+
+def diagnostics(idata: Any) -> dict[str, Any]:
+    """Max R-hat, min bulk and tail ESS over the sampled parameters, and divergences."""
+    import arviz as az
+
+    names = [str(n) for n in idata["posterior"].data_vars if not any(s in str(n) for s in FREE_VARS_SKIP)]
+    rhat = az.rhat(idata, var_names=names)
+    ess_bulk = az.ess(idata, var_names=names, method="bulk")
+    ess_tail = az.ess(idata, var_names=names, method="tail")
+
+    def extreme(ds: Any, fn: Any) -> float:
+        vals = [float(fn(np.asarray(ds[n].values))) for n in names]
+        return float(fn(vals))
+
+    div = idata["sample_stats"]["diverging"].values
+    return {
+        "r_hat_max": extreme(rhat, np.nanmax),
+        "ess_bulk_min": extreme(ess_bulk, np.nanmin),
+        "ess_tail_min": extreme(ess_tail, np.nanmin),
+        "divergences": int(np.asarray(div).sum()),
+    }
+
+
+def status_of(diag: dict[str, Any], mode: str) -> tuple[str, list[str]]:
+    """``("ok"|"warning", reasons)`` from the mode's thresholds."""
+    t = THRESHOLDS.get(mode, THRESHOLDS["quick"])
+    reasons = []
+    if diag["r_hat_max"] > t["r_hat"]:
+        reasons.append(f"max R-hat {diag['r_hat_max']:.3f} is above {t['r_hat']} (chains disagree)")
+    if diag["ess_bulk_min"] < t["ess"]:
+        reasons.append(f"min bulk ESS {diag['ess_bulk_min']:.0f} is below {t['ess']} (too few effective draws)")
+    if diag.get("ess_tail_min", t["ess"]) < t["ess"]:
+        reasons.append(f"min tail ESS {diag['ess_tail_min']:.0f} is below {t['ess']} (intervals unreliable)")
+    if diag["divergences"] > t["divergences"]:
+        reasons.append(f"{diag['divergences']} divergent transitions (the sampler missed part of the posterior)")
+    return ("warning" if reasons else "ok"), reasons
+
+
+def decomposition(post: Posterior) -> dict[str, Any]:
+    """Totals over the fitted periods with HDIs, and mean series: baseline, trend, seasonality, controls, media."""
+    scale = post.target_scale
+    pv = post.idata["posterior"].data_vars
+    n = len(post.dates)
+    parts: dict[str, np.ndarray] = {}
+    intercept = post.draws("intercept_contribution")
+    parts["baseline"] = (intercept.reshape(intercept.shape[0], -1)[:, :1] * np.ones((1, n))) * scale
+    if "control_contribution" in pv:
+        ctl = post.draws("control_contribution") * scale  # (draw, date, control)
+        names = [str(c) for c in post.idata["posterior"]["control"].values]
+        for k, name in enumerate(names):
+            key = "trend" if name == "trend" else f"control:{name}"
+            parts[key] = ctl[:, :, k]
+    if "yearly_seasonality_contribution" in pv:
+        parts["seasonality"] = post.draws("yearly_seasonality_contribution") * scale
+    contrib = post.contributions()
+    for j, ch in enumerate(post.channels):
+        parts[f"channel:{ch}"] = contrib[:, :, j]
+    return {
+        "dates": [d.strftime("%Y-%m-%d") for d in post.dates],
+        "totals": {k: interval(v.sum(axis=1)) for k, v in parts.items()},
+        "series": {k: v.mean(axis=0).tolist() for k, v in parts.items()},
+    }
+
+
+def channel_metrics(post: Posterior, kpi_type: str, revenue_per_kpi: float | None) -> list[dict[str, Any]]:
+    """Spend, contribution, share, ROAS, marginal ROAS (and cost per KPI for counts) per channel."""
+    contrib = post.contributions().sum(axis=1)  # (draw, channel)
+    spend = post.spend.sum(axis=0)
+    share = contrib / np.maximum(contrib.sum(axis=1, keepdims=True), 1e-12)
+    value = revenue_per_kpi if (kpi_type == "count" and revenue_per_kpi) else 1.0
+    mroas = marginal_roas(post, current_spend(post)) * value
+    out = []
+    for j, ch in enumerate(post.channels):
+        roas = contrib[:, j] * value / spend[j] if spend[j] > 0 else np.zeros_like(contrib[:, j])
+        row: dict[str, Any] = {
+            "name": ch,
+            "spend": float(spend[j]),
+            "contribution": interval(contrib[:, j]),
+            "share": interval(share[:, j]),
+            "roas": interval(roas),
+            "mroas": interval(mroas[:, j]),
+            "cost_per_kpi": None,
+        }
+        if kpi_type == "count":
+            cpk = spend[j] / np.maximum(contrib[:, j], 1e-12)
+            row["cost_per_kpi"] = interval(cpk)
+        out.append(row)
+    return out

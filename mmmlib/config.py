@@ -1,0 +1,157 @@
+"""The model config (``config.yaml``, CONTRACT.md): which columns play which role, and model choices.
+
+One dataclass, read and written as YAML. Unknown keys and bad values are refused with a
+sentence naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmmlib.errors import InputError, UsageError
+
+ADSTOCKS = ("geometric", "weibull")
+SATURATIONS = ("logistic", "hill", "michaelis_menten")
+KPI_TYPES = ("revenue", "count")
+FILL_MODES = ("error", "zero")
+
+
+@dataclass
+class ModelConfig:
+    """Column roles and model choices for one dataset."""
+
+    date_column: str
+    target_column: str
+    channel_columns: list[str]
+    control_columns: list[str] = field(default_factory=list)
+    adstock: str = "geometric"
+    saturation: str = "logistic"
+    adstock_max_lag: int = 8
+    yearly_seasonality: int = 2
+    trend: bool = True
+    holdout_periods: int = 0
+    kpi_type: str | None = None
+    revenue_per_kpi: float | str | None = None
+    target_cost_per_kpi: float | None = None
+    margin: float = 1.0
+    geo_column: str | None = None
+    aggregate_geos: bool = False
+    fill_missing_periods: str = "error"
+    channel_labels: dict[str, str] = field(default_factory=dict)
+    label_aliases: dict[str, str] = field(default_factory=dict)
+    priors: dict[str, Any] = field(default_factory=dict)
+    lift_tests: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        def bad(key: str, why: str) -> InputError:
+            return InputError(f"Config key {key}: {why}.")
+
+        if not isinstance(self.date_column, str) or not self.date_column:
+            raise bad("date_column", "must name the date column")
+        if not isinstance(self.target_column, str) or not self.target_column:
+            raise bad("target_column", "must name the KPI column")
+        if not isinstance(self.channel_columns, list) or not self.channel_columns:
+            raise bad("channel_columns", "must list at least one media spend column")
+        if not all(isinstance(c, str) for c in self.channel_columns + list(self.control_columns or [])):
+            raise bad("channel_columns", "column names must be text")
+        self.control_columns = list(self.control_columns or [])
+        roles = [self.date_column, self.target_column, *self.channel_columns, *self.control_columns]
+        dupes = sorted({c for c in roles if roles.count(c) > 1})
+        if dupes:
+            raise bad("channel_columns", f"column {dupes[0]} is given more than one role")
+        if self.adstock not in ADSTOCKS:
+            raise bad("adstock", f"{self.adstock!r} is not one of {', '.join(ADSTOCKS)}")
+        if self.saturation not in SATURATIONS:
+            raise bad("saturation", f"{self.saturation!r} is not one of {', '.join(SATURATIONS)}")
+        for key, low in (("adstock_max_lag", 1), ("yearly_seasonality", 0), ("holdout_periods", 0)):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise bad(key, f"must be a whole number ≥ {low}, not {value!r}")
+        if self.kpi_type is not None and self.kpi_type not in KPI_TYPES:
+            raise bad("kpi_type", f"{self.kpi_type!r} is not one of {', '.join(KPI_TYPES)}")
+        if self.fill_missing_periods not in FILL_MODES:
+            raise bad("fill_missing_periods", f"{self.fill_missing_periods!r} is not one of {', '.join(FILL_MODES)}")
+        if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not 0 < self.margin <= 10:
+            raise bad("margin", f"must be a number in (0, 10], not {self.margin!r}")
+        if isinstance(self.revenue_per_kpi, bool) or (
+            self.revenue_per_kpi is not None and not isinstance(self.revenue_per_kpi, (int, float, str))
+        ):
+            raise bad("revenue_per_kpi", "must be a number or the name of a column")
+        for key in ("trend", "aggregate_geos"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "must be true or false")
+        for key in ("channel_labels", "label_aliases", "priors"):
+            if not isinstance(getattr(self, key), dict):
+                raise bad(key, "must be a mapping")
+
+    @property
+    def breakeven_roas(self) -> float:
+        """Marginal ROAS below which another unit of spend loses money: 1 / margin."""
+        return 1.0 / self.margin
+
+    @property
+    def referenced_columns(self) -> list[str]:
+        cols = [self.date_column, self.target_column, *self.channel_columns, *self.control_columns]
+        if isinstance(self.revenue_per_kpi, str):
+            cols.append(self.revenue_per_kpi)
+        if self.geo_column:
+            cols.append(self.geo_column)
+        return cols
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        if not isinstance(data, dict):
+            raise InputError("The config must be a YAML mapping of keys to values.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"Config key {unknown[0]} is not known; known keys are {', '.join(sorted(known))}.")
+        missing = [k for k in ("date_column", "target_column", "channel_columns") if k not in data]
+        if missing:
+            raise InputError(f"Config key {missing[0]} is missing.")
+        clean = {k: v for k, v in data.items() if v is not None or k in ("kpi_type", "revenue_per_kpi")}
+        return cls(**clean)
+
+
+def load_config(path: str | Path) -> ModelConfig:
+    """Read ``config.yaml``; a YAML error names the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"Config file {path.name} is not valid YAML{where}.") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"Config file {path.name} is not UTF-8 text.") from exc
+    return ModelConfig.from_dict(data or {})
+
+
+def dump_config(config: ModelConfig, comments: dict[str, str] | None = None) -> str:
+    """YAML text of the config, with optional ``# why`` comments after keys (for ``mmm config``)."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+    if not comments:
+        return text
+    lines = []
+    for line in text.splitlines():
+        key = line.split(":", 1)[0]
+        if key in comments and not line.startswith(" "):
+            line = f"{line}  # {comments[key]}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def save_config(config: ModelConfig, path: str | Path) -> None:
+    Path(path).write_text(dump_config(config), encoding="utf-8")

@@ -1,0 +1,357 @@
+"""Check a raw table against a config and, when it passes, build the clean frame the model fits.
+
+Every rule runs on every row before anything is refused, so a user fixes a file in one go.
+Messages name the spreadsheet row (header = row 1) and column and say what to do.
+The file on disk is never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mmmlib.config import ModelConfig
+from mmmlib.data.cells import looks_decimal_comma, parse_dates, parse_numbers
+from mmmlib.data.issues import Report
+from mmmlib.data.reader import RawTable, spreadsheet_row
+
+MIN_PERIODS = {"weekly": 52, "daily": 180}
+SPARSE_SHARE = 0.10
+FREQ_DAYS = {1: "daily", 7: "weekly"}
+
+
+@dataclass
+class Checked:
+    """The outcome of validation: the report, and the clean frame when there are no errors."""
+
+    report: Report
+    frame: pd.DataFrame | None
+    frequency: str | None = None
+
+
+def check(raw: RawTable, config: ModelConfig) -> Checked:
+    """Validate ``raw`` for ``config``; returns the report and, if usable, the frame indexed 0..n-1 by period."""
+    frame = raw.frame
+    report = Report(rows=len(frame))
+    decimal_comma = looks_decimal_comma(frame)
+
+    missing = [c for c in config.referenced_columns if c not in frame.columns]
+    for col in missing:
+        report.error(
+            "missing_column",
+            f"the config names column {col}, but the file has no such column (it has: {', '.join(frame.columns)}).",
+            column=col,
+        )
+    present = lambda cols: [c for c in cols if c in frame.columns]  # noqa: E731
+
+    dates = None
+    if config.date_column in frame.columns:
+        dates = _check_dates(frame[config.date_column], config.date_column, report)
+
+    numbers: dict[str, pd.Series] = {}
+    for col in present(config.channel_columns):
+        numbers[col] = _check_numeric(frame[col], col, report, decimal_comma, kind="spend")
+    if config.target_column in frame.columns:
+        numbers[config.target_column] = _check_numeric(
+            frame[config.target_column], config.target_column, report, decimal_comma, kind="target"
+        )
+    for col in present(config.control_columns):
+        numbers[col] = _check_numeric(frame[col], col, report, decimal_comma, kind="control")
+    rpk = config.revenue_per_kpi
+    if isinstance(rpk, str) and rpk in frame.columns:
+        numbers[rpk] = _check_numeric(frame[rpk], rpk, report, decimal_comma, kind="revenue_per_kpi")
+
+    geo = config.geo_column if config.geo_column in frame.columns else None
+    if dates is None:
+        return Checked(report, None)
+    if geo is None:
+        geo = _implicit_geo(frame, dates, config)
+    if geo is not None:
+        dates, numbers = _handle_geo(frame, dates, numbers, geo, config, report)
+        if dates is None:
+            return Checked(report, None)
+    else:
+        _check_duplicates(dates, config.date_column, report)
+
+    frequency = _check_sequence(dates, config, report)
+    for col in present(config.channel_columns):
+        _check_spend_coverage(numbers[col], col, report)
+    if config.target_column in numbers:
+        _check_target_values(numbers[config.target_column], config.target_column, report)
+    for col in present(config.control_columns):
+        v = numbers[col].dropna()
+        if len(v) and v.nunique() == 1:
+            report.warn(
+                "constant_control",
+                f"the control is the same ({v.iloc[0]:g}) in every period, so it cannot explain anything; "
+                "it will be dropped from the fit.",
+                column=col,
+            )
+    report.errors.sort(key=lambda i: (i.row or 0, i.column or ""))
+    report.warnings.sort(key=lambda i: (i.row or 0, i.column or ""))
+    if not report.ok:
+        return Checked(report, None, frequency)
+    return Checked(report, _clean_frame(dates, numbers, config, frequency, report), frequency)
+
+
+def _check_dates(text: pd.Series, col: str, report: Report) -> pd.Series:
+    values, bad = parse_dates(text)
+    for i in np.flatnonzero(bad.to_numpy()):
+        report.error(
+            "bad_date",
+            f"{text.iloc[i]!r} is not a date; write dates as YYYY-MM-DD.",
+            row=spreadsheet_row(i),
+            column=col,
+        )
+    for i in np.flatnonzero((values.isna() & ~bad).to_numpy()):
+        report.error("missing_value", "empty value; every period needs a date.", row=spreadsheet_row(i), column=col)
+    return values
+
+
+_KIND_HINT = {
+    "spend": "spend must be a number (use 0 for no spend)",
+    "target": "the KPI must be a number for every period",
+    "control": "controls must be numbers (use 0 or 1 for flags)",
+    "revenue_per_kpi": "revenue per KPI must be a number",
+}
+
+
+def _check_numeric(text: pd.Series, col: str, report: Report, decimal_comma: bool, kind: str) -> pd.Series:
+    values, bad = parse_numbers(text, decimal_comma)
+    hint = _KIND_HINT[kind]
+    for i in np.flatnonzero(bad.to_numpy()):
+        report.error("not_a_number", f"{text.iloc[i]!r} is not a number; {hint}.", row=spreadsheet_row(i), column=col)
+    for i in np.flatnonzero((values.isna() & ~bad).to_numpy()):
+        what = "empty value" if not str(text.iloc[i]).strip() else f"missing value ({text.iloc[i]!r})"
+        report.error("missing_value", f"{what}; {hint}.", row=spreadsheet_row(i), column=col)
+    if kind == "spend":
+        for i in np.flatnonzero((values < 0).to_numpy()):
+            report.error(
+                "negative_spend",
+                f"spend is negative ({values.iloc[i]:g}); spend cannot be below 0 (refunds belong in a control).",
+                row=spreadsheet_row(i),
+                column=col,
+            )
+    if kind == "revenue_per_kpi":
+        for i in np.flatnonzero((values <= 0).to_numpy()):
+            report.error("non_positive", "revenue per KPI must be above 0.", row=spreadsheet_row(i), column=col)
+    return values
+
+
+def _implicit_geo(frame: pd.DataFrame, dates: pd.Series, config: ModelConfig) -> str | None:
+    """A text column that, with the date, makes rows unique: the data is per geo (Meridian's geo files)."""
+    if dates.dropna().nunique() == dates.notna().sum():
+        return None
+    from mmmlib.data.detect import _pick_geo  # local: detection is only needed for this case
+
+    used = set(config.referenced_columns)
+    text_cols = [c for c in frame.columns if c not in used]
+    return _pick_geo(frame, text_cols, dates)
+
+
+def _handle_geo(
+    frame: pd.DataFrame,
+    dates: pd.Series,
+    numbers: dict[str, pd.Series],
+    geo: str,
+    config: ModelConfig,
+    report: Report,
+) -> tuple[pd.Series | None, dict[str, pd.Series]]:
+    geos = frame[geo].astype(str)
+    n_geo = geos.nunique()
+    if not config.aggregate_geos:
+        report.error(
+            "geo_data",
+            f"the data has several rows per date, one per value of column {geo} ({n_geo} geos); "
+            "set aggregate_geos: true in the config to sum them into one national series (geo models come later).",
+            column=geo,
+        )
+        return None, numbers
+    dup = pd.DataFrame({"g": geos, "d": dates}).duplicated(keep="first")
+    for i in np.flatnonzero(dup.to_numpy()):
+        report.error(
+            "duplicate_date",
+            f"date {dates.iloc[i]:%Y-%m-%d} appears twice for {geo} {geos.iloc[i]}.",
+            row=spreadsheet_row(i),
+            column=config.date_column,
+        )
+    counts = pd.DataFrame({"g": geos, "d": dates}).groupby("d")["g"].nunique()
+    short = counts[counts < n_geo]
+    if len(short):
+        report.warn(
+            "unbalanced_geos",
+            f"{len(short)} dates lack some of the {n_geo} geos (first: {short.index[0]:%Y-%m-%d}); "
+            "their national totals will be low.",
+            column=geo,
+        )
+    report.notes.append(f"{n_geo} geos in column {geo} summed into one national series.")
+    rpk = config.revenue_per_kpi
+    target = config.target_column
+    summed: dict[str, pd.Series] = {}
+    for col, v in numbers.items():
+        if isinstance(rpk, str) and col == rpk and target in numbers:
+            # national revenue per KPI is the KPI-weighted mean, so revenue totals stay right
+            revenue = (v * numbers[target]).groupby(dates).sum(min_count=1)
+            summed[col] = revenue / numbers[target].groupby(dates).sum(min_count=1)
+        elif col in config.control_columns:
+            summed[col] = v.groupby(dates).mean()
+        else:
+            summed[col] = v.groupby(dates).sum(min_count=1)
+    index = pd.Series(sorted(dates.dropna().unique()))
+    out = {col: s.reindex(index.to_numpy()).reset_index(drop=True) for col, s in summed.items()}
+    return index, out
+
+
+def _check_duplicates(dates: pd.Series, col: str, report: Report) -> None:
+    dup = dates.duplicated(keep="first") & dates.notna()
+    for i in np.flatnonzero(dup.to_numpy()):
+        first = int(np.flatnonzero((dates == dates.iloc[i]).to_numpy())[0])
+        report.error(
+            "duplicate_date",
+            f"date {dates.iloc[i]:%Y-%m-%d} already appears in row {spreadsheet_row(first)}; "
+            "each period must appear once (or name the geo column and set aggregate_geos: true).",
+            row=spreadsheet_row(i),
+            column=col,
+        )
+
+
+def _check_sequence(dates: pd.Series, config: ModelConfig, report: Report) -> str | None:
+    valid = dates.dropna()
+    col = config.date_column
+    if len(valid) < 2:
+        report.error(
+            "too_few_periods", f"only {len(valid)} dated periods; a model needs at least 52 weeks.", column=col
+        )
+        return None
+    if not valid.is_monotonic_increasing:
+        pos = int(np.flatnonzero(np.diff(valid.to_numpy()) < np.timedelta64(0))[0]) + 1
+        report.warn(
+            "unsorted_dates",
+            f"dates are not in order (row {spreadsheet_row(valid.index[pos])} comes before the row above it); "
+            "they will be sorted.",
+            column=col,
+        )
+    ordered = valid.drop_duplicates().sort_values()
+    steps = ordered.diff().dropna().dt.days.astype(int)
+    if steps.empty:
+        return None
+    base = int(steps.mode().min())  # the usual step; odd steps are reported below
+    frequency = FREQ_DAYS.get(base)
+    if frequency is None:
+        if 28 <= base <= 31:
+            report.error(
+                "unsupported_frequency",
+                "the data looks monthly; models need weekly or daily periods.",
+                column=col,
+            )
+        else:
+            report.error(
+                "mixed_frequency",
+                f"periods are usually {base} days apart; use weekly or daily data.",
+                column=col,
+            )
+        return None
+    off_grid = steps[steps % base != 0]
+    if frequency == "weekly":
+        weekdays = ordered.dt.dayofweek
+        main_day = int(weekdays.mode().iloc[0])
+        off_grid = steps[(steps % 7 != 0)]
+        for idx in ordered.index[weekdays != main_day]:
+            report.error(
+                "mixed_frequency",
+                f"{dates[idx]:%Y-%m-%d} is a {dates[idx]:%A} but the other weeks start on "
+                f"{pd.Timestamp(2024, 1, 1 + main_day):%A}s; weekly data needs one week start.",
+                row=spreadsheet_row(idx),
+                column=col,
+            )
+    elif len(off_grid):
+        report.error("mixed_frequency", "the period lengths vary; use one frequency.", column=col)
+    gaps = steps[(steps > base) & (steps % base == 0)]
+    # a gap next to an unreadable or repeated date is that row's fault, already reported
+    broken = set(np.flatnonzero((dates.isna() | dates.duplicated(keep=False)).to_numpy()))
+    for idx, step in gaps.items():
+        prev_idx = ordered[ordered < ordered[idx]].index[-1]
+        low, high = sorted((int(prev_idx), int(idx)))
+        if any(low <= b <= high for b in broken):
+            continue
+        n_missing = step // base - 1
+        prev = ordered[ordered < ordered[idx]].iloc[-1]
+        what = f"{n_missing} {'week' if frequency == 'weekly' else 'day'}{'s' if n_missing > 1 else ''}"
+        message = f"{what} missing between {prev:%Y-%m-%d} and {ordered[idx]:%Y-%m-%d}"
+        if config.fill_missing_periods == "zero":
+            report.warn(
+                "missing_periods",
+                f"{message}; filled with zero spend, the KPI and controls interpolated from the neighbouring periods.",
+                row=spreadsheet_row(idx),
+                column=col,
+            )
+        else:
+            report.error(
+                "missing_periods",
+                f"{message}; add the missing periods or set fill_missing_periods: zero.",
+                row=spreadsheet_row(idx),
+                column=col,
+            )
+    n_periods = int((ordered.iloc[-1] - ordered.iloc[0]).days // base) + 1
+    minimum = MIN_PERIODS[frequency]
+    if n_periods < minimum:
+        report.error(
+            "too_few_periods",
+            f"only {n_periods} {frequency} periods; a model needs at least {minimum} "
+            f"({'one year' if frequency == 'weekly' else 'about six months'}) to separate media from seasonality.",
+            column=col,
+        )
+    return frequency
+
+
+def _check_spend_coverage(values: pd.Series, col: str, report: Report) -> None:
+    v = values.dropna()
+    if len(v) == 0:
+        return
+    active = float((v > 0).mean())
+    if active == 0:
+        report.error(
+            "no_spend",
+            "the channel has no spend in any period, so its effect cannot be estimated; "
+            "remove it from channel_columns.",
+            column=col,
+        )
+    elif active < SPARSE_SHARE:
+        report.warn(
+            "sparse_spend",
+            f"the channel spends in only {active:.0%} of periods; its effect will be very uncertain.",
+            column=col,
+        )
+
+
+def _check_target_values(values: pd.Series, col: str, report: Report) -> None:
+    for i in np.flatnonzero((values <= 0).to_numpy()):
+        report.warn(
+            "non_positive_target",
+            f"the KPI is {values.iloc[i]:g}; a KPI of zero or below is unusual — check this period.",
+            row=spreadsheet_row(i),
+            column=col,
+        )
+
+
+def _clean_frame(
+    dates: pd.Series, numbers: dict[str, pd.Series], config: ModelConfig, frequency: str | None, report: Report
+) -> pd.DataFrame:
+    frame = pd.DataFrame({config.date_column: dates.to_numpy()})
+    for col, v in numbers.items():
+        frame[col] = v.to_numpy()
+    frame = frame.sort_values(config.date_column, kind="stable").reset_index(drop=True)
+    if frequency and config.fill_missing_periods == "zero":
+        step = "7D" if frequency == "weekly" else "D"
+        full = pd.date_range(frame[config.date_column].iloc[0], frame[config.date_column].iloc[-1], freq=step)
+        if len(full) != len(frame):
+            frame = frame.set_index(config.date_column).reindex(full)
+            frame.index.name = config.date_column
+            frame[config.channel_columns] = frame[config.channel_columns].fillna(0.0)
+            others = [c for c in frame.columns if c not in config.channel_columns]
+            frame[others] = frame[others].interpolate(limit_direction="both")
+            frame = frame.reset_index()
+    constant = [c for c in config.control_columns if frame[c].nunique(dropna=True) <= 1]
+    return frame.drop(columns=constant)

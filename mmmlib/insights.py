@@ -1,0 +1,77 @@
+"""Plain-language recommendations from a summary, with numbers and intervals.
+
+The first sentence is always about model health: when diagnostics failed, it says so,
+names the remedy, and no reallocation advice follows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+UNCERTAIN_WIDTH = 1.5  # HDI width over mean ROAS above which a channel is "too uncertain to act on"
+
+
+def _money(x: float) -> str:
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:,.1f}{unit}"
+    return f"{x:,.0f}"
+
+
+def _iv(i: dict[str, float], fmt: str = "{:.2f}") -> str:
+    return f"{fmt.format(i['mean'])} (94% HDI {fmt.format(i['hdi_low'])}–{fmt.format(i['hdi_high'])})"
+
+
+def recommendations(summary: dict[str, Any]) -> list[str]:
+    diag = summary["diagnostics"]
+    out: list[str] = []
+    if summary["status"] != "ok":
+        reasons = "; ".join(summary.get("status_reasons", [])) or "a diagnostic missed its threshold"
+        out.append(
+            f"Model health: NOT RELIABLE — {reasons}. Do not move budget on these numbers; refit in full mode "
+            "(more draws), add data, merge small channels, or tighten priors with lift tests."
+        )
+        return out
+    out.append(
+        f"Model health: good — max R-hat {diag['r_hat_max']:.3f}, min ESS {diag['ess_bulk_min']:.0f}, "
+        f"{diag['divergences']} divergences, in-sample R² {diag['r2']:.2f}, MAPE {diag['mape']:.1%}."
+    )
+    breakeven = summary.get("breakeven_roas", 1.0)
+    channels = summary["channels"]
+    certain = []
+    for ch in channels:
+        r = ch["roas"]
+        width = (r["hdi_high"] - r["hdi_low"]) / max(abs(r["mean"]), 1e-9)
+        if width > UNCERTAIN_WIDTH:
+            out.append(
+                f"{ch['label']}: too uncertain to act on — ROAS {_iv(r)}; run a lift test before changing its budget."
+            )
+        else:
+            certain.append(ch)
+    for ch in certain:
+        m = ch["mroas"]
+        if m["hdi_high"] < breakeven:
+            out.append(
+                f"{ch['label']} is past its saturation point: the next unit of spend returns {_iv(m)}, "
+                f"below break-even {breakeven:.2f}; cut or cap it."
+            )
+        elif m["hdi_low"] > breakeven:
+            out.append(
+                f"{ch['label']} has headroom: the next unit of spend returns {_iv(m)}, above break-even "
+                f"{breakeven:.2f}; it can take more budget."
+            )
+    if certain:
+        best = max(certain, key=lambda c: c["mroas"]["mean"])
+        worst = min(certain, key=lambda c: c["mroas"]["mean"])
+        if best is not worst and best["mroas"]["hdi_low"] > worst["mroas"]["hdi_high"]:
+            out.append(
+                f"Shift budget from {worst['label']} (marginal ROAS {worst['mroas']['mean']:.2f}) to "
+                f"{best['label']} (marginal ROAS {best['mroas']['mean']:.2f}): their intervals do not overlap."
+            )
+    top = max(channels, key=lambda c: c["contribution"]["mean"])
+    out.append(
+        f"{top['label']} drives the most media contribution: {_money(top['contribution']['mean'])} "
+        f"(94% HDI {_money(top['contribution']['hdi_low'])}–{_money(top['contribution']['hdi_high'])}) "
+        f"on {_money(top['spend'])} of spend."
+    )
+    return out

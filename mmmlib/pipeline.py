@@ -1,0 +1,123 @@
+"""Run the fitting notebook with papermill and publish the run atomically (``mmm fit``).
+
+papermill is the one entry point (``execute_notebook``); the executed notebook is the
+audit trail. Any failure leaves the previous run untouched and keeps the attempt in
+``RUN_DIR.failed-<UTC timestamp>/`` with its executed notebook and log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mmmlib import runs
+from mmmlib.config import load_config
+from mmmlib.data.dataset import load_dataset
+from mmmlib.errors import InputError, MMMError
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+FIT_NOTEBOOK = NOTEBOOKS / "fit_model.ipynb"
+
+
+def _log_handler(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def fit_run(
+    data: str | Path,
+    config: str | Path,
+    out: str | Path,
+    mode: str = "quick",
+    seed: int = 0,
+    sampler: str | None = None,
+    client: str | None = None,
+    notebook: Path = FIT_NOTEBOOK,
+) -> dict[str, Any]:
+    """Execute ``notebook`` into a staging directory and publish it at ``out``; returns the summary."""
+    import papermill as pm
+
+    out = Path(out).resolve()
+    data, config = Path(data).resolve(), Path(config).resolve()
+    staging = runs.staging_dir(out)
+    handler = _log_handler(staging / "fit.log")
+    pm_log = logging.getLogger("papermill")
+    pm_log.addHandler(handler)
+    pm_log.setLevel(logging.INFO)
+    try:
+        load_dataset(data, load_config(config))  # refuse bad data before starting a kernel
+        print(f"Fitting ({mode} mode); progress is logged to {staging / 'fit.log'}", file=sys.stderr, flush=True)
+        with _kernel_stderr_to(staging / "fit.log"):
+            pm.execute_notebook(
+                str(notebook),
+                str(staging / "fit.ipynb"),
+                parameters={
+                    "data": str(data),
+                    "config": str(config),
+                    "out": str(staging),
+                    "mode": mode,
+                    "seed": seed,
+                    "sampler": sampler,
+                    "client": client,
+                },
+                kernel_name="python3",
+                log_output=True,
+                progress_bar=False,
+                cwd=str(NOTEBOOKS),
+            )
+        summary = runs.load_summary(staging)
+    except BaseException as exc:
+        pm_log.removeHandler(handler)
+        handler.close()
+        with open(staging / "fit.log", "a", encoding="utf-8") as fh:
+            fh.write(f"FAILED: {_reason(exc)}\n")
+        failed = runs.keep_failed(staging, out)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise InputError(f"The fit failed: {_reason(exc)} The attempt is kept in {failed}.") from exc
+    pm_log.removeHandler(handler)
+    handler.close()
+    runs.publish(staging, out)
+    return summary
+
+
+@contextlib.contextmanager
+def _kernel_stderr_to(path: Path) -> Iterator[None]:
+    """Send what the kernel process writes to stderr (jupyter's transport warnings, sampler chatter) to the log."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _reason(exc: BaseException) -> str:
+    """One sentence for a failure, including the notebook's own error when papermill raised it."""
+    if isinstance(exc, MMMError):
+        return str(exc).splitlines()[0] if "\n" not in str(exc) else str(exc).replace("\n", " ")
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {str(evalue).strip().splitlines()[0] if evalue else ''}".rstrip(": ") + "."
+    if isinstance(exc, FileNotFoundError) and "summary.json" in str(exc):
+        return "the notebook finished without writing summary.json."
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if text.endswith(".") else text + "."
+
+
+def summary_status(run_dir: str | Path) -> str:
+    return json.loads((Path(run_dir) / runs.SUMMARY).read_text())["status"]
+
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")

@@ -1,0 +1,122 @@
+"""Reports of a run (``mmm report``): HTML from the executed executive dashboard, and TXT / CSV / JSON exports.
+
+HTML is the dashboard notebook executed against the run and exported by nbconvert with
+its code hidden and its widget state kept, so the charts are the dashboard's own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from mmmlib.errors import InputError, UsageError
+from mmmlib.runs import load_summary, write_json_atomic
+from mmmlib.views import channel_table, diagnostics_table
+
+DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return load_summary(run_dir)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{run_dir} is not a run directory (no summary.json).") from exc
+    except ValueError as exc:
+        raise InputError(f"{run_dir}/summary.json is damaged; refit the run.") from exc
+
+
+def text_report(summary: dict[str, Any]) -> str:
+    lines = [
+        f"Marketing mix report — run {summary['run']['id']} "
+        f"({summary['period']['start']} to {summary['period']['end']})",
+        f"Status: {summary['status'].upper()}",
+        "",
+    ]
+    lines += [f"- {s}" for s in summary["recommendations"]]
+    lines += ["", "Diagnostics", diagnostics_table(summary).to_string(), "", "Channels (mean [94% HDI])"]
+    lines += [channel_table(summary).to_string(), ""]
+    return "\n".join(lines)
+
+
+def csv_report(summary: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    metrics = ["contribution", "share", "roas", "mroas"]
+    writer.writerow(
+        ["channel", "label", "spend"] + [f"{m}_{k}" for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
+    )
+    for ch in summary["channels"]:
+        writer.writerow(
+            [ch["name"], ch["label"], ch["spend"]]
+            + [ch[m][k] for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
+        )
+    return buf.getvalue()
+
+
+def json_report(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "schema_version",
+        "status",
+        "status_reasons",
+        "hdi_prob",
+        "target",
+        "run",
+        "period",
+        "totals",
+        "channels",
+        "diagnostics",
+        "recommendations",
+    )
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def html_report(run_dir: Path, notebook: Path | None = None) -> str:
+    """Execute the executive dashboard against ``run_dir`` and export it as one HTML file, code hidden."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    notebook = notebook or DASHBOARDS / "executive.ipynb"
+    nb = nbformat.read(notebook, as_version=4)
+    previous = os.environ.get("MMM_RUN")
+    os.environ["MMM_RUN"] = str(Path(run_dir).resolve())
+    try:
+        NotebookClient(
+            nb,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(notebook.parent)}},
+            store_widget_state=True,
+        ).execute()
+    finally:
+        if previous is None:
+            os.environ.pop("MMM_RUN", None)
+        else:
+            os.environ["MMM_RUN"] = previous
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:
+    run_dir = Path(run_dir)
+    summary = _summary(run_dir)
+    target = Path(out) if out else run_dir / f"report.{fmt}"
+    if fmt == "json":
+        write_json_atomic(target, json_report(summary))
+        return target
+    text = {
+        "txt": lambda: text_report(summary),
+        "csv": lambda: csv_report(summary),
+        "html": lambda: html_report(run_dir),
+    }[fmt]()
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+__all__ = ["csv_report", "html_report", "json_report", "text_report", "write_report"]

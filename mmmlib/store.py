@@ -1,0 +1,119 @@
+"""Where data and runs live: ``MMM_HOME/clients/<client>/{datasets,runs}/`` (one folder per client).
+
+Keeping clients in separate folders lets the hub give each client's Unix group its own
+directory; nothing here reads another client's folder unless asked to list them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmmlib.errors import UsageError
+
+CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def home() -> Path:
+    """The store root: ``$MMM_HOME`` or ``./mmm_home``."""
+    return Path(os.environ.get("MMM_HOME") or "mmm_home").resolve()
+
+
+def check_client(client: str) -> str:
+    if not CLIENT_NAME.match(client or ""):
+        raise UsageError(
+            f"Client name {client!r} is not allowed: use lower-case letters, digits, '-' and '_' (at most 63)."
+        )
+    return client
+
+
+def client_dir(client: str, root: Path | None = None) -> Path:
+    return (root or home()) / "clients" / check_client(client)
+
+
+def datasets_dir(client: str, root: Path | None = None) -> Path:
+    return client_dir(client, root) / "datasets"
+
+
+def runs_dir(client: str, root: Path | None = None) -> Path:
+    return client_dir(client, root) / "runs"
+
+
+def ensure_client(client: str, root: Path | None = None) -> Path:
+    for d in (datasets_dir(client, root), runs_dir(client, root)):
+        d.mkdir(parents=True, exist_ok=True)
+    return client_dir(client, root)
+
+
+def clients(root: Path | None = None) -> list[str]:
+    base = (root or home()) / "clients"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as listed: enough to pick one without loading its posterior."""
+
+    client: str
+    run_id: str
+    path: Path
+    status: str
+    created_at: str
+    target: str
+    accepted: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "client": self.client,
+            "id": self.run_id,
+            "path": str(self.path),
+            "status": self.status,
+            "created_at": self.created_at,
+            "target": self.target,
+            "accepted": self.accepted,
+        }
+
+
+def read_run_info(path: Path, client: str = "") -> RunInfo | None:
+    """The listing entry of a run directory, or None if it has no readable ``summary.json``."""
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    run = summary.get("run", {})
+    return RunInfo(
+        client=client or summary.get("client", ""),
+        run_id=run.get("id", path.name),
+        path=path,
+        status=summary.get("status", "unknown"),
+        created_at=run.get("created_at", ""),
+        target=summary.get("target", ""),
+        accepted=(path / "ACCEPTED").exists(),
+    )
+
+
+def list_runs(client: str | None = None, root: Path | None = None) -> list[RunInfo]:
+    """Complete runs (those with ``summary.json``), newest first; failed attempts are not runs."""
+    names = [check_client(client)] if client else clients(root)
+    found = []
+    for name in names:
+        base = runs_dir(name, root)
+        if not base.is_dir():
+            continue
+        for path in base.iterdir():
+            if path.is_dir() and ".failed-" not in path.name and not path.name.startswith("."):
+                info = read_run_info(path, name)
+                if info:
+                    found.append(info)
+    return sorted(found, key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+
+def latest_good_run(client: str, root: Path | None = None) -> RunInfo | None:
+    """The newest run executives may see: status ``ok``, or a ``warning`` run someone accepted."""
+    for info in list_runs(client, root):
+        if info.status == "ok" or info.accepted:
+            return info
+    return None

@@ -1,0 +1,92 @@
+"""Assemble ``summary.json`` (CONTRACT.md): everything a dashboard shows, precomputed from the posterior."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from mmmlib import analysis
+from mmmlib.config import ModelConfig
+from mmmlib.data.labels import channel_label
+from mmmlib.insights import recommendations
+
+SCHEMA_VERSION = 1
+
+
+def resolve_kpi_type(config: ModelConfig) -> str:
+    if config.kpi_type:
+        return config.kpi_type
+    return "count" if config.revenue_per_kpi is not None else "revenue"
+
+
+def revenue_per_kpi_value(config: ModelConfig, frame: Any) -> float | None:
+    """A number turning one KPI unit into revenue: the config's number, or the KPI-weighted mean of its column."""
+    rpk = config.revenue_per_kpi
+    if rpk is None:
+        return None
+    if isinstance(rpk, str):
+        kpi = frame[config.target_column].to_numpy(dtype=float)
+        return float(np.sum(frame[rpk].to_numpy(dtype=float) * kpi) / np.sum(kpi))
+    return float(rpk)
+
+
+def build_summary(
+    idata: Any,
+    config: ModelConfig,
+    frame: Any,
+    *,
+    run: dict[str, Any],
+    mode: str,
+    holdout_mape: float | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    post = analysis.Posterior.from_idata(idata)
+    kpi_type = resolve_kpi_type(config)
+    rpk = revenue_per_kpi_value(config, frame)
+    channels = analysis.channel_metrics(post, kpi_type, rpk)
+    for row in channels:
+        row["label"] = channel_label(row["name"], config.label_aliases, config.channel_labels)
+    diag = analysis.diagnostics(idata)
+    quality = analysis.fit_quality(post)
+    diag.update({"r2": quality["r2"], "mape": quality["mape"], "holdout_mape": holdout_mape})
+    status, reasons = analysis.status_of(diag, mode)
+    summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "status_reasons": reasons,
+        "hdi_prob": analysis.HDI_PROB,
+        "target": config.target_column,
+        "kpi_type": kpi_type,
+        "revenue_per_kpi": rpk,
+        "breakeven_roas": config.breakeven_roas,
+        "client": client,
+        "run": {**run, "mode": mode, "created_at": run.get("created_at") or datetime.now(UTC).isoformat()},
+        "period": {
+            "start": post.dates[0].strftime("%Y-%m-%d"),
+            "end": post.dates[-1].strftime("%Y-%m-%d"),
+            "periods": len(post.dates),
+            "frequency": run.get("frequency", "weekly"),
+        },
+        "totals": {
+            "kpi": float(post.target.sum()),
+            "spend": float(post.spend.sum()),
+            "media_contribution": analysis.interval(post.contributions().sum(axis=(1, 2))),
+        },
+        "channels": channels,
+        "diagnostics": diag,
+        "response_curves": analysis.response_curves(post, breakeven=config.breakeven_roas),
+        "adstock": analysis.adstock_weights(post, config.adstock_max_lag),
+        "decomposition": analysis.decomposition(post),
+        "fit": {
+            "dates": [d.strftime("%Y-%m-%d") for d in post.dates],
+            "actual": post.target.tolist(),
+            **{k: quality[k] for k in ("predicted", "predicted_low", "predicted_high")},
+        },
+    }
+    media = summary["totals"]["media_contribution"]
+    summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
+    summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
+    summary["recommendations"] = recommendations(summary)
+    return summary

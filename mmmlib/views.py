@@ -1,0 +1,46 @@
+"""Plain tables of a summary for notebooks and text reports (no widgets, no pymc)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def diagnostics_table(summary: dict[str, Any]) -> pd.DataFrame:
+    d = summary["diagnostics"]
+    rows = [
+        ("status", summary["status"]),
+        ("max R-hat", f"{d['r_hat_max']:.3f}"),
+        ("min bulk ESS", f"{d['ess_bulk_min']:.0f}"),
+        ("min tail ESS", f"{d.get('ess_tail_min', float('nan')):.0f}"),
+        ("divergences", str(d["divergences"])),
+        ("R²", f"{d['r2']:.3f}"),
+        ("MAPE (in sample)", f"{d['mape']:.1%}" if d.get("mape") is not None else "—"),
+        ("MAPE (held out)", f"{d['holdout_mape']:.1%}" if d.get("holdout_mape") is not None else "—"),
+    ]
+    rows += [("warning", r) for r in summary.get("status_reasons", [])]
+    return pd.DataFrame(rows, columns=["diagnostic", "value"]).set_index("diagnostic")
+
+
+def _iv(i: dict[str, float] | None, fmt: str) -> str:
+    if not i:
+        return "—"
+    return f"{fmt.format(i['mean'])} [{fmt.format(i['hdi_low'])}, {fmt.format(i['hdi_high'])}]"
+
+
+def channel_table(summary: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for ch in summary["channels"]:
+        rows.append(
+            {
+                "channel": ch["label"],
+                "column": ch["name"],
+                "spend": f"{ch['spend']:,.0f}",
+                "contribution": _iv(ch["contribution"], "{:,.0f}"),
+                "share": _iv(ch["share"], "{:.1%}"),
+                "ROAS": _iv(ch["roas"], "{:.2f}"),
+                "marginal ROAS": _iv(ch["mroas"], "{:.2f}"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("channel")

@@ -1,0 +1,64 @@
+"""Shared fixtures. Fitted runs are session-scoped: CI fits each small model once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data"
+PUBLIC = Path(os.environ.get("MMM_PUBLIC_DATA", ROOT.parent / "shared" / "public_data"))
+
+
+@pytest.fixture(scope="session")
+def public_data() -> Path:
+    if not PUBLIC.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"public datasets missing at {PUBLIC} (CI must have ../shared/public_data)")
+        pytest.skip(f"public datasets not found at {PUBLIC}; set MMM_PUBLIC_DATA")
+    return PUBLIC
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A private copy of the sample data and config."""
+    for name in ("sample_weekly.csv", "sample_config.yaml", "sample_messy.csv"):
+        shutil.copy(SAMPLE / name, tmp_path / name)
+    return tmp_path
+
+
+def _mmm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real quick fit (papermill + pymc-marketing) of a small synthetic dataset, shared by every test."""
+    data_dir = tmp_path_factory.mktemp("synth")
+    assert _mmm("synth", "--out", str(data_dir), "--weeks", "104", "--channels", "3", "--seed", "11").returncode == 0
+    run_dir = tmp_path_factory.mktemp("store") / "clients" / "acme" / "runs" / "r1"
+    fit = _mmm(
+        "fit",
+        str(data_dir / "data.csv"),
+        "--config",
+        str(data_dir / "config.yaml"),
+        "--out",
+        str(run_dir),
+        "--mode",
+        "quick",
+        "--seed",
+        "1",
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    return {
+        "data_dir": data_dir,
+        "run_dir": run_dir,
+        "stdout": fit.stdout,
+        "truth": json.loads((data_dir / "truth.json").read_text()),
+    }
