@@ -55,8 +55,7 @@ report-sample: fit-sample
 
 serve-sample: report-sample
 	@echo "Serving the executive dashboard on http://127.0.0.1:8000 (Ctrl-C to stop); report: $(DEMO_RUN)/report.html"
-	cd dashboards && MMM_RUN=$(DEMO_RUN) $(VENV)/bin/voila executive.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8000 \
-	  --VoilaConfiguration.file_allowlist="['.*\.html']"
+	cd dashboards && MMM_RUN=$(DEMO_RUN) $(VENV)/bin/voila executive.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8000
 
 demo: serve-sample
 

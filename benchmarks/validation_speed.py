@@ -43,8 +43,10 @@ def main(repeats: int = 5) -> None:
             times.append(time.perf_counter() - start)
         assert checked.report.ok, checked.report.lines(5)
         size = path.stat().st_size / 1e6
-    print(f"validate 3650 days x 50 channels ({size:.1f} MB): median {statistics.median(times):.2f} s, "
-          f"min {min(times):.2f} s over {repeats} runs (python {sys.version.split()[0]})")
+    print(
+        f"validate 3650 days x 50 channels ({size:.1f} MB): median {statistics.median(times):.2f} s, "
+        f"min {min(times):.2f} s over {repeats} runs (python {sys.version.split()[0]})"
+    )
 
 
 if __name__ == "__main__":

@@ -168,12 +168,22 @@ def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -
 
 
 def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[float]]] | None:
-    """Carry-over weights per lag (geometric adstock, normalised), mean and HDI per channel."""
-    if "adstock_alpha" not in post.idata["posterior"].data_vars:
-        return None
-    alpha = post.draws("adstock_alpha")  # (draw, channel)
+    """Carry-over weights per lag (normalised, as pymc-marketing applies them), mean and HDI per channel.
+
+    Geometric: ``alpha**l``. Weibull CDF: ``w_0 = 1, w_l = prod_{j<=l} exp(-(j/lam)**k)``.
+    """
+    pv = post.idata["posterior"].data_vars
     lags = np.arange(max_lag)
-    w = alpha[:, None, :] ** lags[None, :, None]
+    if "adstock_alpha" in pv:
+        alpha = post.draws("adstock_alpha")  # (draw, channel)
+        w = alpha[:, None, :] ** lags[None, :, None]
+    elif {"adstock_lam", "adstock_k"} <= set(pv):
+        lam, k = post.draws("adstock_lam")[:, None, :], post.draws("adstock_k")[:, None, :]
+        t = np.arange(1, max_lag)[None, :, None].astype(float)
+        survive = np.exp(-np.power(t / lam, k))
+        w = np.concatenate([np.ones_like(survive[:, :1, :]), np.cumprod(survive, axis=1)], axis=1)
+    else:
+        return None
     w = w / w.sum(axis=1, keepdims=True)
     low, high = hdi(w)
     return {

@@ -124,6 +124,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_accept(args: argparse.Namespace) -> int:
+    import getpass
+
+    from mmmlib.store import accept_run
+
+    accept_run(Path(args.run_dir), args.by or getpass.getuser())
+    print(f"Accepted {args.run_dir}: it is now shown to executives as the latest good run.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mmm", description="Marketing Mix Modeling workbench.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -163,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["html", "txt", "csv", "json"], default="html")
     p.add_argument("--out")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("accept", help="mark a run with status warning as reviewed, so executives see it")
+    p.add_argument("run_dir")
+    p.add_argument("--by", help="who accepted it (default: the current user)")
+    p.set_defaults(func=_cmd_accept)
 
     p = sub.add_parser("runs", help="list the runs in the store, newest first")
     p.add_argument("--client")

@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mmmlib import runs
 from mmmlib.config import load_config, save_config
 from mmmlib.data.dataset import load_dataset
+from mmmlib.data.lift_tests import read_lift_tests
 from mmmlib.errors import InputError
 
 log = logging.getLogger("mmmlib.fitting")
@@ -43,10 +46,19 @@ def fit_to_directory(
         log.warning("data: %s", warning.sentence())
     dataset.frame.to_csv(out_dir / "data.csv", index=False)
     save_config(cfg, out_dir / "config.yaml")
+    lift = None
     if cfg.lift_tests:
-        shutil.copy(Path(config).parent / cfg.lift_tests, out_dir / "lift_tests.csv")
-    fitted = model.fit(dataset, mode=mode, seed=seed, sampler=sampler, progressbar=progressbar)
+        lift_path = Path(config).parent / cfg.lift_tests
+        lift = read_lift_tests(lift_path, cfg.channel_columns)
+        shutil.copy(lift_path, out_dir / "lift_tests.csv")
+    fitted = model.fit(dataset, mode=mode, seed=seed, sampler=sampler, progressbar=progressbar, lift_tests=lift)
     fitted.idata.to_netcdf(out_dir / runs.POSTERIOR)
+    holdout_mape = None
+    held = model.predict_holdout(fitted, seed=seed)
+    if held is not None:
+        actual = fitted.y.iloc[-fitted.holdout :].to_numpy()
+        holdout_mape = float(np.mean(np.abs(held.mean(axis=0) - actual) / np.abs(actual)))
+        log.info("held-out MAPE over the last %d periods: %.1f%%", fitted.holdout, 100 * holdout_mape)
     created = datetime.now(UTC)
     run = {
         "id": f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
@@ -60,7 +72,9 @@ def fit_to_directory(
         "frequency": dataset.frequency,
         "source": str(dataset.source),
     }
-    summary = build_summary(fitted.idata, cfg, dataset.frame, run=run, mode=mode, client=client)
+    summary = build_summary(
+        fitted.idata, cfg, dataset.frame, run=run, mode=mode, client=client, holdout_mape=holdout_mape
+    )
     if summary["diagnostics"]["r_hat_max"] > UNUSABLE_RHAT:
         raise InputError(
             f"The fit did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > {UNUSABLE_RHAT}); "

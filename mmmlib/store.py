@@ -10,6 +10,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mmmlib.errors import UsageError
@@ -109,6 +110,15 @@ def list_runs(client: str | None = None, root: Path | None = None) -> list[RunIn
                 if info:
                     found.append(info)
     return sorted(found, key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+
+def accept_run(path: Path, by: str) -> None:
+    """Mark a ``warning`` run as reviewed: executives see it as the latest good run from now on."""
+    info = read_run_info(path)
+    if info is None:
+        raise UsageError(f"{path} is not a run directory (no readable summary.json).")
+    stamp = {"accepted_by": by, "accepted_at": datetime.now(UTC).isoformat(), "status_when_accepted": info.status}
+    (path / "ACCEPTED").write_text(json.dumps(stamp) + "\n", encoding="utf-8")
 
 
 def latest_good_run(client: str, root: Path | None = None) -> RunInfo | None:

@@ -56,6 +56,17 @@ def test_cli_runs_json(tmp_path: Path) -> None:
     assert [(r["id"], r["status"]) for r in json.loads(out.stdout)] == [("r2", "warning"), ("r1", "ok")]
 
 
+def test_cli_accept_marks_a_warning_run(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "acme", "r1", "2026-01-01T00:00:00", "ok")
+    run = _fake_run(tmp_path, "acme", "r2", "2026-02-01T00:00:00", "warning")
+    assert latest_good_run("acme", root=tmp_path).run_id == "r1"
+    out = mmm("accept", str(run), "--by", "ana")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run / "ACCEPTED").read_text())["accepted_by"] == "ana"
+    assert latest_good_run("acme", root=tmp_path).run_id == "r2"
+    assert mmm("accept", str(tmp_path / "nope")).returncode == 2
+
+
 def test_client_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         ensure_client("../etc", root=tmp_path)

@@ -23,7 +23,9 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 bad_text = st.one_of(
     st.just(""),
     st.sampled_from(["abc", "n/a", "#REF!", "1e400x", "--5", "12..5", "∞", "NULL"]),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n"), min_size=1, max_size=8),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n"), min_size=1, max_size=8
+    ),
 ).filter(lambda s: _unreadable(s))
 
 
