@@ -170,7 +170,8 @@ def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -
 def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[float]]] | None:
     """Carry-over weights per lag (normalised, as pymc-marketing applies them), mean and HDI per channel.
 
-    Geometric: ``alpha**l``. Weibull CDF: ``w_0 = 1, w_l = prod_{j<=l} exp(-(j/lam)**k)``.
+    Geometric: ``alpha**l``. Weibull (PDF form, which can peak after a delay): the Weibull density
+    at lags ``1..L``, min-max scaled, as in ``pymc_marketing.mmm.transformers.weibull_adstock``.
     """
     pv = post.idata["posterior"].data_vars
     lags = np.arange(max_lag)
@@ -179,9 +180,10 @@ def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[f
         w = alpha[:, None, :] ** lags[None, :, None]
     elif {"adstock_lam", "adstock_k"} <= set(pv):
         lam, k = post.draws("adstock_lam")[:, None, :], post.draws("adstock_k")[:, None, :]
-        t = np.arange(1, max_lag)[None, :, None].astype(float)
-        survive = np.exp(-np.power(t / lam, k))
-        w = np.concatenate([np.ones_like(survive[:, :1, :]), np.cumprod(survive, axis=1)], axis=1)
+        t = (lags + 1.0)[None, :, None]
+        w = (k / lam) * np.power(t / lam, k - 1) * np.exp(-np.power(t / lam, k))
+        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
+        w = (w - lo) / np.where(hi > lo, hi - lo, 1.0)
     else:
         return None
     w = w / w.sum(axis=1, keepdims=True)

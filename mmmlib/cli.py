@@ -116,6 +116,137 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    from mmmlib.optimize import allocate, load_curves
+
+    result = allocate(load_curves(args.run_dir), args.budget, args.bounds).to_dict()
+    if args.out:
+        _export_allocation(result, Path(args.out))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"Budget per period: {result['budget']:,.2f}")
+    print(f"{'channel':<24}{'current':>14}{'optimal':>14}{'change':>12}  expected contribution (94% HDI)")
+    for ch in result["channels"]:
+        e = ch["expected_contribution"]
+        print(
+            f"{ch['name']:<24}{ch['current_spend']:>14,.2f}{ch['optimal_spend']:>14,.2f}{ch['change']:>+12,.2f}"
+            f"  {e['mean']:,.0f} [{e['hdi_low']:,.0f}, {e['hdi_high']:,.0f}]"
+        )
+    for key, label in (
+        ("current_total_contribution", "current split"),
+        ("expected_total_contribution", "optimal split"),
+        ("expected_gain", "gain"),
+    ):
+        i = result[key]
+        print(f"{label:<16}{i['mean']:>14,.0f} per period [94% HDI {i['hdi_low']:,.0f}, {i['hdi_high']:,.0f}]")
+    return 0
+
+
+def _export_allocation(result: dict, path: Path) -> None:
+    """An allocation as JSON, CSV (a row per channel) or TXT, by the file's extension."""
+    import csv
+    import io
+
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(result, indent=2) + "\n"
+    elif suffix in (".csv", ".txt"):
+        buf = io.StringIO()
+        fields = ["name", "current_spend", "optimal_spend", "change", "min_spend", "max_spend"]
+        extra = [f"expected_contribution_{k}" for k in ("mean", "hdi_low", "hdi_high")]
+        if suffix == ".csv":
+            writer = csv.writer(buf)
+            writer.writerow(fields + extra)
+            for ch in result["channels"]:
+                e = ch["expected_contribution"]
+                writer.writerow([ch[f] for f in fields] + [e["mean"], e["hdi_low"], e["hdi_high"]])
+        else:
+            buf.write(f"Budget per period: {result['budget']:,.2f}\n")
+            for ch in result["channels"]:
+                e = ch["expected_contribution"]
+                buf.write(
+                    f"{ch['name']}: {ch['current_spend']:,.2f} -> {ch['optimal_spend']:,.2f} "
+                    f"({ch['change']:+,.2f}); expected {e['mean']:,.0f} [{e['hdi_low']:,.0f}, {e['hdi_high']:,.0f}]\n"
+                )
+            g = result["expected_gain"]
+            buf.write(
+                f"Expected gain per period: {g['mean']:,.0f} [94% HDI {g['hdi_low']:,.0f}, {g['hdi_high']:,.0f}]\n"
+            )
+        text = buf.getvalue()
+    else:
+        raise UsageError(f"--out {path} must end in .json, .csv or .txt.")
+    path.write_text(text, encoding="utf-8")
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from mmmlib.optimize import frontier, largest_budget_with_marginal, load_curves
+    from mmmlib.runs import load_summary
+
+    curves = load_curves(args.run_dir)
+    threshold = args.min_mroas if args.min_mroas is not None else load_summary(args.run_dir).get("breakeven_roas", 1.0)
+    result = {
+        "current_budget": float(curves.current.sum()),
+        "frontier": frontier(curves, args.low, args.high, args.steps, args.bounds),
+        "largest_budget_at_min_mroas": largest_budget_with_marginal(curves, threshold, args.bounds),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"Today's budget per period: {result['current_budget']:,.2f}")
+    print(f"{'change':>8}{'budget':>14}  {'expected contribution (94% HDI)':<40}{'marginal ROAS':>14}")
+    for p in result["frontier"]:
+        e = p["expected_contribution"]
+        print(
+            f"{p['change_pct']:>+7.0f}%{p['budget']:>14,.0f}  {e['mean']:>12,.0f} [{e['hdi_low']:,.0f}, "
+            f"{e['hdi_high']:,.0f}]".ljust(56)
+            + f"{p['marginal_roas']:>14.2f}"
+        )
+    big = result["largest_budget_at_min_mroas"]
+    if big["budget"] is None:
+        print(f"No budget keeps marginal ROAS at or above {threshold:.2f}: {big['reason']}.")
+    else:
+        print(f"Largest budget per period with marginal ROAS ≥ {threshold:.2f}: {big['budget']:,.0f}.")
+    return 0
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from mmmlib.forecast import constant_plan, forecast, load_forecaster
+
+    plans: list = list(args.plan or [])
+    if args.spend or not plans:
+        fc = load_forecaster(args.run_dir)
+        spend = {}
+        for item in args.spend or []:
+            name, _, value = item.partition("=")
+            try:
+                spend[name] = float(value)
+            except ValueError as exc:
+                raise UsageError(f"--spend {item!r} must be CHANNEL=AMOUNT.") from exc
+        plans.append(constant_plan(fc, spend, args.periods))
+    if len(plans) > 2:
+        raise UsageError("Give at most two plans to compare.")
+    names = [Path(p).stem if isinstance(p, str) else "spend" for p in plans]
+    if len(set(names)) < len(names):
+        names = [f"plan {i + 1}" for i in range(len(plans))]
+    result = forecast(args.run_dir, plans, names)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for name, r in result["plans"].items():
+        t = r["total_kpi"]
+        print(
+            f"{name}: {r['periods']} periods, spend {r['total_spend']:,.0f} → expected KPI {t['mean']:,.0f} "
+            f"(94% HDI {t['hdi_low']:,.0f}–{t['hdi_high']:,.0f})"
+        )
+    if "difference" in result:
+        d = result["difference"]["total_kpi"]
+        print(
+            f"{result['difference']['of']}: {d['mean']:+,.0f} (94% HDI {d['hdi_low']:+,.0f} to {d['hdi_high']:+,.0f})"
+        )
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from mmmlib.reports import write_report
 
@@ -167,6 +298,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default=None)
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("optimize", help="best split of a budget per period across channels")
+    p.add_argument("run_dir")
+    p.add_argument("--budget", type=float, required=True, help="total spend per period (per week for weekly data)")
+    p.add_argument(
+        "--bounds",
+        nargs="*",
+        default=[],
+        metavar="CHANNEL=MIN:MAX",
+        help="spend per period (tv=1000:5000), percent of current (tv=-20%%:+30%%) or tv=fixed",
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="also write the allocation to a .json, .csv or .txt file")
+    p.set_defaults(func=_cmd_optimize)
+
+    p = sub.add_parser(
+        "scenarios", help="efficiency frontier over total budgets, and the largest budget worth spending"
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--low", type=float, default=-30, help="smallest budget change in %% of today (default -30)")
+    p.add_argument("--high", type=float, default=50, help="largest budget change in %% of today (default +50)")
+    p.add_argument("--steps", type=int, default=9)
+    p.add_argument("--min-mroas", type=float, help="marginal ROAS floor (default: break-even, 1 / margin)")
+    p.add_argument("--bounds", nargs="*", default=[], metavar="CHANNEL=MIN:MAX")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_scenarios)
+
+    p = sub.add_parser("forecast", help="predict the KPI for planned spend, carry-over included; compare two plans")
+    p.add_argument("run_dir")
+    p.add_argument("--plan", action="append", help="CSV: one row per future period, a column per channel")
+    p.add_argument(
+        "--spend",
+        nargs="*",
+        metavar="CHANNEL=AMOUNT",
+        help="constant spend per period (channels not named keep their last-52-period average)",
+    )
+    p.add_argument("--periods", type=int, default=13)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_forecast)
 
     p = sub.add_parser("report", help="write a report of a run")
     p.add_argument("run_dir")

@@ -58,9 +58,9 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
         elif m["hdi_low"] > breakeven:
             out.append(
                 f"{ch['label']} has headroom: the next unit of spend returns {_iv(m)}, above break-even "
-                f"{breakeven:.2f}; it can take more budget."
+                f"{breakeven:.2f}; more total budget there still pays."
             )
-    if certain:
+    if certain and not summary.get("reallocation"):
         best = max(certain, key=lambda c: c["mroas"]["mean"])
         worst = min(certain, key=lambda c: c["mroas"]["mean"])
         if best is not worst and best["mroas"]["hdi_low"] > worst["mroas"]["hdi_high"]:
@@ -68,6 +68,9 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
                 f"Shift budget from {worst['label']} (marginal ROAS {worst['mroas']['mean']:.2f}) to "
                 f"{best['label']} (marginal ROAS {best['mroas']['mean']:.2f}): their intervals do not overlap."
             )
+    move = summary.get("reallocation")
+    if move:
+        out.append(_reallocation_sentence(move, {c["name"]: c["label"] for c in channels}))
     top = max(channels, key=lambda c: c["contribution"]["mean"])
     out.append(
         f"{top['label']} drives the most media contribution: {_money(top['contribution']['mean'])} "
@@ -75,3 +78,23 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
         f"on {_money(top['spend'])} of spend."
     )
     return out
+
+
+def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
+    gain = move["expected_gain"]
+    changes = sorted(move["channels"], key=lambda c: c["change"])
+    cut = [c for c in changes if c["change"] < -0.5]
+    add = [c for c in reversed(changes) if c["change"] > 0.5]
+    limit = move.get("limit_pct", 30)
+    if not cut or not add or gain["hdi_low"] <= 0:
+        return (
+            f"Today's split is close to the best one: re-splitting the same budget with every channel within "
+            f"±{limit}% adds {_money(gain['mean'])} per period (94% HDI {_money(gain['hdi_low'])} to "
+            f"{_money(gain['hdi_high'])}), an interval that includes no clear gain."
+        )
+    fmt = lambda cs: ", ".join(f"{labels[c['name']]} {c['change']:+,.0f}" for c in cs)  # noqa: E731
+    return (
+        f"Move budget at the same total ({_money(move['budget'])} per period): {fmt(add)}; {fmt(cut)} per period "
+        f"(each channel within ±{limit}%). Expected gain {_money(gain['mean'])} per period "
+        f"(94% HDI {_money(gain['hdi_low'])}–{_money(gain['hdi_high'])})."
+    )

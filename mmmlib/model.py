@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from mmmlib.data.dataset import Dataset
 
@@ -88,15 +89,16 @@ def _components(dataset: Dataset, X: pd.DataFrame) -> tuple[Any, Any, dict[str, 
         HillSaturation,
         LogisticSaturation,
         MichaelisMentenSaturation,
-        WeibullCDFAdstock,
+        WeibullPDFAdstock,
     )
 
     cfg = dataset.config
     spend = X[cfg.channel_columns].sum()
     share = (spend / spend.sum()).to_numpy()
-    effect_sigma = np.maximum(len(share) * share, 0.05)
+    effect_sigma = xr.DataArray(np.maximum(len(share) * share, 0.05), dims=("channel",))
     if cfg.adstock == "weibull":
-        adstock = WeibullCDFAdstock(l_max=cfg.adstock_max_lag)
+        # the PDF form can peak after a delay (TV, print); with k ≤ 1 it decays from the first week
+        adstock = WeibullPDFAdstock(l_max=cfg.adstock_max_lag)
     else:
         adstock = GeometricAdstock(
             l_max=cfg.adstock_max_lag, priors={"alpha": Prior("Beta", alpha=1, beta=3, dims="channel")}

@@ -32,6 +32,21 @@ def revenue_per_kpi_value(config: ModelConfig, frame: Any) -> float | None:
     return float(rpk)
 
 
+REALLOCATION_LIMIT_PCT = 30  # move each channel by at most ±30 % of its current spend (Meridian's default too)
+
+
+def reallocation(post: analysis.Posterior, value_per_kpi: float | None) -> dict[str, Any]:
+    """The best split of today's budget with every channel within ±30 % of today, and its expected gain."""
+    from mmmlib.optimize import Curves, allocate
+
+    curves = Curves.from_posterior(post, value_per_kpi=value_per_kpi or 1.0)
+    pct = REALLOCATION_LIMIT_PCT
+    bounds = [f"{c}=-{pct}%:+{pct}%" for c in curves.channels]
+    result = allocate(curves, float(curves.current.sum()), bounds).to_dict()
+    result["limit_pct"] = pct
+    return result
+
+
 def build_summary(
     idata: Any,
     config: ModelConfig,
@@ -88,5 +103,6 @@ def build_summary(
     media = summary["totals"]["media_contribution"]
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
+    summary["reallocation"] = reallocation(post, rpk if kpi_type == "count" else None)
     summary["recommendations"] = recommendations(summary)
     return summary

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from mmmlib.data.synth import lift_test_from_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
@@ -42,6 +45,18 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real quick fit (papermill + pymc-marketing) of a small synthetic dataset, shared by every test."""
     data_dir = tmp_path_factory.mktemp("synth")
     assert _mmm("synth", "--out", str(data_dir), "--weeks", "104", "--channels", "3", "--seed", "11").returncode == 0
+    # the shared fit also exercises held-out error and lift-test calibration (from the known truth)
+    truth = json.loads((data_dir / "truth.json").read_text())
+    first = truth["channels"][0]
+    spend = float(pd.read_csv(data_dir / "data.csv")[first["name"]].tail(52).mean())
+    lift = lift_test_from_truth(first, spend, 0.2 * spend, 1.0)
+    lift["sigma"] = max(0.1 * abs(lift["delta_y"]), 1.0)
+    pd.DataFrame([lift]).to_csv(data_dir / "lift.csv", index=False)
+    config = (data_dir / "config.yaml").read_text()
+    config = config.replace("holdout_periods: 0", "holdout_periods: 8").replace(
+        "lift_tests: null", "lift_tests: lift.csv"
+    )
+    (data_dir / "config.yaml").write_text(config)
     run_dir = tmp_path_factory.mktemp("store") / "clients" / "acme" / "runs" / "r1"
     fit = _mmm(
         "fit",

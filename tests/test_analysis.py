@@ -178,6 +178,27 @@ def test_recommendations_name_saturated_headroom_and_uncertain_channels() -> Non
     assert "Shift budget from TV (marginal ROAS 0.40) to Search (marginal ROAS 2.20)" in joined
 
 
+def test_recommendations_state_the_reallocation_and_its_gain() -> None:
+    summary = _crafted()
+    iv = lambda m, lo, hi: {"mean": m, "hdi_low": lo, "hdi_high": hi}  # noqa: E731
+    summary["reallocation"] = {
+        "budget": 30000.0,
+        "limit_pct": 30,
+        "expected_gain": iv(5200.0, 3100.0, 7000.0),
+        "channels": [
+            {"name": "tv", "change": -3000.0},
+            {"name": "search", "change": 3000.0},
+            {"name": "radio", "change": 0.0},
+        ],
+    }
+    joined = "\n".join(recommendations(summary))
+    assert "Search +3,000; TV -3,000 per period" in joined
+    assert "Expected gain 5.2k per period (94% HDI 3.1k–7.0k)" in joined
+    assert "Shift budget" not in joined  # the optimiser's move replaces the pairwise hint
+    summary["reallocation"]["expected_gain"] = iv(100.0, -800.0, 900.0)
+    assert "close to the best one" in "\n".join(recommendations(summary))
+
+
 def test_recommendations_refuse_advice_on_a_failed_fit() -> None:
     text = recommendations(_crafted("warning"))
     assert len(text) == 1 and text[0].startswith("Model health: NOT RELIABLE")

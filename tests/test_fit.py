@@ -40,6 +40,18 @@ def test_run_directory_is_complete(synth_run: dict) -> None:
     assert "Fit " in synth_run["stdout"]
 
 
+def test_holdout_and_lift_tests_are_used(synth_run: dict) -> None:
+    run = synth_run["run_dir"]
+    summary = load_summary(run)
+    assert summary["period"]["periods"] == 104 - 8  # the last 8 weeks were held out of the fit
+    assert summary["diagnostics"]["holdout_mape"] is not None and summary["diagnostics"]["holdout_mape"] < 0.15
+    log = (run / "fit.log").read_text()
+    assert "calibrating with 1 lift tests" in log and "held-out MAPE" in log
+    assert (run / "lift_tests.csv").is_file()
+    post = xr.open_datatree(run / "posterior.nc")
+    assert "lift_measurements" in post["observed_data"].data_vars
+
+
 def test_fit_recovers_truth_loosely(synth_run: dict) -> None:
     summary = load_summary(synth_run["run_dir"])
     truth = {c["name"]: c for c in synth_run["truth"]["channels"]}
@@ -105,3 +117,24 @@ def test_failure_inside_the_notebook_keeps_the_executed_notebook(synth_run: dict
     assert (failed / "fit.ipynb").is_file() and not (failed / "summary.json").exists()
     executed = json.loads((failed / "fit.ipynb").read_text())
     assert any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))
+
+
+def test_same_seed_same_posterior(synth_run: dict, tmp_path: Path) -> None:
+    """`--seed` makes a fit reproducible: refitting the same data and config gives the same numbers."""
+    again = tmp_path / "again"
+    out = mmm(
+        "fit",
+        str(synth_run["data_dir"] / "data.csv"),
+        "--config",
+        str(synth_run["data_dir"] / "config.yaml"),
+        "--out",
+        str(again),
+        "--mode",
+        "quick",
+        "--seed",
+        "1",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = load_summary(synth_run["run_dir"]), load_summary(again)
+    assert [c["roas"] for c in first["channels"]] == [c["roas"] for c in second["channels"]]
+    assert first["diagnostics"]["r_hat_max"] == second["diagnostics"]["r_hat_max"]

@@ -113,3 +113,15 @@ def test_cli_usage_errors_exit_2() -> None:
     assert mmm().returncode == 2
     bad = mmm("synth", "--out", "/tmp/x", "--weeks", "10")
     assert bad.returncode == 2 and "at least 52" in bad.stderr
+
+
+def test_true_response_and_lift() -> None:
+    from mmmlib.data.synth import lift_test_from_truth, true_response
+
+    _, _, truth = generate(SynthSpec(weeks=60, channels=2, seed=4))
+    ch = truth["channels"][0]
+    assert float(true_response(ch, 0.0)) == 0.0
+    lift = lift_test_from_truth(ch, 1000.0, 500.0, 10.0)
+    assert lift["delta_y"] > 0 and lift["channel"] == ch["name"]
+    # diminishing returns: the same change buys less on top of more spend
+    assert lift_test_from_truth(ch, 50_000.0, 500.0, 10.0)["delta_y"] < lift["delta_y"]

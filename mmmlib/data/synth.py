@@ -121,7 +121,8 @@ def generate(spec: SynthSpec) -> tuple[pd.DataFrame, ModelConfig, dict]:
         x = _spend("seasonal" if spec.seasonal_spend and pattern != "sparse" else pattern, level, n, season, rng)
         weights, carry = _weights(spec.adstock, rng)
         ads = _adstock(x, weights)
-        shaped, sat = _saturate(spec.saturation, ads / max(ads.max(), 1e-9), rng)
+        ads_max = max(float(ads.max()), 1e-9)
+        shaped, sat = _saturate(spec.saturation, ads / ads_max, rng)
         roas = float(rng.uniform(0.6, 4.0))
         effect = roas * x.sum() / max(shaped.sum(), 1e-9)
         contribution = effect * shaped
@@ -133,8 +134,8 @@ def generate(spec: SynthSpec) -> tuple[pd.DataFrame, ModelConfig, dict]:
                 "label": channel_label(col),
                 "pattern": pattern,
                 "adstock": carry,
-                "saturation": sat,
-                "effect": round(effect, 4),
+                "saturation": {**sat, "form": spec.saturation, "input_scale": round(ads_max, 6)},
+                "effect": round(effect, 6),
                 "spend": round(float(x.sum()), 2),
                 "contribution": round(float(contribution.sum()), 2),
                 "roas": round(float(contribution.sum() / x.sum()), 6),
@@ -166,6 +167,23 @@ def generate(spec: SynthSpec) -> tuple[pd.DataFrame, ModelConfig, dict]:
         "channels": channels,
     }
     return frame, config, truth
+
+
+def true_response(channel: dict, spend_per_period: float | np.ndarray) -> np.ndarray:
+    """True KPI per period from steady spend on a channel of ``truth.json`` (carry-over weights sum to one)."""
+    sat = channel["saturation"]
+    z = np.asarray(spend_per_period, dtype=float) / sat["input_scale"]
+    if sat.get("form") == "hill":
+        shaped = z ** sat["slope"] / (z ** sat["slope"] + sat["half_saturation"] ** sat["slope"])
+    else:
+        shaped = (1 - np.exp(-sat["lam"] * z)) / (1 + np.exp(-sat["lam"] * z))
+    return channel["effect"] * shaped
+
+
+def lift_test_from_truth(channel: dict, spend: float, change: float, standard_error: float) -> dict:
+    """What a perfect experiment on ``channel`` would measure: the true KPI lift of a spend change."""
+    lift = float(true_response(channel, spend + change) - true_response(channel, spend))
+    return {"channel": channel["name"], "x": spend, "delta_x": change, "delta_y": lift, "sigma": standard_error}
 
 
 def write(spec: SynthSpec, out_dir: str | Path) -> Path:

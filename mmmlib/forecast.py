@@ -1,0 +1,246 @@
+"""Forecast the KPI for a spend plan from the posterior (``mmm forecast``), carry-over included.
+
+Rebuilds the fitted model's mean, ``mu = intercept + trend + seasonality + controls + media``,
+in numpy from posterior draws: the trend continues at its fitted slope, seasonality comes from
+the Fourier coefficients on the plan's dates, 0/1 controls (promotions) are off unless the plan
+sets them and continuous controls stay at their average, and media is the adstock of the last
+observed weeks followed by the plan, then saturation. ``tests/test_forecast.py`` checks that
+this reproduces the posterior's own ``mu`` on the fitted weeks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmmlib.analysis import HDI_PROB, Posterior, hdi, interval, saturation_kind, saturation_params, stacked
+from mmmlib.errors import InputError, UsageError
+
+DAYS_IN_YEAR = 365.25
+
+
+@dataclass
+class Plan:
+    """Spend per period per channel for consecutive future periods."""
+
+    dates: pd.DatetimeIndex
+    spend: np.ndarray  # (period, channel)
+    controls: dict[str, np.ndarray]
+
+
+def adstock_kernel(post: Posterior, l_max: int) -> np.ndarray:
+    """Normalised carry-over weights ``(draw, lag, channel)`` exactly as the fitted model applies them."""
+    pv = post.idata["posterior"].data_vars
+    lags = np.arange(l_max)
+    if "adstock_alpha" in pv:
+        w = post.draws("adstock_alpha")[:, None, :] ** lags[None, :, None]
+    else:
+        lam, k = post.draws("adstock_lam")[:, None, :], post.draws("adstock_k")[:, None, :]
+        t = (lags + 1.0)[None, :, None]
+        w = (k / lam) * np.power(t / lam, k - 1) * np.exp(-np.power(t / lam, k))
+        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
+        w = (w - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def saturate(post: Posterior, z: np.ndarray) -> np.ndarray:
+    """Saturation of adstocked, max-scaled spend ``z`` ``(draw, period, channel)`` on the scaled target."""
+    p = {k: v[:, None, :] for k, v in saturation_params(post).items()}
+    kind = saturation_kind(saturation_params(post))
+    if kind == "hill":
+        zs = np.power(np.maximum(z, 0), p["slope"])
+        return p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
+    if kind == "michaelis_menten":
+        return p["alpha"] * z / (p["lam"] + z)
+    e = np.exp(-p["lam"] * z)
+    return p["beta"] * (1 - e) / (1 + e)
+
+
+def seasonality(post: Posterior, dates: pd.DatetimeIndex) -> np.ndarray:
+    """Yearly Fourier seasonality ``(draw, period)`` on the scaled target (pymc-marketing's YearlyFourier)."""
+    if "gamma_fourier" not in post.idata["posterior"].data_vars:
+        return np.zeros((post.draws("intercept_contribution").shape[0], len(dates)))
+    modes = [str(m) for m in post.idata["posterior"]["fourier_mode"].values]
+    phase = 2 * np.pi * np.asarray(dates.dayofyear, dtype=float) / DAYS_IN_YEAR
+    features = np.column_stack(
+        [getattr(np, m.split("_")[0])(int(m.split("_")[1]) * phase) for m in modes]
+    )  # (period, mode)
+    return post.draws("gamma_fourier") @ features.T
+
+
+def media(post: Posterior, history: np.ndarray, future: np.ndarray, l_max: int) -> np.ndarray:
+    """Channel contributions ``(draw, period, channel)`` of ``future`` spend after ``history`` (scaled target)."""
+    spend = np.vstack([history[-(l_max - 1) :] if l_max > 1 else history[:0], future]) / post.channel_scale
+    w = adstock_kernel(post, l_max)  # (draw, lag, channel)
+    n_hist = spend.shape[0] - future.shape[0]
+    ads = np.zeros((w.shape[0], future.shape[0], spend.shape[1]))
+    for lag in range(l_max):
+        idx = np.arange(future.shape[0]) + n_hist - lag
+        ok = idx >= 0
+        ads[:, ok, :] += w[:, lag, None, :] * spend[idx[ok]][None, :, :]
+    return saturate(post, ads)
+
+
+class Forecaster:
+    """Predicts ``mu`` for new periods from a run's posterior and the data it was fitted on."""
+
+    def __init__(self, idata: Any, frame: pd.DataFrame, config: Any) -> None:
+        self.post = Posterior.from_idata(idata)
+        self.config = config
+        self.frame = frame
+        pv = idata["posterior"]
+        self.controls = [str(c) for c in pv["control"].values] if "control" in pv.coords else []
+        self.n_fit = len(self.post.dates)
+        self.step = pd.Timedelta(days=7 if config_frequency(frame, config) == "weekly" else 1)
+
+    def _control_terms(self, dates: pd.DatetimeIndex, offsets: np.ndarray, given: dict[str, np.ndarray]) -> np.ndarray:
+        """Trend and controls ``(draw, period)``: design() scales them, so apply the same transform here."""
+        from mmmlib.model import TREND_COLUMN
+
+        if not self.controls:
+            return np.zeros((self.post.draws("intercept_contribution").shape[0], len(dates)))
+        gamma = stacked(self.post.idata, "gamma_control")  # (draw, control)
+        n_all = len(self.frame)
+        cols = []
+        for name in self.controls:
+            if name == TREND_COLUMN:
+                # design(): linspace(-0.5, 0.5, n) over every row of the data, held-out rows included
+                cols.append(-0.5 + offsets / max(n_all - 1, 1))
+                continue
+            raw = self.frame[name].to_numpy(dtype=float)
+            binary = set(np.unique(raw)) <= {0.0, 1.0}
+            centre = 0.0 if binary else float(raw.mean())
+            scale = float(np.abs(raw - centre).max()) or 1.0
+            values = given.get(name, np.full(len(dates), 0.0 if binary else centre))
+            cols.append((np.asarray(values, dtype=float) - centre) / scale)
+        return gamma @ np.vstack(cols)
+
+    def predict(self, plan: Plan) -> np.ndarray:
+        """Expected KPI draws ``(draw, period)`` in target units for a plan starting after the data."""
+        cfg = self.config
+        start = pd.Timestamp(self.frame[cfg.date_column].iloc[-1]) + self.step
+        if plan.dates[0] != start:
+            raise InputError(f"The plan must start on {start:%Y-%m-%d}, the period after the data ends.")
+        history = self.frame[cfg.channel_columns].to_numpy(dtype=float)
+        offsets = np.arange(len(self.frame), len(self.frame) + len(plan.dates), dtype=float)
+        return self._mu(plan.dates, offsets, history, plan.spend, plan.controls)
+
+    def _mu(
+        self,
+        dates: pd.DatetimeIndex,
+        offsets: np.ndarray,
+        history: np.ndarray,
+        future: np.ndarray,
+        controls: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        intercept = self.post.draws("intercept_contribution").reshape(-1, 1)
+        total = intercept + seasonality(self.post, dates) + self._control_terms(dates, offsets, controls)
+        total = total + media(self.post, history, future, self.config.adstock_max_lag).sum(axis=2)
+        return total * self.post.target_scale
+
+    def reproduce_fit(self) -> np.ndarray:
+        """``mu`` on the fitted periods, for checking against the posterior."""
+        cfg = self.config
+        spend = self.frame[cfg.channel_columns].to_numpy(dtype=float)[: self.n_fit]
+        controls = {c: self.frame[c].to_numpy(dtype=float)[: self.n_fit] for c in self.controls if c in self.frame}
+        return self._mu(self.post.dates, np.arange(self.n_fit, dtype=float), spend[:0], spend, controls)
+
+
+def config_frequency(frame: pd.DataFrame, config: Any) -> str:
+    dates = pd.to_datetime(frame[config.date_column])
+    return "daily" if (dates.diff().dt.days.dropna() == 1).mean() > 0.5 else "weekly"
+
+
+def read_plan(path: str | Path, forecaster: Forecaster) -> Plan:
+    """A plan file: one row per future period, a column per channel (spend); optional date and control columns."""
+    frame = pd.read_csv(path)
+    cfg = forecaster.config
+    missing = [c for c in cfg.channel_columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"The plan {Path(path).name} lacks spend columns {', '.join(missing)}.")
+    for c in cfg.channel_columns:
+        values = pd.to_numeric(frame[c], errors="coerce")
+        bad = np.flatnonzero((values.isna() | (values < 0)).to_numpy())
+        if len(bad):
+            raise InputError(f"Row {bad[0] + 2}, column {c} of the plan: spend must be a number of at least 0.")
+    return _plan(
+        forecaster,
+        frame[cfg.channel_columns].to_numpy(dtype=float),
+        {c: frame[c].to_numpy(dtype=float) for c in forecaster.controls if c in frame.columns},
+    )
+
+
+def constant_plan(forecaster: Forecaster, spend: dict[str, float], periods: int) -> Plan:
+    cfg = forecaster.config
+    unknown = sorted(set(spend) - set(cfg.channel_columns))
+    if unknown:
+        raise UsageError(f"Unknown channel {unknown[0]}; the run's channels are {', '.join(cfg.channel_columns)}.")
+    recent = forecaster.frame[cfg.channel_columns].tail(52).mean()
+    row = np.array([spend.get(c, float(recent[c])) for c in cfg.channel_columns])
+    return _plan(forecaster, np.tile(row, (periods, 1)), {})
+
+
+def _plan(forecaster: Forecaster, spend: np.ndarray, controls: dict[str, np.ndarray]) -> Plan:
+    start = pd.Timestamp(forecaster.frame[forecaster.config.date_column].iloc[-1]) + forecaster.step
+    dates = pd.date_range(start, periods=spend.shape[0], freq=forecaster.step)
+    return Plan(dates, spend, controls)
+
+
+def summarise(draws: np.ndarray, plan: Plan, sigma: np.ndarray | None = None) -> dict[str, Any]:
+    """Total and per-period expected KPI with HDIs (and per-period predictive bands when ``sigma`` is given)."""
+    low, high = hdi(draws, HDI_PROB)
+    out: dict[str, Any] = {
+        "periods": len(plan.dates),
+        "total_spend": float(plan.spend.sum()),
+        "total_kpi": interval(draws.sum(axis=1)),
+        "per_period": [
+            {
+                "date": d.strftime("%Y-%m-%d"),
+                "spend": float(plan.spend[i].sum()),
+                "mean": float(draws[:, i].mean()),
+                "hdi_low": float(low[i]),
+                "hdi_high": float(high[i]),
+            }
+            for i, d in enumerate(plan.dates)
+        ],
+    }
+    if sigma is not None:
+        rng = np.random.default_rng(0)
+        noisy = draws + rng.normal(0, 1, draws.shape) * sigma[:, None]
+        plo, phi = hdi(noisy, HDI_PROB)
+        for i, row in enumerate(out["per_period"]):
+            row["predictive_low"], row["predictive_high"] = float(plo[i]), float(phi[i])
+    return out
+
+
+def load_forecaster(run_dir: str | Path) -> Forecaster:
+    import xarray as xr
+
+    from mmmlib.config import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "posterior.nc").is_file():
+        raise UsageError(f"{run_dir} is not a complete run (no posterior.nc).")
+    config = load_config(run_dir / "config.yaml")
+    frame = pd.read_csv(run_dir / "data.csv", parse_dates=[config.date_column])
+    return Forecaster(xr.open_datatree(run_dir / "posterior.nc"), frame, config)
+
+
+def forecast(run_dir: str | Path, plans: list[Plan | str], names: list[str] | None = None) -> dict[str, Any]:
+    """Forecast one or more plans; with two, also their difference (second minus first) with its interval."""
+    fc = load_forecaster(run_dir)
+    built = [read_plan(p, fc) if isinstance(p, (str, Path)) else p for p in plans]
+    sigma = fc.post.draws("y_sigma").reshape(-1) * fc.post.target_scale
+    draws = [fc.predict(p) for p in built]
+    names = names or [f"plan {i + 1}" for i in range(len(built))]
+    result: dict[str, Any] = {"plans": {n: summarise(d, p, sigma) for n, d, p in zip(names, draws, built, strict=True)}}
+    if len(draws) == 2 and draws[0].shape == draws[1].shape:
+        result["difference"] = {
+            "of": f"{names[1]} minus {names[0]}",
+            "total_kpi": interval((draws[1] - draws[0]).sum(axis=1)),
+        }
+    return result

@@ -1,0 +1,367 @@
+"""Budget allocation over the posterior (``mmm optimize``): numpy and scipy on stored draws, no pymc.
+
+The objective is the expected (posterior-mean) steady-state contribution per period,
+``sum_c E[f_c(x_c)]``, which is separable by channel. A dynamic programme over a fine budget
+grid finds the global optimum even for S-shaped (Hill) curves, and SLSQP with exact gradients
+polishes it; the result spends exactly the budget and keeps every bound. Intervals for the
+optimal and current splits come from the same draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from mmmlib.analysis import Posterior, interval, saturation_kind, saturation_params
+from mmmlib.errors import InputError, UsageError
+
+GRID = 400  # budget steps in the dynamic programme
+MAX_DRAWS = 1000  # posterior draws kept for optimisation (thinned evenly)
+
+
+@dataclass
+class Curves:
+    """Saturation-curve draws for every channel, in target units per period of spend per period."""
+
+    channels: list[str]
+    kind: str
+    params: dict[str, np.ndarray]  # each (draw, channel)
+    channel_scale: np.ndarray
+    target_scale: float
+    current: np.ndarray  # average spend per period over the last 52 periods
+    value_per_kpi: float = 1.0
+
+    @classmethod
+    def from_posterior(cls, post: Posterior, max_draws: int = MAX_DRAWS, value_per_kpi: float = 1.0) -> Curves:
+        params = saturation_params(post)
+        n = next(iter(params.values())).shape[0]
+        keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).astype(int))
+        return cls(
+            channels=post.channels,
+            kind=saturation_kind(params),
+            params={k: v[keep] for k, v in params.items()},
+            channel_scale=post.channel_scale,
+            target_scale=post.target_scale,
+            current=post.spend[-52:].mean(axis=0),
+            value_per_kpi=value_per_kpi,
+        )
+
+    def response(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Contribution draws at spend ``x`` per channel: x ``(..., k)`` → ``(draw, ..., k)``."""
+        sel = slice(None) if idx is None else idx
+        p = {k: v[:, sel] for k, v in self.params.items()}
+        z = np.asarray(x, dtype=float) / self.channel_scale[sel]
+        shape = (p[next(iter(p))].shape[0],) + (1,) * (z.ndim - 1) + (z.shape[-1],)
+        p = {k: v.reshape(shape) for k, v in p.items()}
+        if self.kind == "hill":
+            zs = np.power(np.maximum(z, 0), p["slope"])
+            y = p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
+        elif self.kind == "michaelis_menten":
+            y = p["alpha"] * z / (p["lam"] + z)
+        else:
+            e = np.exp(-p["lam"] * z)
+            y = p["beta"] * (1 - e) / (1 + e)
+        return y * self.target_scale * self.value_per_kpi
+
+    def mean_response(self, x: np.ndarray) -> np.ndarray:
+        return self.response(x).mean(axis=0)
+
+    def mean_gradient(self, x: np.ndarray) -> np.ndarray:
+        """d E[f_c] / d x_c, per channel (exact, by the chain rule on each family)."""
+        p = self.params
+        z = np.asarray(x, dtype=float) / self.channel_scale
+        if self.kind == "hill":
+            s, k, b = p["slope"], p["kappa"], p["beta"]
+            zs = np.power(np.maximum(z, 1e-12), s)
+            ks = np.power(k, s)
+            d = b * s * zs / np.maximum(z, 1e-12) * ks / (zs + ks) ** 2
+        elif self.kind == "michaelis_menten":
+            d = p["alpha"] * p["lam"] / (p["lam"] + z) ** 2
+        else:
+            e = np.exp(-p["lam"] * z)
+            d = p["beta"] * 2 * p["lam"] * e / (1 + e) ** 2
+        return d.mean(axis=0) * self.target_scale * self.value_per_kpi / self.channel_scale
+
+
+@dataclass
+class Allocation:
+    budget: float
+    channels: list[str]
+    current: np.ndarray
+    optimal: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    expected: np.ndarray  # draws (draw, channel) at the optimal split
+    baseline: np.ndarray  # draws (draw, channel) at the current split
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": float(self.budget),
+            "channels": [
+                {
+                    "name": name,
+                    "current_spend": float(self.current[j]),
+                    "optimal_spend": float(self.optimal[j]),
+                    "change": float(self.optimal[j] - self.current[j]),
+                    "min_spend": float(self.lower[j]),
+                    "max_spend": float(self.upper[j]),
+                    "expected_contribution": interval(self.expected[:, j]),
+                    "current_contribution": interval(self.baseline[:, j]),
+                }
+                for j, name in enumerate(self.channels)
+            ],
+            "expected_total_contribution": interval(self.expected.sum(axis=1)),
+            "current_total_contribution": interval(self.baseline.sum(axis=1)),
+            "expected_gain": interval(self.expected.sum(axis=1) - self.baseline.sum(axis=1)),
+        }
+
+
+def parse_bounds(specs: list[str], channels: list[str], current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``CHANNEL=MIN:MAX`` (spend per period), ``CHANNEL=-20%:+30%`` (of current) or ``CHANNEL=fixed``."""
+    lower = np.zeros(len(channels))
+    upper = np.full(len(channels), np.inf)
+    for spec in specs or []:
+        name, sep, rng = spec.partition("=")
+        if not sep or name not in channels:
+            raise UsageError(
+                f"Bound {spec!r} must be CHANNEL=MIN:MAX with a channel of the run ({', '.join(channels)})."
+            )
+        j = channels.index(name)
+        if rng.strip().lower() == "fixed":
+            lower[j] = upper[j] = current[j]
+            continue
+        lo, sep, hi = rng.partition(":")
+        if not sep:
+            raise UsageError(f"Bound {spec!r} must be CHANNEL=MIN:MAX, CHANNEL=-20%:+30% or CHANNEL=fixed.")
+        try:
+            lower[j] = _bound_value(lo, current[j], 0.0)
+            upper[j] = _bound_value(hi, current[j], np.inf)
+        except ValueError as exc:
+            raise UsageError(f"Bound {spec!r}: {exc}.") from exc
+        if lower[j] > upper[j]:
+            raise InputError(
+                f"Bound {spec!r} is empty: its minimum {lower[j]:,.2f} is above its maximum {upper[j]:,.2f}."
+            )
+    return lower, upper
+
+
+def _bound_value(text: str, current: float, default: float) -> float:
+    text = text.strip()
+    if not text:
+        return default
+    if text.endswith("%"):
+        return max(current * (1 + float(text[:-1]) / 100), 0.0)
+    value = float(text)
+    if value < 0:
+        raise ValueError("spend bounds cannot be negative")
+    return value
+
+
+def check_feasible(budget: float, channels: list[str], lower: np.ndarray, upper: np.ndarray) -> None:
+    if budget < 0 or not np.isfinite(budget):
+        raise InputError(f"The budget must be a non-negative number, not {budget}.")
+    if lower.sum() > budget + 1e-6:
+        named = ", ".join(f"{c} ≥ {lo:,.2f}" for c, lo in zip(channels, lower, strict=True) if lo > 0)
+        raise InputError(
+            f"The minimum bounds ({named}) add up to {lower.sum():,.2f}, more than the budget {budget:,.2f} per period."
+        )
+    if np.isfinite(upper).all() and upper.sum() < budget - 1e-6:
+        named = ", ".join(f"{c} ≤ {hi:,.2f}" for c, hi in zip(channels, upper, strict=True))
+        raise InputError(
+            f"The maximum bounds ({named}) add up to {upper.sum():,.2f}, less than the budget {budget:,.2f} per period."
+        )
+
+
+def _dynamic_programme(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Global optimum on a grid of the budget left after the minimums (max-plus convolution per channel)."""
+    free = budget - lower.sum()
+    k = len(curves.channels)
+    if free <= 0:
+        return lower.copy()
+    step = free / GRID
+    units = np.arange(GRID + 1)
+    cap = np.minimum(np.floor((upper - lower) / step + 1e-9), GRID).astype(int)
+    values = np.full((k, GRID + 1), -np.inf)
+    for j in range(k):
+        x = (lower[j] + units[: cap[j] + 1] * step)[:, None]
+        values[j, : cap[j] + 1] = curves.response(x, idx=np.array([j])).mean(axis=0)[:, 0]
+    best = values[0].copy()
+    choice = np.zeros((k, GRID + 1), dtype=int)
+    choice[0] = units
+    for j in range(1, k):
+        # new[b] = max_u best[b - u] + values[j, u]  (a max-plus convolution)
+        total = np.full((cap[j] + 1, GRID + 1), -np.inf)  # [u, b]
+        for u in range(cap[j] + 1):
+            total[u, u:] = best[: GRID + 1 - u] + values[j, u]
+        choice[j] = np.argmax(total, axis=0)
+        best = total.max(axis=0)
+    alloc = np.zeros(k)
+    b = GRID
+    for j in range(k - 1, 0, -1):
+        u = choice[j, b]
+        alloc[j] = u
+        b -= u
+    alloc[0] = b
+    return lower + alloc * step
+
+
+def optimise(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Spend per channel maximising expected contribution with ``sum == budget`` and bounds kept."""
+    check_feasible(budget, curves.channels, lower, upper)
+    hi = np.where(np.isfinite(upper), upper, budget)
+    start = _dynamic_programme(curves, budget, lower, hi)
+    scale = max(budget, 1.0)
+
+    def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
+        x = u * scale
+        return -float(curves.mean_response(x[None, :]).sum()) / scale, -curves.mean_gradient(x) * 1.0
+
+    result = minimize(
+        objective,
+        start / scale,
+        jac=True,
+        method="SLSQP",
+        bounds=list(zip(lower / scale, hi / scale, strict=True)),
+        constraints=[{"type": "eq", "fun": lambda u: u.sum() - budget / scale, "jac": lambda u: np.ones_like(u)}],
+        options={"ftol": 1e-12, "maxiter": 500},
+    )
+    polished = np.clip(result.x * scale, lower, hi)
+    best = polished if _value(curves, polished) >= _value(curves, start) else start
+    return _exact_budget(best, budget, lower, hi)
+
+
+def _value(curves: Curves, x: np.ndarray) -> float:
+    return float(curves.mean_response(x[None, :]).sum())
+
+
+def _exact_budget(x: np.ndarray, budget: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Spread rounding error over channels with room, so the split sums to the budget exactly."""
+    x = np.clip(x, lower, upper)
+    for _ in range(5):
+        gap = budget - x.sum()
+        if abs(gap) <= 1e-9 * max(budget, 1.0):
+            break
+        room = (upper - x) if gap > 0 else (x - lower)
+        if room.sum() <= 0:
+            break
+        x = np.clip(x + gap * room / room.sum(), lower, upper)
+    return x
+
+
+def allocate(curves: Curves, budget: float, bounds: list[str] | None = None) -> Allocation:
+    lower, upper = parse_bounds(bounds or [], curves.channels, curves.current)
+    optimal = optimise(curves, budget, lower, upper)
+    return Allocation(
+        budget=budget,
+        channels=curves.channels,
+        current=curves.current,
+        optimal=optimal,
+        lower=lower,
+        upper=upper,
+        expected=curves.response(optimal[None, :])[:, 0, :],
+        baseline=curves.response(curves.current[None, :])[:, 0, :],
+    )
+
+
+def load_curves(run_dir: str | Path) -> Curves:
+    """Curves of a run from ``posterior.nc`` (only the variables needed are read)."""
+    import json
+
+    import xarray as xr
+
+    run_dir = Path(run_dir)
+    path = run_dir / "posterior.nc"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a complete run (no posterior.nc).")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    value = summary.get("revenue_per_kpi") if summary.get("kpi_type") == "count" else None
+    tree = xr.open_datatree(path)
+    posterior = tree["posterior"].to_dataset()
+    keep = [v for v in posterior.data_vars if str(v).startswith("saturation_")]
+    slim = xr.DataTree.from_dict(
+        {
+            "posterior": posterior[keep].assign_coords(date=posterior["date"].values).load(),
+            "constant_data": tree["constant_data"].to_dataset().load(),
+        }
+    )
+    tree.close()
+    return Curves.from_posterior(Posterior.from_idata(slim), value_per_kpi=value or 1.0)
+
+
+def optimal_total(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, float]:
+    x = optimise(curves, budget, lower, upper)
+    return x, _value(curves, x)
+
+
+def marginal_at(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Return on the next unit of budget when it is allocated optimally (the constraint's shadow price)."""
+    step = max(budget * 0.01, 1e-6)
+    lo_budget = max(budget - step, float(lower.sum()))
+    hi_budget = budget + step
+    if np.isfinite(upper).all():
+        hi_budget = min(hi_budget, float(upper.sum()))
+    if hi_budget <= lo_budget:
+        return 0.0
+    return (optimal_total(curves, hi_budget, lower, upper)[1] - optimal_total(curves, lo_budget, lower, upper)[1]) / (
+        hi_budget - lo_budget
+    )
+
+
+def frontier(
+    curves: Curves, low_pct: float = -30, high_pct: float = 50, steps: int = 9, bounds: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Expected contribution and marginal ROAS of the best split, for total budgets around today's."""
+    lower, upper = parse_bounds(bounds or [], curves.channels, curves.current)
+    today = float(curves.current.sum())
+    points = []
+    for pct in np.linspace(low_pct, high_pct, steps):
+        budget = today * (1 + pct / 100)
+        try:
+            x = optimise(curves, budget, lower, upper)
+        except InputError:
+            continue  # outside what the bounds allow
+        draws = curves.response(x[None, :])[:, 0, :].sum(axis=1)
+        points.append(
+            {
+                "change_pct": float(pct),
+                "budget": budget,
+                "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
+                "expected_contribution": interval(draws),
+                "marginal_roas": marginal_at(curves, budget, lower, upper),
+            }
+        )
+    return points
+
+
+def largest_budget_with_marginal(
+    curves: Curves, threshold: float, bounds: list[str] | None = None, ceiling_factor: float = 5.0
+) -> dict[str, Any]:
+    """The largest total budget per period whose optimal split still returns at least ``threshold`` at the margin."""
+    lower, upper = parse_bounds(bounds or [], curves.channels, curves.current)
+    low = max(float(lower.sum()), 1e-6)
+    high = float(curves.current.sum()) * ceiling_factor
+    if np.isfinite(upper).all():
+        high = min(high, float(upper.sum()))
+    if marginal_at(curves, low, lower, upper) < threshold:
+        return {"threshold": threshold, "budget": None, "reason": "even the smallest allowed budget returns less"}
+    if marginal_at(curves, high, lower, upper) >= threshold:
+        return {"threshold": threshold, "budget": high, "reason": "still above the threshold at the search ceiling"}
+    for _ in range(40):
+        mid = 0.5 * (low + high)
+        if marginal_at(curves, mid, lower, upper) >= threshold:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-4 * high:
+            break
+    x = optimise(curves, low, lower, upper)
+    return {
+        "threshold": threshold,
+        "budget": low,
+        "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
+        "expected_contribution": interval(curves.response(x[None, :])[:, 0, :].sum(axis=1)),
+    }
