@@ -21,6 +21,8 @@ THRESHOLDS = {
     "full": {"r_hat": 1.01, "ess": 400, "divergences": 0},
 }
 UNUSABLE_RHAT = 1.1
+MIN_R2 = 0.5  # below this the model misses most of what moves the KPI: a poor fit, flagged before any advice
+MAX_MAPE = 0.25
 FREE_VARS_SKIP = ("contribution", "mu", "_original_scale")
 
 
@@ -246,6 +248,12 @@ def status_of(diag: dict[str, Any], mode: str) -> tuple[str, list[str]]:
         reasons.append(f"min tail ESS {diag['ess_tail_min']:.0f} is below {t['ess']} (intervals unreliable)")
     if diag["divergences"] > t["divergences"]:
         reasons.append(f"{diag['divergences']} divergent transitions (the sampler missed part of the posterior)")
+    if diag.get("r2") is not None and diag["r2"] < MIN_R2:
+        reasons.append(f"the model explains only {diag['r2']:.0%} of the KPI's variation (R² below {MIN_R2})")
+    if diag.get("mape") is not None and diag["mape"] > MAX_MAPE:
+        reasons.append(f"in-sample error {diag['mape']:.0%} is above {MAX_MAPE:.0%} (MAPE)")
+    if diag.get("holdout_mape") is not None and diag["holdout_mape"] > MAX_MAPE:
+        reasons.append(f"held-out error {diag['holdout_mape']:.0%} is above {MAX_MAPE:.0%} (MAPE on unseen periods)")
     return ("warning" if reasons else "ok"), reasons
 
 

@@ -80,6 +80,12 @@ class ModelConfig:
             raise bad("fill_missing_periods", f"{self.fill_missing_periods!r} is not one of {', '.join(FILL_MODES)}")
         if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not 0 < self.margin <= 10:
             raise bad("margin", f"must be a number in (0, 10], not {self.margin!r}")
+        if self.target_cost_per_kpi is not None and (
+            isinstance(self.target_cost_per_kpi, bool)
+            or not isinstance(self.target_cost_per_kpi, (int, float))
+            or self.target_cost_per_kpi <= 0
+        ):
+            raise bad("target_cost_per_kpi", f"must be a positive number, not {self.target_cost_per_kpi!r}")
         if isinstance(self.revenue_per_kpi, bool) or (
             self.revenue_per_kpi is not None and not isinstance(self.revenue_per_kpi, (int, float, str))
         ):
@@ -93,7 +99,13 @@ class ModelConfig:
 
     @property
     def breakeven_roas(self) -> float:
-        """Marginal ROAS below which another unit of spend loses money: 1 / margin."""
+        """Marginal return below which another unit of spend loses money.
+
+        Revenue (or a count KPI turned into revenue): 1 / margin. A count KPI with a target cost per KPI
+        and no revenue per KPI: 1 / target cost, in KPI units per unit of spend.
+        """
+        if self.revenue_per_kpi is None and self.target_cost_per_kpi and self.kpi_type == "count":
+            return 1.0 / self.target_cost_per_kpi
         return 1.0 / self.margin
 
     @property

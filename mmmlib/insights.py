@@ -72,8 +72,9 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
     if move:
         out.append(_reallocation_sentence(move, {c["name"]: c["label"] for c in channels}))
     top = max(channels, key=lambda c: c["contribution"]["mean"])
+    unit = summary.get("target", "KPI")
     out.append(
-        f"{top['label']} drives the most media contribution: {_money(top['contribution']['mean'])} "
+        f"{top['label']} drives the most media contribution: {_money(top['contribution']['mean'])} {unit} "
         f"(94% HDI {_money(top['contribution']['hdi_low'])}–{_money(top['contribution']['hdi_high'])}) "
         f"on {_money(top['spend'])} of spend."
     )

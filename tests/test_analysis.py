@@ -128,6 +128,9 @@ def test_status_thresholds() -> None:
     status, reasons = analysis.status_of({**good, "r_hat_max": 1.03, "divergences": 3}, "full")
     assert status == "warning" and len(reasons) == 2
     assert analysis.status_of({**good, "r_hat_max": 1.03}, "quick")[0] == "ok"
+    status, reasons = analysis.status_of({**good, "r2": 0.35, "mape": 0.08}, "quick")
+    assert status == "warning" and "35%" in reasons[0]
+    assert analysis.status_of({**good, "r2": 0.9, "mape": 0.05, "holdout_mape": 0.4}, "quick")[0] == "warning"
 
 
 def _crafted(status: str = "ok") -> dict:

@@ -65,3 +65,12 @@ def test_bad_configs_name_the_key(tmp_path: Path, text: str, phrase: str) -> Non
     path.write_text(text)
     with pytest.raises(InputError, match=phrase):
         load_config(path)
+
+
+def test_breakeven_from_margin_or_target_cost_per_kpi() -> None:
+    base = {"date_column": "w", "target_column": "orders", "channel_columns": ["tv"]}
+    assert ModelConfig(**base, margin=0.4).breakeven_roas == pytest.approx(2.5)
+    count = ModelConfig(**base, kpi_type="count", target_cost_per_kpi=20.0)
+    assert count.breakeven_roas == pytest.approx(0.05)  # one order per 20 of spend
+    with pytest.raises(InputError, match="target_cost_per_kpi"):
+        ModelConfig(**base, target_cost_per_kpi=-1)
