@@ -120,21 +120,27 @@ def test_failure_inside_the_notebook_keeps_the_executed_notebook(synth_run: dict
 
 
 def test_same_seed_same_posterior(synth_run: dict, tmp_path: Path) -> None:
-    """`--seed` makes a fit reproducible: refitting the same data and config gives the same numbers."""
-    again = tmp_path / "again"
-    out = mmm(
-        "fit",
-        str(synth_run["data_dir"] / "data.csv"),
-        "--config",
-        str(synth_run["data_dir"] / "config.yaml"),
-        "--out",
-        str(again),
-        "--mode",
-        "quick",
-        "--seed",
-        "1",
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    first, second = load_summary(synth_run["run_dir"]), load_summary(again)
+    """`--seed` makes a fit reproducible: two fits of the same data, config and seed give the same numbers.
+
+    Both refits follow the shared fit of this data, so both find its compiled kernels cached: the first fit
+    after a cold compile can differ from cached runs in the last digits (see README, reproducibility).
+    """
+    summaries = []
+    for name in ("a", "b"):
+        out = mmm(
+            "fit",
+            str(synth_run["data_dir"] / "data.csv"),
+            "--config",
+            str(synth_run["data_dir"] / "config.yaml"),
+            "--out",
+            str(tmp_path / name),
+            "--mode",
+            "quick",
+            "--seed",
+            "7",
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        summaries.append(load_summary(tmp_path / name))
+    first, second = summaries
     assert [c["roas"] for c in first["channels"]] == [c["roas"] for c in second["channels"]]
     assert first["diagnostics"]["r_hat_max"] == second["diagnostics"]["r_hat_max"]
