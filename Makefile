@@ -23,7 +23,7 @@ for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/py
 done; exit 1
 endef
 
-.PHONY: help demo test venv lint fit-sample report-sample serve-sample benchmarks clean
+.PHONY: help demo test venv js chromium lint fit-sample report-sample serve-sample benchmarks clean
 
 help:
 	@echo "make demo   — install, fit the sample data, write the HTML report, serve on http://127.0.0.1:8000"
@@ -39,13 +39,29 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
+# JavaScript the offline HTML report inlines (require.js, the widget renderer), from the npm registry.
+JS := $(ROOT)/.cache/js
+$(JS)/.installed: Makefile
+	mkdir -p $(JS)
+	cd $(JS) && echo '{"private": true}' > package.json && \
+	  npm install --no-audit --no-fund --loglevel=error requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.15
+	@touch $@
+
+js: $(JS)/.installed
+
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
 lint: venv
 	$(VENV)/bin/ruff check mmmlib tests benchmarks
 
-test: venv
+test: venv js chromium
 	$(VENV)/bin/python -m pytest -q tests
 
-$(DEMO_RUN)/summary.json: $(VENV)/.installed sample_data/sample_weekly.csv sample_data/sample_config.yaml
+$(DEMO_RUN)/summary.json: $(VENV)/.installed $(JS)/.installed sample_data/sample_weekly.csv sample_data/sample_config.yaml
 	$(VENV)/bin/mmm fit sample_data/sample_weekly.csv --config sample_data/sample_config.yaml --out $(DEMO_RUN) --mode quick
 
 fit-sample: $(DEMO_RUN)/summary.json

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,58 @@ def html_report(run_dir: Path, notebook: Path | None = None) -> str:
         else:
             os.environ["MMM_RUN"] = previous
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    assets = offline_assets()
+    if assets is None:
+        body, _ = exporter.from_notebook_node(nb)
+        return body
+    exporter.require_js_url = REQUIRE_PLACEHOLDER
+    exporter.widget_renderer_url = _data_url(assets["embed"])
     body, _ = exporter.from_notebook_node(nb)
-    return body
+    inline = "".join(f"<script>{_safe_js(js)}</script>" for js in [assets["require"], *assets["modules"]])
+    body = body.replace(f'<script src="{REQUIRE_PLACEHOLDER}"></script>', inline, 1)
+    # the report has no equations; MathJax is the one thing that would still be fetched from a CDN
+    return re.sub(r'<script[^>]*src="[^"]*mathjax[^"]*"[^>]*>\s*</script>', "", body, flags=re.IGNORECASE)
+
+
+REQUIRE_PLACEHOLDER = "mmm-offline-require.js"
+JS_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "js" / "node_modules"
+WIDGET_MODULES = ("bqplot", "bqscales")
+
+
+def offline_assets() -> dict[str, Any] | None:
+    """require.js, the widget renderer and bqplot's AMD modules, for a report that renders with no network.
+
+    The Makefile installs require.js and @jupyter-widgets/html-manager from npm into .cache/js
+    (``MMM_JS_ASSETS`` overrides); bqplot and bqscales come from the installed Python packages.
+    Returns None when they are missing (the report then loads them from public CDNs).
+    """
+    import sys
+
+    root = Path(os.environ.get("MMM_JS_ASSETS", JS_ROOT))
+    require = root / "requirejs" / "require.js"
+    embed = root / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js"
+    nbext = Path(sys.prefix) / "share" / "jupyter" / "nbextensions"
+    modules = [nbext / name / "index.js" for name in WIDGET_MODULES]
+    if not all(p.is_file() for p in (require, embed, *modules)):
+        return None
+    named = []
+    for name, path in zip(WIDGET_MODULES, modules, strict=True):
+        text = path.read_text(encoding="utf-8")
+        if not text.lstrip().startswith(("define([", "/*")) or "define([" not in text:
+            return None
+        named.append(text.replace("define([", f'define("{name}",[', 1))  # anonymous AMD module → named
+    return {"require": require.read_text(encoding="utf-8"), "embed": embed.read_bytes(), "modules": named}
+
+
+def _data_url(blob: bytes) -> str:
+    import base64
+
+    return "data:text/javascript;base64," + base64.b64encode(blob).decode("ascii")
+
+
+def _safe_js(text: str) -> str:
+    """JavaScript inside <script>: a literal closing tag would end the element early."""
+    return text.replace("</script", "<\\/script")
 
 
 def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:

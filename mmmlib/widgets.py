@@ -154,19 +154,16 @@ def interval_bars(summary: dict[str, Any], metric: str, title: str, fmt: str = "
 
 
 def contributions_over_time(summary: dict[str, Any]) -> bq.Figure:
-    """Stacked mean contributions per period: baseline, trend, seasonality, controls, then each channel."""
+    """Stacked mean contributions per period: the base (baseline, trend, seasonality, controls), then each channel."""
     import numpy as np
 
     dec = summary["decomposition"]
     dates = np.array(dec["dates"], dtype="datetime64[ns]")
     series = dec["series"]
     layers: list[tuple[str, np.ndarray, str]] = []
-    for key in ("baseline", "trend", "seasonality"):
-        if key in series:
-            layers.append((key.capitalize(), np.asarray(series[key]), BASE_COLOURS[key]))
-    controls = [np.asarray(v) for k, v in series.items() if k.startswith("control:")]
-    if controls:
-        layers.append(("Controls", np.sum(controls, axis=0), BASE_COLOURS["controls"]))
+    # one base layer: centred trend and controls swing negative, and stacked negative bands would cross
+    base = [np.asarray(v) for k, v in series.items() if not k.startswith("channel:")]
+    layers.append(("Base (baseline, trend, seasonality, controls)", np.sum(base, axis=0), BASE_COLOURS["baseline"]))
     colours = channel_colours(summary)
     for ch in summary["channels"]:
         layers.append((ch["label"], np.asarray(series[f"channel:{ch['name']}"]), colours[ch["name"]]))
