@@ -247,6 +247,45 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    import logging
+
+    from mmmlib.schedule import load_schedules, run_due, serve
+
+    if args.action == "serve":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        serve(args.file, interval=args.interval)
+        return 0
+    if not args.once:
+        raise UsageError("Use `mmm schedule run --once` (or `mmm schedule serve` to keep running).")
+    from datetime import datetime
+
+    now = datetime.fromisoformat(args.now) if args.now else None
+    results = run_due(load_schedules(args.file), now=now)
+    print(json.dumps(results, indent=2) if args.json else _outcome_lines(results))
+    return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
+def _outcome_lines(results: list[dict]) -> str:
+    if not results:
+        return "Nothing is due."
+    lines = []
+    for r in results:
+        extra = f" — {r['error']}" if r.get("error") else ""
+        published = f"; report published to {r['published']}" if r.get("published") else ""
+        lines.append(f"{r['schedule']}: {r['status']}{extra} ({r.get('run', '')}){published}")
+    return "\n".join(lines)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from mmmlib.executors import executor_from_env
+    from mmmlib.schedule import load_schedules, run_batch
+
+    results = run_batch(load_schedules(args.file), executor_from_env(args.dask, args.workers))
+    print(json.dumps(results, indent=2) if args.json else _outcome_lines(results))
+    return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from mmmlib.reports import write_report
 
@@ -340,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write a report of a run")
     p.add_argument("run_dir")
-    p.add_argument("--format", choices=["html", "txt", "csv", "json"], default="html")
+    p.add_argument("--format", choices=["html", "pdf", "txt", "csv", "json"], default="html")
     p.add_argument("--out")
     p.set_defaults(func=_cmd_report)
 
@@ -348,6 +387,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--by", help="who accepted it (default: the current user)")
     p.set_defaults(func=_cmd_accept)
+
+    p = sub.add_parser("schedule", help="scheduled refits: run what is due once, or keep serving")
+    p.add_argument("action", choices=["run", "serve"])
+    p.add_argument("--file", default="schedules.yaml", help="the schedules YAML (default: schedules.yaml)")
+    p.add_argument("--once", action="store_true", help="with run: run whatever is due now, then exit")
+    p.add_argument("--now", help="pretend it is this UTC time (ISO 8601), for testing and back-fills")
+    p.add_argument("--interval", type=float, default=60.0, help="with serve: seconds between checks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_schedule)
+
+    p = sub.add_parser("batch", help="fit every schedule in a file now, on local processes or a Dask cluster")
+    p.add_argument("file")
+    p.add_argument("--dask", help="Dask scheduler address (default: $MMM_DASK_SCHEDULER, else local processes)")
+    p.add_argument("--workers", type=int, help="local processes (default: half the CPUs)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("runs", help="list the runs in the store, newest first")
     p.add_argument("--client")
@@ -369,3 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug or an environment problem: still one sentence, never a traceback
+        where = f" ({exc.__traceback__.tb_frame.f_code.co_filename.split('/')[-1]})" if exc.__traceback__ else ""
+        print(f"mmm: unexpected error{where}: {type(exc).__name__}: {exc}. Please report it.", file=sys.stderr)
+        return 1

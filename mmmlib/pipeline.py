@@ -54,7 +54,7 @@ def fit_run(
     try:
         load_dataset(data, load_config(config))  # refuse bad data before starting a kernel
         print(f"Fitting ({mode} mode); progress is logged to {staging / 'fit.log'}", file=sys.stderr, flush=True)
-        with _kernel_stderr_to(staging / "fit.log"):
+        with kernel_stderr_to(staging / "fit.log"):
             pm.execute_notebook(
                 str(notebook),
                 str(staging / "fit.ipynb"),
@@ -89,7 +89,7 @@ def fit_run(
 
 
 @contextlib.contextmanager
-def _kernel_stderr_to(path: Path) -> Iterator[None]:
+def kernel_stderr_to(path: Path) -> Iterator[None]:
     """Send what the kernel process writes to stderr (jupyter's transport warnings, sampler chatter) to the log."""
     sys.stderr.flush()
     saved = os.dup(2)

@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +81,21 @@ def html_report(run_dir: Path, notebook: Path | None = None) -> str:
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
+    from mmmlib.pipeline import kernel_stderr_to
+
     notebook = notebook or DASHBOARDS / "executive.ipynb"
     nb = nbformat.read(notebook, as_version=4)
     previous = os.environ.get("MMM_RUN")
     os.environ["MMM_RUN"] = str(Path(run_dir).resolve())
     try:
-        NotebookClient(
-            nb,
-            timeout=300,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(notebook.parent)}},
-            store_widget_state=True,
-        ).execute()
+        with kernel_stderr_to(Path(os.devnull)):
+            NotebookClient(
+                nb,
+                timeout=300,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(notebook.parent)}},
+                store_widget_state=True,
+            ).execute()
     finally:
         if previous is None:
             os.environ.pop("MMM_RUN", None)
@@ -112,6 +116,40 @@ def html_report(run_dir: Path, notebook: Path | None = None) -> str:
 
 
 REQUIRE_PLACEHOLDER = "mmm-offline-require.js"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (Playwright cannot download its own browsers here); ``MMM_CHROMIUM`` overrides."""
+    path = os.environ.get("MMM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        raise UsageError("PDF reports need Chromium: install Debian's chromium (make test does) or set MMM_CHROMIUM.")
+    return path
+
+
+def html_to_pdf(html_path: Path, pdf_path: Path) -> None:
+    """Print the offline HTML report to PDF in headless Chromium once its charts have drawn."""
+    from playwright.sync_api import sync_playwright
+
+    tmp = pdf_path.with_name(f".{pdf_path.name}.tmp")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(Path(html_path).resolve().as_uri())
+        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=60_000)
+        page.wait_for_timeout(500)  # let the last transitions finish
+        page.pdf(path=str(tmp), format="A4", landscape=True, print_background=True, scale=0.7)
+        browser.close()
+    os.replace(tmp, pdf_path)
+
+
 JS_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "js" / "node_modules"
 WIDGET_MODULES = ("bqplot", "bqscales")
 
@@ -158,6 +196,14 @@ def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None 
     target = Path(out) if out else run_dir / f"report.{fmt}"
     if fmt == "json":
         write_json_atomic(target, json_report(summary))
+        return target
+    if fmt == "pdf":
+        html_path = target.with_name(f".{target.stem}.print.html")
+        html_path.write_text(html_report(run_dir), encoding="utf-8")
+        try:
+            html_to_pdf(html_path, target)
+        finally:
+            html_path.unlink(missing_ok=True)
         return target
     text = {
         "txt": lambda: text_report(summary),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from mmmlib.data.synth import lift_test_from_truth
 
@@ -77,3 +78,98 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "stdout": fit.stdout,
         "truth": json.loads((data_dir / "truth.json").read_text()),
     }
+
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def assert_draws_offline(html: Path, screenshot: str) -> None:
+    """Open ``html`` in headless Chromium with every network request refused; its bqplot charts must draw.
+
+    The screenshot is kept in test-artifacts/ for a person to look at.
+    """
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing (make test installs it)")
+        pytest.skip("chromium not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    from mmmlib.reports import CHROMIUM_ARGS
+
+    refused: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+
+        def route(request_route) -> None:
+            url = request_route.request.url
+            if url.startswith(("file:", "data:", "blob:")):
+                request_route.continue_()
+            else:
+                refused.append(url)
+                request_route.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.goto(html.resolve().as_uri())
+        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=60_000)
+        page.wait_for_selector(".bqplot path.line", state="attached", timeout=60_000)
+        lines = page.locator(".bqplot path.line").count()
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+        figures = page.locator(".bqplot").count()
+        body = page.inner_text("body")
+        browser.close()
+    assert figures >= 3 and lines >= 6
+    assert "Model health" in body and "Recommendations" in body
+    assert refused == [], refused  # nothing is fetched from the network
+
+
+@pytest.fixture(scope="session")
+def scheduled(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real `mmm schedule run --once` of the small synthetic client (plain config: no lift tests)."""
+    root = tmp_path_factory.mktemp("home")
+    data_dir = synth_run["data_dir"]
+    config = (data_dir / "config.yaml").read_text().replace("lift_tests: lift.csv", "lift_tests: null")
+    (data_dir / "plain.yaml").write_text(config)
+    schedules = root / "schedules.yaml"
+    schedules.write_text(
+        yaml.safe_dump(
+            {
+                "schedules": [
+                    {
+                        "name": "acme-weekly",
+                        "client": "acme",
+                        "data": str(data_dir / "data*.csv"),
+                        "config": str(data_dir / "plain.yaml"),
+                        "cron": "0 6 * * 1",
+                        "mode": "quick",
+                        "reports": ["html", "txt"],
+                        "keep": 2,
+                    }
+                ]
+            }
+        )
+    )
+    env = {"MMM_HOME": str(root)}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmmlib",
+            "schedule",
+            "run",
+            "--once",
+            "--file",
+            str(schedules),
+            "--now",
+            "2026-11-23T07:00:00",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **env},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return {"root": root, "file": schedules, "results": json.loads(run.stdout), "env": env}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from tests.conftest import assert_draws_offline
 
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,46 +55,13 @@ def test_html_report_is_one_self_contained_file(html_report: Path) -> None:
 
 def test_html_report_draws_its_charts_offline(html_report: Path) -> None:
     """Open the file in headless Chromium with every network request refused: the bqplot charts must draw."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing (make test installs it)")
-        pytest.skip("chromium not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
+    assert_draws_offline(html_report, "offline_report.png")
 
-    refused: list[str] = []
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1400, "height": 1600})
 
-        def route(request_route):
-            url = request_route.request.url
-            if url.startswith(("file:", "data:", "blob:")):
-                request_route.continue_()
-            else:
-                refused.append(url)
-                request_route.abort()
-
-        context.route("**/*", route)
-        page = context.new_page()
-        page.goto(html_report.as_uri())
-        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=60_000)
-        page.wait_for_selector(".bqplot path.line", state="attached", timeout=60_000)
-        lines = page.locator(".bqplot path.line").count()
-        page.screenshot(path=str(ARTIFACTS / "offline_report.png"), full_page=True)
-        figures = page.locator(".bqplot").count()
-        body = page.inner_text("body")
-        browser.close()
-    assert figures >= 3 and lines >= 6
-    assert "Model health" in body and "Recommendations" in body
-    assert refused == [], refused  # nothing is fetched from the network
+def test_pdf_report_is_printed_from_the_offline_html(synth_run: dict, tmp_path: Path) -> None:
+    out = tmp_path / "report.pdf"
+    done = mmm("report", str(synth_run["run_dir"]), "--format", "pdf", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    blob = out.read_bytes()
+    assert blob.startswith(b"%PDF") and len(blob) > 20_000  # text and vector charts, not a blank page
+    assert not list(tmp_path.glob(".*"))  # the intermediate HTML is gone

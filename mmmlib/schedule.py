@@ -1,0 +1,272 @@
+"""Scheduled refits (``mmm schedule run --once`` / ``mmm schedule serve``) from a YAML of schedules.
+
+Each due schedule refits its client's newest dataset through the papermill pipeline into a new run
+directory, writes its reports, and — only when the run is ``ok`` — publishes the HTML report as the
+client's latest (``MMM_HOME/clients/<client>/reports/latest.html``), where the hub serves it to that
+client's users. A failed or ``warning`` run never replaces the last good report. A lock file per
+schedule keeps two overlapping runs of one schedule apart.
+
+```yaml
+schedules:
+  - name: sample-weekly
+    client: sample
+    data: sample_data/sample_weekly.csv     # a path or a glob (the newest match is fitted)
+    config: sample_data/sample_config.yaml
+    cron: "0 6 * * 1"                       # minute hour day-of-month month day-of-week (UTC)
+    mode: quick
+    reports: [html, txt, csv, json]
+    keep: 5                                 # runs of this schedule to keep (failed attempts too)
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmmlib import store
+from mmmlib.errors import InputError, MMMError, UsageError
+
+log = logging.getLogger("mmmlib.schedule")
+REPORT_FORMATS = ("html", "pdf", "txt", "csv", "json")
+
+
+@dataclass
+class Schedule:
+    """One refit job: what to fit, when, and what to publish."""
+
+    name: str
+    client: str
+    data: str
+    config: str
+    cron: str
+    mode: str = "quick"
+    reports: list[str] = field(default_factory=lambda: ["html"])
+    keep: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from croniter import croniter
+
+        store.check_client(self.client)
+        if not self.name or "/" in self.name:
+            raise InputError(f"Schedule name {self.name!r} must be a non-empty name without '/'.")
+        if not croniter.is_valid(self.cron):
+            raise InputError(f"Schedule {self.name}: cron expression {self.cron!r} is not valid.")
+        if self.mode not in ("quick", "full"):
+            raise InputError(f"Schedule {self.name}: mode must be quick or full, not {self.mode!r}.")
+        bad = [f for f in self.reports if f not in REPORT_FORMATS]
+        if bad:
+            raise InputError(
+                f"Schedule {self.name}: report format {bad[0]!r} is not one of {', '.join(REPORT_FORMATS)}."
+            )
+        if not isinstance(self.keep, int) or self.keep < 1:
+            raise InputError(f"Schedule {self.name}: keep must be a whole number ≥ 1.")
+
+    def last_due(self, now: datetime) -> datetime:
+        """The latest time at or before ``now`` when the cron expression fired."""
+        from croniter import croniter
+
+        if croniter.match(self.cron, now):
+            return now
+        return croniter(self.cron, now).get_prev(datetime)
+
+    def is_due(self, now: datetime, last_run: datetime | None) -> bool:
+        return last_run is None or self.last_due(now) > last_run
+
+
+def load_schedules(path: str | Path) -> list[Schedule]:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Schedule file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"Schedule file {path.name} is not valid YAML.") from exc
+    entries = data.get("schedules") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"Schedule file {path.name} needs a list under 'schedules:'.")
+    base = path.parent
+    out = []
+    for i, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise InputError(f"Schedule {i} in {path.name} must be a mapping.")
+        try:
+            sched = Schedule(**entry)
+        except TypeError as exc:
+            raise InputError(f"Schedule {i} in {path.name}: {exc}.") from exc
+        sched.data = str(base / sched.data) if not os.path.isabs(sched.data) else sched.data
+        sched.config = str(base / sched.config) if not os.path.isabs(sched.config) else sched.config
+        out.append(sched)
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise InputError(f"Schedule names in {path.name} must be unique.")
+    return out
+
+
+def _state_path(root: Path | None = None) -> Path:
+    return (root or store.home()) / "schedules" / "state.json"
+
+
+def read_state(root: Path | None = None) -> dict[str, Any]:
+    path = _state_path(root)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(state: dict[str, Any], root: Path | None = None) -> None:
+    path = _state_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def schedule_lock(sched: Schedule, root: Path | None = None) -> Iterator[bool]:
+    """Yield True when this process holds the schedule's lock, False when another run holds it."""
+    path = store.client_dir(sched.client, root) / ".locks" / f"{sched.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def newest_dataset(pattern: str) -> Path:
+    matches = [Path(p) for p in glob.glob(pattern)]
+    files = [p for p in matches if p.is_file()]
+    if not files:
+        raise InputError(f"No dataset matches {pattern}.")
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def latest_report_path(client: str, root: Path | None = None) -> Path:
+    return store.client_dir(client, root) / "reports" / "latest.html"
+
+
+def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None = None) -> dict[str, Any]:
+    """Fit, report and publish one schedule now; returns what happened (never raises for a failed fit)."""
+    from mmmlib.pipeline import fit_run
+    from mmmlib.reports import write_report
+
+    now = now or datetime.now(UTC)
+    store.ensure_client(sched.client, root)
+    run_dir = store.runs_dir(sched.client, root) / f"{sched.name}-{now:%Y%m%dT%H%M%SZ}"
+    outcome: dict[str, Any] = {"schedule": sched.name, "client": sched.client, "run": str(run_dir)}
+    try:
+        data = newest_dataset(sched.data)
+        summary = fit_run(data, sched.config, run_dir, mode=sched.mode, seed=sched.seed, client=sched.client)
+        outcome["status"] = summary["status"]
+        for fmt in sched.reports:
+            write_report(run_dir, fmt=fmt)
+        if summary["status"] == "ok" and "html" in sched.reports:
+            _publish(run_dir / "report.html", latest_report_path(sched.client, root))
+            outcome["published"] = str(latest_report_path(sched.client, root))
+    except MMMError as exc:
+        outcome["status"] = "failed"
+        outcome["error"] = str(exc).splitlines()[0]
+        log.error("schedule %s failed: %s", sched.name, outcome["error"])
+    _prune(sched, root)
+    return outcome
+
+
+def _publish(report: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(report, tmp)
+    os.replace(tmp, target)
+
+
+def _prune(sched: Schedule, root: Path | None = None) -> None:
+    """Keep the newest ``keep`` runs of this schedule, and as many failed attempts."""
+    base = store.runs_dir(sched.client, root)
+    prefix = f"{sched.name}-"
+    done = sorted((p for p in base.glob(f"{prefix}*") if p.is_dir() and ".failed-" not in p.name), reverse=True)
+    failed = sorted((p for p in base.glob(f"{prefix}*.failed-*") if p.is_dir()), reverse=True)
+    for old in done[sched.keep :] + failed[sched.keep :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run_due(schedules: list[Schedule], now: datetime | None = None, root: Path | None = None) -> list[dict[str, Any]]:
+    """Run every schedule that is due at ``now``; a schedule whose lock is held is skipped."""
+    now = now or datetime.now(UTC).replace(second=0, microsecond=0)
+    state = read_state(root)
+    results = []
+    for sched in schedules:
+        last = state.get(sched.name, {}).get("last_run")
+        last_dt = datetime.fromisoformat(last) if last else None
+        if not sched.is_due(now, last_dt):
+            continue
+        with schedule_lock(sched, root) as held:
+            if not held:
+                results.append({"schedule": sched.name, "status": "skipped", "error": "another run holds its lock"})
+                continue
+            outcome = run_schedule(sched, now, root)
+            state = read_state(root)
+            state[sched.name] = {"last_run": now.isoformat(), "status": outcome["status"], "run": outcome["run"]}
+            _write_state(state, root)
+            results.append(outcome)
+    return results
+
+
+def serve(path: str | Path, interval: float = 60.0) -> None:
+    """Run due schedules every ``interval`` seconds until SIGTERM/SIGINT (the hub's managed service)."""
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("scheduler started with %s", path)
+    while not stop:
+        try:
+            for outcome in run_due(load_schedules(path)):
+                log.info("%s", json.dumps(outcome))
+        except MMMError as exc:
+            log.error("%s", exc)
+        deadline = time.monotonic() + interval
+        while not stop and time.monotonic() < deadline:
+            time.sleep(min(1.0, interval))
+
+
+def _run_now(args: tuple[Schedule, str | None]) -> dict[str, Any]:
+    """One batch job (top level so process pools and Dask can pickle it)."""
+    sched, home = args
+    if home:
+        os.environ["MMM_HOME"] = home
+    return run_schedule(sched)
+
+
+def run_batch(schedules: list[Schedule], executor: Any) -> list[dict[str, Any]]:
+    """Fit every schedule now, whatever its cron, through ``executor`` (``mmm batch``)."""
+    home = os.environ.get("MMM_HOME")
+    return executor.map(_run_now, [(s, home) for s in schedules])
