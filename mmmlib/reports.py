@@ -104,6 +104,13 @@ def html_report(run_dir: Path, notebook: Path | None = None) -> str:
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     assets = offline_assets()
     if assets is None:
+        import sys
+
+        print(
+            "mmm: warning: the offline JavaScript bundles are missing (run `make js`); this report's charts will "
+            "load require.js and the widget renderer from public CDNs.",
+            file=sys.stderr,
+        )
         body, _ = exporter.from_notebook_node(nb)
         return body
     exporter.require_js_url = REQUIRE_PLACEHOLDER

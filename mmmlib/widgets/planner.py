@@ -1,0 +1,126 @@
+"""The budget planner: response curves, ROAS and marginal ROAS, a total budget and per-channel bounds that
+re-optimise as they change (numpy on stored draws, no pymc), the outcome against today, and the frontier."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from mmmlib.errors import MMMError
+from mmmlib.optimize import Curves, allocate, frontier, load_curves
+from mmmlib.widgets.charts import allocation_bars, frontier_chart, interval_bars, response_curves
+from mmmlib.widgets.source import load_or_message
+from mmmlib.widgets.style import health_badge, message, money, run_title
+
+DEFAULT_LIMIT_PCT = 30
+
+
+class BudgetPlanner:
+    """State (budget, bounds) lives here; widgets observe it and the charts redraw in place."""
+
+    def __init__(self, summary: dict[str, Any], curves: Curves) -> None:
+        self.summary = summary
+        self.curves = curves
+        self.labels = {c["name"]: c["label"] for c in summary["channels"]}
+        today = float(curves.current.sum())
+        self.budget = w.FloatText(
+            value=round(today, 2),
+            description="Budget / period",
+            step=1000,
+            layout=w.Layout(width="260px"),
+            style={"description_width": "110px"},
+        )
+        self.bounds: dict[str, tuple[w.FloatText, w.FloatText]] = {}
+        rows = [w.HTML("<b>Channel</b>"), w.HTML("<b>today</b>"), w.HTML("<b>min</b>"), w.HTML("<b>max</b>")]
+        for name, now in zip(curves.channels, curves.current, strict=True):
+            low = w.FloatText(value=round(now * (1 - DEFAULT_LIMIT_PCT / 100), 2), layout=w.Layout(width="120px"))
+            high = w.FloatText(value=round(now * (1 + DEFAULT_LIMIT_PCT / 100), 2), layout=w.Layout(width="120px"))
+            self.bounds[name] = (low, high)
+            rows += [w.HTML(html.escape(self.labels[name])), w.HTML(f"{now:,.0f}"), low, high]
+        self.bounds_grid = w.GridBox(rows, layout=w.Layout(grid_template_columns="160px 100px 130px 130px"))
+        self.outcome = w.HTML()
+        self.outcome.add_class("mmm-outcome")
+        self.timing = w.HTML()
+        self.result: dict[str, Any] = {}
+        self.bars = allocation_bars(summary, self._allocate())
+        self._show()
+        self.budget.observe(self._changed, "value")
+        for low, high in self.bounds.values():
+            low.observe(self._changed, "value")
+            high.observe(self._changed, "value")
+
+    def _specs(self) -> list[str]:
+        return [f"{name}={low.value}:{high.value}" for name, (low, high) in self.bounds.items()]
+
+    def _allocate(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        self.result = allocate(self.curves, float(self.budget.value), self._specs()).to_dict()
+        self.seconds = time.perf_counter() - start
+        return self.result
+
+    def _changed(self, _: Any = None) -> None:
+        try:
+            result = self._allocate()
+        except MMMError as exc:
+            self.outcome.value = f"<div class='mmm-msg mmm-error' style='color:#8b1a1a'>{html.escape(str(exc))}</div>"
+            return
+        self.bars.marks[0].y = [c["optimal_spend"] for c in result["channels"]]
+        self._show()
+
+    def _show(self) -> None:
+        r = self.result
+        e, c, g = r["expected_total_contribution"], r["current_total_contribution"], r["expected_gain"]
+        unit = self.summary.get("target", "KPI")
+        self.outcome.value = (
+            "<div style='font-size:15px'>"
+            f"Expected {html.escape(unit)} from media per period with this split: <b>{money(e['mean'])}</b> "
+            f"(94% HDI {money(e['hdi_low'])}–{money(e['hdi_high'])}); today's split: {money(c['mean'])} "
+            f"({money(c['hdi_low'])}–{money(c['hdi_high'])}). Difference: <b>{g['mean']:+,.0f}</b> "
+            f"(94% HDI {g['hdi_low']:+,.0f} to {g['hdi_high']:+,.0f}).</div>"
+        )
+        self.timing.value = f"<span style='color:#999;font-size:11px'>optimised in {self.seconds * 1000:.0f} ms</span>"
+
+    def view(self) -> w.Widget:
+        points = frontier(self.curves, -30, 50, 9)
+        return w.VBox(
+            [
+                run_title("Budget planner", self.summary),
+                health_badge(self.summary),
+                w.HTML(
+                    "<h3>Response curves</h3><div style='color:#666'>Expected contribution per period at steady "
+                    "spend (carry-over included); band: 94% HDI; dot: today; dashed: where the next unit of spend "
+                    "stops paying back.</div>"
+                ),
+                response_curves(self.summary),
+                w.HBox(
+                    [
+                        interval_bars(self.summary, "roas", "ROAS"),
+                        interval_bars(self.summary, "mroas", "Marginal ROAS at today's spend"),
+                    ],
+                    layout=w.Layout(width="100%"),
+                ),
+                w.HTML("<h3>Plan a budget</h3>"),
+                self.budget,
+                self.bounds_grid,
+                self.outcome,
+                self.timing,
+                self.bars,
+                frontier_chart(points, float(self.curves.current.sum())),
+            ],
+            layout=w.Layout(gap="10px", padding="8px"),
+        )
+
+
+def planner_view(run: Path | None) -> w.Widget:
+    summary, problem = load_or_message(run)
+    if summary is None:
+        return problem
+    try:
+        curves = load_curves(run)
+    except MMMError as exc:
+        return message(str(exc), "error")
+    return BudgetPlanner(summary, curves).view()

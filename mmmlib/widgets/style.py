@@ -1,0 +1,83 @@
+"""Look and feel shared by every view: one colour per channel, money formatting, messages, cards, health badge."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+]
+BASE_COLOURS = {"baseline": "#c7c7c7", "trend": "#a0a0a0", "seasonality": "#dbdb8d", "controls": "#9edae5"}
+
+
+def channel_colours(summary: dict[str, Any]) -> dict[str, str]:
+    """The colour of each channel, fixed by its order in the run (same in every chart)."""
+    return {ch["name"]: PALETTE[i % len(PALETTE)] for i, ch in enumerate(summary["channels"])}
+
+
+def money(x: float, currency: str = "") -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{currency}{x / div:,.1f}{unit}"
+    return f"{currency}{x:,.0f}"
+
+
+def message(text: str, kind: str = "warning") -> w.HTML:
+    colours = {"warning": ("#fff4e5", "#8a4b00"), "error": ("#fdecea", "#8b1a1a"), "ok": ("#edf7ed", "#1e4620")}
+    bg, fg = colours[kind]
+    return w.HTML(
+        f'<div class="mmm-msg mmm-{kind}" style="background:{bg};color:{fg};padding:10px 14px;border-radius:6px;'
+        f'font-size:15px">{html.escape(text)}</div>'
+    )
+
+
+def health_badge(summary: dict[str, Any]) -> w.HTML:
+    """Model health first: green only when every diagnostic met its threshold."""
+    d = summary["diagnostics"]
+    facts = (
+        f"R-hat {d['r_hat_max']:.3f} · ESS {d['ess_bulk_min']:.0f} · {d['divergences']} divergences · "
+        f"R² {d['r2']:.2f} · MAPE {d['mape']:.1%}"
+    )
+    if summary["status"] == "ok":
+        return message(f"Model health: good — {facts}", "ok")
+    reasons = "; ".join(summary.get("status_reasons", []))
+    return message(f"Model health: NOT RELIABLE — {reasons}. Treat every number below with caution. ({facts})", "error")
+
+
+def kpi_card(title: str, value: str, detail: str = "") -> w.HTML:
+    return w.HTML(
+        '<div class="mmm-card" style="border:1px solid #ddd;border-radius:8px;padding:10px 16px;min-width:180px">'
+        f'<div style="color:#666;font-size:13px">{html.escape(title)}</div>'
+        f'<div style="font-size:26px;font-weight:600">{html.escape(value)}</div>'
+        f'<div style="color:#666;font-size:12px">{html.escape(detail)}</div></div>'
+    )
+
+
+def run_title(heading: str, summary: dict[str, Any]) -> w.HTML:
+    return w.HTML(
+        f"<h2 style='margin:0'>{html.escape(heading)}</h2>"
+        f"<div style='color:#666'>Run {html.escape(summary['run']['id'])} · {summary['period']['start']} → "
+        f"{summary['period']['end']} · all intervals are 94% HDIs</div>"
+    )
