@@ -24,14 +24,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def voila(synth_run: dict):
-    """Voilà serving dashboards/ on loopback, pointed at the shared fitted run."""
+def voila(synth_run: dict, tmp_path_factory: pytest.TempPathFactory):
+    """Voilà serving dashboards/ on loopback, pointed at the shared fitted run; idle kernels culled within seconds."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is missing (make test installs it)")
         pytest.skip("chromium not installed")
     port = _free_port()
-    env = {**os.environ, "MMM_RUN": str(synth_run["run_dir"])}
+    home = tmp_path_factory.mktemp("voila-home")
+    env = {**os.environ, "MMM_RUN": str(synth_run["run_dir"]), "MMM_HOME": str(home), "MMM_CLIENT": "acme"}
+    culling = [
+        "--MappingKernelManager.cull_idle_timeout=3",
+        "--MappingKernelManager.cull_interval=1",
+    ]
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -41,10 +46,11 @@ def voila(synth_run: dict):
             "--no-browser",
             "--Voila.ip=127.0.0.1",
             f"--port={port}",
+            *culling,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(home / "voila.log", "w"),
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -56,7 +62,7 @@ def voila(synth_run: dict):
     else:
         proc.kill()
         pytest.fail("voila did not start")
-    yield base
+    yield {"url": base, "home": home}
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -82,8 +88,8 @@ def _open(browser, url: str, shot: str):
     return page
 
 
-def test_executive_dashboard(voila: str, browser) -> None:
-    page = _open(browser, f"{voila}/voila/render/executive.ipynb", "dashboard_executive.png")
+def test_executive_dashboard(voila: dict, browser) -> None:
+    page = _open(browser, f"{voila['url']}/voila/render/executive.ipynb", "dashboard_executive.png")
     body = page.inner_text("body")
     assert body.index("Model health") < body.index("Recommendations")  # health comes before any advice
     assert "Blended ROAS" in body and "94% HDI" in body
@@ -91,8 +97,8 @@ def test_executive_dashboard(voila: str, browser) -> None:
     page.close()
 
 
-def test_budget_planner_reoptimises_when_the_budget_changes(voila: str, browser) -> None:
-    page = _open(browser, f"{voila}/voila/render/budget_planner.ipynb", "dashboard_planner.png")
+def test_budget_planner_reoptimises_when_the_budget_changes(voila: dict, browser) -> None:
+    page = _open(browser, f"{voila['url']}/voila/render/budget_planner.ipynb", "dashboard_planner.png")
     assert page.locator(".bqplot").count() >= 6  # response curves, ROAS, mROAS, allocation, frontier
     outcome = page.locator(".mmm-outcome")
     before = outcome.inner_text()
@@ -108,18 +114,48 @@ def test_budget_planner_reoptimises_when_the_budget_changes(voila: str, browser)
     page.close()
 
 
-def test_model_quality_dashboard(voila: str, browser) -> None:
-    page = _open(browser, f"{voila}/voila/render/model_quality.ipynb", "dashboard_quality.png")
+def test_model_quality_dashboard(voila: dict, browser) -> None:
+    page = _open(browser, f"{voila['url']}/voila/render/model_quality.ipynb", "dashboard_quality.png")
     body = page.inner_text("body")
     assert "max R-hat" in body and "divergences" in body and "MAPE (held out)" in body
     assert page.locator(".bqplot").count() >= 4
     page.close()
 
 
-def test_missing_run_shows_a_message_not_a_traceback(voila: str, browser) -> None:
+def test_missing_run_shows_a_message_not_a_traceback(voila: dict, browser) -> None:
     page = browser.new_page()
-    page.goto(f"{voila}/voila/render/executive.ipynb?run=/nonexistent/run", timeout=120_000)
+    page.goto(f"{voila['url']}/voila/render/executive.ipynb?run=/nonexistent/run", timeout=120_000)
     page.wait_for_selector(".mmm-msg", timeout=120_000)
     body = page.inner_text("body")
     assert "No results at /nonexistent/run" in body and "Traceback" not in body
     page.close()
+
+
+def test_new_model_fit_finishes_after_the_page_is_closed(voila: dict, browser, synth_run: dict) -> None:
+    """Upload, see the detected mapping and validation, start a fit, close the page: the kernel is culled and
+    the fit, running in its own process, still completes its run."""
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.goto(f"{voila['url']}/voila/render/new_model.ipynb", timeout=120_000)
+    page.wait_for_selector("button.widget-upload", timeout=120_000)
+    with page.expect_file_chooser() as chooser:  # ipywidgets 8 creates the file input on click
+        page.click("button.widget-upload")
+    chooser.value.set_files(str(synth_run["data_dir"] / "data.csv"))
+    page.wait_for_selector(".mmm-validation", timeout=60_000)
+    assert "ready to fit" in page.inner_text(".mmm-validation")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard_new_model.png"), full_page=True)
+    page.click("button:has-text('Start fit')")
+    page.wait_for_selector(".mmm-progress:has-text('Fit')", timeout=30_000)  # started, fitting or finished
+    page.close()
+    log = voila["home"] / "voila.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and "Culling" not in log.read_text():
+        time.sleep(1)
+    assert "Culling" in log.read_text()  # the page's kernel is gone
+    runs = voila["home"] / "clients" / "acme" / "runs"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(runs.glob("*-new/summary.json")):
+        time.sleep(2)
+    done = list(runs.glob("*-new/summary.json"))
+    assert done, sorted(p.name for p in runs.iterdir())
+    assert list((voila["home"] / "clients" / "acme" / "datasets").glob("*data.csv"))

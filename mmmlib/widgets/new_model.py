@@ -1,0 +1,205 @@
+"""New model, for marketers who don't code: upload a file, map its columns, see its problems, start a fit.
+
+The fit runs as its own process (``mmm fit``, detached from the dashboard's kernel), so it finishes when
+the page is closed and the kernel culled; the page only watches its log and its run directory.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from mmmlib import store
+from mmmlib.config import ModelConfig, save_config
+from mmmlib.data.dataset import propose_config
+from mmmlib.data.reader import read_raw
+from mmmlib.data.validate import check
+from mmmlib.errors import MMMError
+from mmmlib.widgets.style import message
+
+POLL_SECONDS = 1.0
+
+
+def start_fit(data: Path, config: Path, run_dir: Path, mode: str) -> subprocess.Popen:
+    """Launch ``mmm fit`` in a new session: it outlives this kernel (culling, closed pages)."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir.parent / f"{run_dir.name}.launch.log", "w", encoding="utf-8")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mmmlib",
+            "fit",
+            str(data),
+            "--config",
+            str(config),
+            "--out",
+            str(run_dir),
+            "--mode",
+            mode,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ},
+    )
+
+
+def fit_progress(run_dir: Path) -> tuple[str, str]:
+    """``(state, last log lines)``: state is running, done or failed, read from the files alone."""
+    if (run_dir / "summary.json").is_file():
+        return "done", ""
+    failed = sorted(run_dir.parent.glob(f"{run_dir.name}.failed-*"))
+    launch = run_dir.parent / f"{run_dir.name}.launch.log"
+    text = launch.read_text(encoding="utf-8", errors="replace") if launch.is_file() else ""
+    staging = sorted(run_dir.parent.glob(f".{run_dir.name}.tmp-*"))
+    if staging and (staging[-1] / "fit.log").is_file():
+        text += (staging[-1] / "fit.log").read_text(encoding="utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip() and "Kernel is running over TCP" not in ln]
+    if failed or any(ln.startswith("mmm: ") for ln in lines):
+        return "failed", "\n".join(lines[-3:])
+    return "running", "\n".join(lines[-4:])
+
+
+class NewModel:
+    """Upload → map → validate → fit, with every problem shown in plain words."""
+
+    def __init__(self, client: str, dashboards_url: str = "executive.ipynb") -> None:
+        self.client = store.check_client(client)
+        self.dashboards_url = dashboards_url
+        self.upload = w.FileUpload(accept=".csv,.tsv,.txt,.xlsx,.parquet", multiple=False, description="Data file")
+        self.status = w.HTML()
+        self.mapping = w.VBox()
+        self.problems = w.HTML()
+        self.mode = w.ToggleButtons(options=[("Quick (about 30 s)", "quick"), ("Full (a few minutes)", "full")])
+        self.fit_button = w.Button(description="Start fit", button_style="primary", disabled=True)
+        self.progress = w.HTML()
+        self.progress.add_class("mmm-progress")
+        self.data_path: Path | None = None
+        self.upload.observe(self._uploaded, "value")
+        self.fit_button.on_click(self._start)
+
+    # --- steps -------------------------------------------------------------------------------------
+    def _uploaded(self, _: Any = None) -> None:
+        if not self.upload.value:
+            return
+        item = self.upload.value[0]
+        name = Path(item["name"]).name
+        target = store.datasets_dir(self.client) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(item["content"]))
+        self.data_path = target
+        try:
+            raw = read_raw(target)
+            config, _ = propose_config(raw)
+        except MMMError as exc:
+            self.status.value = message(str(exc), "error").value
+            return
+        self.raw = raw
+        cols = list(raw.frame.columns)
+        self.date = w.Dropdown(options=cols, value=config.date_column, description="Date")
+        self.target = w.Dropdown(options=cols, value=config.target_column, description="KPI")
+        self.channels = w.SelectMultiple(
+            options=cols, value=tuple(config.channel_columns), description="Spend", rows=min(10, len(cols))
+        )
+        self.controls = w.SelectMultiple(
+            options=cols, value=tuple(config.control_columns), description="Controls", rows=min(10, len(cols))
+        )
+        self.base_config = config
+        for widget in (self.date, self.target, self.channels, self.controls):
+            widget.observe(self._validate, "value")
+        self.status.value = (
+            f"<b>{html.escape(name)}</b>: {len(raw.frame)} rows; columns detected, change them if needed."
+        )
+        self.mapping.children = [self.date, self.target, w.HBox([self.channels, self.controls])]
+        self._validate()
+
+    def _config(self) -> ModelConfig:
+        data = {
+            **self.base_config.to_dict(),
+            "date_column": self.date.value,
+            "target_column": self.target.value,
+            "channel_columns": list(self.channels.value),
+            "control_columns": [c for c in self.controls.value if c not in self.channels.value],
+        }
+        return ModelConfig.from_dict(data)
+
+    def _validate(self, _: Any = None) -> None:
+        try:
+            report = check(self.raw, self._config()).report
+        except MMMError as exc:
+            self.problems.value = message(str(exc), "error").value
+            self.fit_button.disabled = True
+            return
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in report.lines(limit=50))
+        verdict = "ready to fit" if report.ok else "fix these problems in the file, then upload it again"
+        kind = "ok" if report.ok else "error"
+        self.problems.value = (
+            f"<div class='mmm-validation mmm-{kind}'><b>{html.escape(report.summary_line())}</b> "
+            f"({verdict})<ul>{items}</ul></div>"
+        )
+        self.fit_button.disabled = not report.ok
+
+    def _start(self, _: Any = None) -> None:
+        if self.data_path is None:
+            return
+        run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-new"
+        run_dir = store.runs_dir(self.client) / run_id
+        config_path = store.datasets_dir(self.client) / f"{self.data_path.stem}.config.yaml"
+        save_config(self._config(), config_path)
+        start_fit(self.data_path, config_path, run_dir, self.mode.value)
+        self.fit_button.disabled = True
+        self.run_dir = run_dir
+        self.progress.value = f"Fit started ({self.mode.value} mode): {html.escape(str(run_dir))}"
+        threading.Thread(target=self._watch, args=(run_dir,), daemon=True).start()
+
+    def _watch(self, run_dir: Path) -> None:
+        while True:
+            state, tail = fit_progress(run_dir)
+            if state == "done":
+                link = f"{self.dashboards_url}?run={run_dir}"
+                self.progress.value = (
+                    f"<div class='mmm-done'>Fit finished. <a href='{html.escape(link)}' target='_blank'>"
+                    "Open the results</a></div>"
+                )
+                return
+            if state == "failed":
+                self.progress.value = message(f"The fit failed. {tail}", "error").value
+                return
+            self.progress.value = f"<div>Fitting… <pre style='font-size:11px'>{html.escape(tail)}</pre></div>"
+            time.sleep(POLL_SECONDS)
+
+    def view(self) -> w.Widget:
+        return w.VBox(
+            [
+                w.HTML(
+                    "<h2 style='margin:0'>New model</h2><div style='color:#666'>Upload weekly (or daily) data: "
+                    "one row per period, a column per media spend, the KPI, optional controls.</div>"
+                ),
+                self.upload,
+                self.status,
+                self.mapping,
+                self.problems,
+                self.mode,
+                self.fit_button,
+                self.progress,
+            ],
+            layout=w.Layout(gap="10px", padding="8px"),
+        )
+
+
+def new_model_view(client: str | None = None) -> w.Widget:
+    try:
+        return NewModel(client or os.environ.get("MMM_CLIENT", "sample")).view()
+    except MMMError as exc:
+        return message(str(exc), "error")
