@@ -8,74 +8,20 @@ Run: `.venv/bin/python benchmarks/dashboard_speed.py RUN_DIR`.
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+from mmmlib.voila_server import running_voila
 
 
 def main(run_dir: str, repeats: int = 5, preheat: bool = False) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            str(ROOT / "dashboards"),
-            "--no-browser",
-            "--Voila.ip=127.0.0.1",
-            f"--port={port}",
-        ],
-        env={**os.environ, "MMM_RUN": str(Path(run_dir).resolve())},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(base, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    from mmmlib.reports import CHROMIUM_ARGS, chromium_path
-
-    results: dict[str, list[float]] = {"executive": [], "budget_planner": [], "budget change": []}
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-            for _ in range(repeats):
-                for name in ("executive", "budget_planner"):
-                    page = browser.new_page(viewport={"width": 1400, "height": 3000})
-                    start = time.perf_counter()
-                    page.goto(f"{base}/voila/render/{name}.ipynb")
-                    page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
-                    results[name].append(time.perf_counter() - start)
-                    if name == "budget_planner":
-                        before = page.inner_text(".mmm-outcome")
-                        box = page.locator("input[type=number]").first
-                        value = float(box.input_value())
-                        box.fill(f"{value * 1.1:.2f}")
-                        start = time.perf_counter()
-                        box.press("Enter")
-                        page.wait_for_function(
-                            "prev => document.querySelector('.mmm-outcome').innerText !== prev", arg=before
-                        )
-                        results["budget change"].append(time.perf_counter() - start)
-                    page.close()
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    args = ["--preheat_kernel=True", "--pool_size=1"] if preheat else []
+    with running_voila({"MMM_RUN": str(Path(run_dir).resolve())}, args) as base:
+        results = measure(base, repeats)
     print(f"| measured in headless Chromium{' (preheated kernels)' if preheat else ''} | median s | min s | max s |")
     print("|---|---|---|---|")
     for name, label in (
@@ -85,6 +31,35 @@ def main(run_dir: str, repeats: int = 5, preheat: bool = False) -> None:
     ):
         t = results[name]
         print(f"| {label} | {statistics.median(t):.2f} | {min(t):.2f} | {max(t):.2f} |")
+
+
+def measure(base: str, repeats: int) -> dict[str, list[float]]:
+    from mmmlib.reports import CHROMIUM_ARGS, chromium_path
+
+    results: dict[str, list[float]] = {"executive": [], "budget_planner": [], "budget change": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        for _ in range(repeats):
+            for name in ("executive", "budget_planner"):
+                page = browser.new_page(viewport={"width": 1400, "height": 3000})
+                start = time.perf_counter()
+                page.goto(f"{base}/voila/render/{name}.ipynb")
+                page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+                results[name].append(time.perf_counter() - start)
+                if name == "budget_planner":
+                    before = page.inner_text(".mmm-outcome")
+                    box = page.locator("input[type=number]").first
+                    value = float(box.input_value())
+                    box.fill(f"{value * 1.1:.2f}")
+                    start = time.perf_counter()
+                    box.press("Enter")
+                    page.wait_for_function(
+                        "prev => document.querySelector('.mmm-outcome').innerText !== prev", arg=before
+                    )
+                    results["budget change"].append(time.perf_counter() - start)
+                page.close()
+        browser.close()
+    return results
 
 
 if __name__ == "__main__":

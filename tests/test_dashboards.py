@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from mmmlib.voila_server import running_voila
 from tests.conftest import ARTIFACTS, CHROMIUM
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +19,11 @@ def voila(synth_run: dict, tmp_path_factory: pytest.TempPathFactory):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing (make test installs it)")
         pytest.skip("chromium not installed")
-    port = _free_port()
     home = tmp_path_factory.mktemp("voila-home")
-    env = {**os.environ, "MMM_RUN": str(synth_run["run_dir"]), "MMM_HOME": str(home), "MMM_CLIENT": "acme"}
-    culling = [
-        "--MappingKernelManager.cull_idle_timeout=3",
-        "--MappingKernelManager.cull_interval=1",
-    ]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            str(ROOT / "dashboards"),
-            "--no-browser",
-            "--Voila.ip=127.0.0.1",
-            f"--port={port}",
-            *culling,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(home / "voila.log", "w"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(base + "/", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("voila did not start")
-    yield {"url": base, "home": home}
-    proc.terminate()
-    proc.wait(timeout=30)
+    env = {"MMM_RUN": str(synth_run["run_dir"]), "MMM_HOME": str(home), "MMM_CLIENT": "acme"}
+    culling = ["--MappingKernelManager.cull_idle_timeout=3", "--MappingKernelManager.cull_interval=1"]
+    with running_voila(env, culling, log=home / "voila.log", timeout=120) as base:
+        yield {"url": base, "home": home}
 
 
 @pytest.fixture(scope="module")
