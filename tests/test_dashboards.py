@@ -52,6 +52,7 @@ def test_executive_dashboard(voila: dict, browser) -> None:
     body = page.inner_text("body")
     assert body.index("Model health") < body.index("Recommendations")  # health comes before any advice
     assert "Blended ROAS" in body and "94% HDI" in body
+    assert page.locator("a[download='report.txt']").count() == 1 and page.locator("a[download='channels.csv']").count()
     assert page.locator(".bqplot").count() >= 3
     page.close()
 

@@ -8,6 +8,13 @@ from mmmlib.widgets.executive import executive_view
 from mmmlib.widgets.new_model import new_model_view
 from mmmlib.widgets.planner import planner_view
 from mmmlib.widgets.quality import quality_view
-from mmmlib.widgets.source import run_from_environment
+from mmmlib.widgets.source import run_from_environment, with_run_picker
 
-__all__ = ["executive_view", "new_model_view", "planner_view", "quality_view", "run_from_environment"]
+__all__ = [
+    "executive_view",
+    "new_model_view",
+    "planner_view",
+    "quality_view",
+    "run_from_environment",
+    "with_run_picker",
+]

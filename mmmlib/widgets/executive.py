@@ -57,6 +57,7 @@ def executive_view(run: Path | None) -> w.Widget:
             health_badge(summary),
             kpi_cards(summary),
             recommendation_list(summary),
+            downloads(summary),
             w.HBox(
                 [
                     interval_bars(summary, "share", "Share of media contribution", ".0%"),
@@ -68,3 +69,22 @@ def executive_view(run: Path | None) -> w.Widget:
         ],
         layout=w.Layout(gap="12px", padding="8px"),
     )
+
+
+def downloads(summary: dict[str, Any]) -> w.HTML:
+    """The recommendations and channel table as files to take away (TXT, CSV, JSON), embedded in the page."""
+    import base64
+    import json
+
+    from mmmlib.reports import csv_report, json_report, text_report
+
+    files = [
+        ("report.txt", "text/plain", text_report(summary)),
+        ("channels.csv", "text/csv", csv_report(summary)),
+        ("summary.json", "application/json", json.dumps(json_report(summary), indent=1)),
+    ]
+    links = " · ".join(
+        f"<a download='{name}' href='data:{mime};base64,{base64.b64encode(text.encode()).decode()}'>{name}</a>"
+        for name, mime, text in files
+    )
+    return w.HTML(f"<div class='mmm-downloads'>Download: {links}</div>")

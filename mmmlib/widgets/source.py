@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import ipywidgets as w
 
+from mmmlib.errors import MMMError
 from mmmlib.runs import load_summary
 from mmmlib.widgets.style import message
 
 
 def run_from_environment(default: str | None = None) -> Path | None:
-    """The run to show: ``?run=`` in the Voilà URL, else ``$MMM_RUN``, else ``default``."""
+    """The run to show: ``?run=`` in the Voilà URL, ``?client=`` (its latest good run), ``$MMM_RUN``, ``default``."""
+    from mmmlib.store import latest_good_run
+
     query = parse_qs(os.environ.get("QUERY_STRING", ""))
     if query.get("run"):
         return Path(query["run"][0])
+    if query.get("client"):
+        try:
+            info = latest_good_run(query["client"][0])
+        except MMMError:
+            return None
+        return info.path if info else None
     value = os.environ.get("MMM_RUN") or default
     return Path(value) if value else None
 
@@ -34,3 +44,28 @@ def load_or_message(run: Path | None) -> tuple[dict[str, Any] | None, w.Widget |
         return None, message(
             f"The results at {run} are damaged (summary.json is not valid JSON); refit this run.", "error"
         )
+
+
+def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, client: str | None = None) -> w.Widget:
+    """A dropdown of the client's runs (newest first, with status) above ``view``, which redraws on change."""
+    from mmmlib.store import list_runs
+
+    try:
+        runs = list_runs(client or os.environ.get("MMM_CLIENT") or None)
+    except MMMError:
+        runs = []
+    options = [(f"{r.created_at[:16].replace('T', ' ')} · {r.client} · {r.status}", str(r.path)) for r in runs]
+    if run is not None and str(run) not in {v for _, v in options}:
+        options.insert(0, (f"{run}", str(run)))
+    body = w.VBox([view(run)])
+    if len(options) < 2:
+        return body
+    picker = w.Dropdown(
+        options=options, value=str(run) if run else options[0][1], description="Run", layout=w.Layout(width="520px")
+    )
+
+    def changed(change: dict) -> None:
+        body.children = [view(Path(change["new"]))]
+
+    picker.observe(changed, "value")
+    return w.VBox([picker, body])
