@@ -210,6 +210,7 @@ def adstock_weights(summary: dict[str, Any]) -> bq.Figure | None:
     colours = channel_colours(summary)
     x, y = bq.LinearScale(), bq.LinearScale(min=0.0)
     marks = []
+    lags_n = len(next(iter(weights.values()))["mean"])
     for ch in summary["channels"]:
         wts = weights[ch["name"]]
         lags = list(range(len(wts["mean"])))
@@ -228,7 +229,7 @@ def adstock_weights(summary: dict[str, Any]) -> bq.Figure | None:
     return bq.Figure(
         marks=marks,
         axes=[
-            bq.Axis(scale=x, label="weeks after spend", tick_format="d"),
+            bq.Axis(scale=x, label="weeks after spend", tick_format="d", tick_values=np.arange(lags_n)),
             bq.Axis(scale=y, orientation="vertical", tick_format=".0%"),
         ],
         title="Carry-over: share of the effect by lag",
@@ -310,3 +311,69 @@ def frontier_chart(points: list[dict[str, Any]], today: float) -> bq.Figure:
         title="Efficiency frontier: best split at each budget (dashed: today)",
         layout=w.Layout(width="100%", height="320px"),
     )
+
+
+def contribution_waterfall(summary: dict[str, Any]) -> bq.Figure:
+    """From the base (baseline, trend, seasonality, controls) through each channel to the modelled total."""
+    totals = summary["decomposition"]["totals"]
+    colours = channel_colours(summary)
+    base = sum(v["mean"] for k, v in totals.items() if not k.startswith("channel:"))
+    steps = [("Base", base, "#c7c7c7")]
+    steps += [(c["label"], totals[f"channel:{c['name']}"]["mean"], colours[c["name"]]) for c in summary["channels"]]
+    labels, lows, highs, fills = [], [], [], []
+    level = 0.0
+    for label, value, colour in steps:
+        labels.append(label)
+        lows.append(level)
+        highs.append(level + value)
+        fills.append(colour)
+        level += value
+    labels.append("Total")
+    lows.append(0.0)
+    highs.append(level)
+    fills.append("#333333")
+    x, y = bq.OrdinalScale(domain=labels), bq.LinearScale(min=0.0)
+    bars = bq.Bars(
+        x=labels,
+        y=[highs],
+        base=0.0,
+        scales={"x": x, "y": y},
+        colors=fills,
+        tooltip=bq.Tooltip(fields=["x", "y"], formats=["", ",.0f"]),
+    )
+    covers = bq.Bars(x=labels, y=[lows], scales={"x": x, "y": y}, colors=["white"], opacities=[1.0])
+    return bq.Figure(
+        marks=[bars, covers],
+        axes=[bq.Axis(scale=x), bq.Axis(scale=y, orientation="vertical", tick_format=".3s")],
+        title="Where the KPI came from (posterior means over the fitted periods)",
+        layout=w.Layout(width="100%", height="320px"),
+    )
+
+
+def roas_distributions(summary: dict[str, Any], draws: dict[str, Any]) -> w.GridBox:
+    """Posterior distribution of each channel's ROAS (histogram of draws), break-even marked."""
+    colours = channel_colours(summary)
+    figures = []
+    for ch in summary["channels"]:
+        values = np.asarray(draws[ch["name"]], dtype=float)
+        counts, edges = np.histogram(values, bins=30)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        x, y = bq.LinearScale(), bq.LinearScale(min=0.0)
+        marks = [bq.Bars(x=centres, y=counts, scales={"x": x, "y": y}, colors=[colours[ch["name"]]], padding=0.05)]
+        be = summary.get("breakeven_roas", 1.0)
+        if edges[0] <= be <= edges[-1]:
+            marks.append(
+                bq.Lines(
+                    x=[be, be], y=[0, counts.max()], scales={"x": x, "y": y}, colors=["black"], line_style="dashed"
+                )
+            )
+        figures.append(
+            bq.Figure(
+                marks=marks,
+                title=f"{ch['label']}: ROAS",
+                axes=[bq.Axis(scale=x, tick_format=".2f"), bq.Axis(scale=y, orientation="vertical", tick_format="d")],
+                layout=w.Layout(width="100%", height="220px"),
+                fig_margin={"top": 30, "bottom": 35, "left": 45, "right": 10},
+            )
+        )
+    return w.GridBox(figures, layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width="100%"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib.widgets.charts import contributions_over_time, interval_bars
+from mmmlib.widgets.charts import contribution_waterfall, contributions_over_time, interval_bars
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, kpi_card, money, run_title
 
@@ -65,6 +65,7 @@ def executive_view(run: Path | None) -> w.Widget:
                 ],
                 layout=w.Layout(width="100%"),
             ),
+            contribution_waterfall(summary),
             contributions_over_time(summary),
         ],
         layout=w.Layout(gap="12px", padding="8px"),
