@@ -71,7 +71,8 @@ report-sample: fit-sample
 
 serve-sample: report-sample
 	@echo "Serving the executive dashboard on http://127.0.0.1:8000 (Ctrl-C to stop); report: $(DEMO_RUN)/report.html"
-	cd dashboards && MMM_RUN=$(DEMO_RUN) $(VENV)/bin/voila executive.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8000
+	cd dashboards && MMM_RUN=$(DEMO_RUN) $(VENV)/bin/voila executive.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8000 \
+	  --preheat_kernel=True --pool_size=1
 
 demo: serve-sample
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -119,3 +120,16 @@ def test_new_model_fit_finishes_after_the_page_is_closed(voila: dict, browser, s
     done = list(runs.glob("*-new/summary.json"))
     assert done, sorted(p.name for p in runs.iterdir())
     assert list((voila["home"] / "clients" / "acme" / "datasets").glob("*data.csv"))
+
+
+def test_preheated_kernels_still_honour_the_url(synth_run: dict, scheduled: dict, browser) -> None:
+    """`make demo` preheats kernels (they render before the request exists): ?run= must still pick the run."""
+    other = scheduled["results"][0]["run"]
+    with running_voila(
+        {"MMM_RUN": str(synth_run["run_dir"])}, ["--preheat_kernel=True", "--pool_size=1"], timeout=120
+    ) as base:
+        time.sleep(5)  # let the pool fill
+        page = _open(browser, f"{base}/voila/render/executive.ipynb?run={other}", "dashboard_preheated.png")
+        wanted = json.loads((Path(other) / "summary.json").read_text())["run"]["id"]
+        assert wanted in page.inner_text("body")
+        page.close()

@@ -1,20 +1,26 @@
 """ipywidgets + bqplot views shared by the dashboards and the HTML report; they only draw what analysis computed.
 
 ``style`` (colours, cards, health badge), ``charts`` (bqplot figures), ``source`` (which run),
-one module per dashboard view. Nothing here imports pymc.
+one module per dashboard view. Nothing here imports pymc, and views are imported on first use so the
+executive page does not pay for the planner's scipy or the upload page's pandas.
 """
 
-from mmmlib.widgets.executive import executive_view
-from mmmlib.widgets.new_model import new_model_view
-from mmmlib.widgets.planner import planner_view
-from mmmlib.widgets.quality import quality_view
-from mmmlib.widgets.source import run_from_environment, with_run_picker
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "executive_view",
-    "new_model_view",
-    "planner_view",
-    "quality_view",
-    "run_from_environment",
-    "with_run_picker",
-]
+_VIEWS = {
+    "executive_view": "mmmlib.widgets.executive",
+    "planner_view": "mmmlib.widgets.planner",
+    "quality_view": "mmmlib.widgets.quality",
+    "new_model_view": "mmmlib.widgets.new_model",
+    "run_from_environment": "mmmlib.widgets.source",
+    "with_run_picker": "mmmlib.widgets.source",
+}
+
+__all__ = sorted(_VIEWS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VIEWS:
+        return getattr(import_module(_VIEWS[name]), name)
+    raise AttributeError(f"module 'mmmlib.widgets' has no attribute {name!r}")

@@ -15,11 +15,20 @@ from mmmlib.runs import load_summary
 from mmmlib.widgets.style import message
 
 
+def _query_string() -> str:
+    """The page's query string. A preheated Voilà kernel runs before its request exists: wait for it there."""
+    if os.environ.get("VOILA_PREHEAT", "False") != "False":
+        from voila.utils import get_query_string
+
+        return get_query_string() or ""
+    return os.environ.get("QUERY_STRING", "")
+
+
 def run_from_environment(default: str | None = None) -> Path | None:
     """The run to show: ``?run=`` in the Voilà URL, ``?client=`` (its latest good run), ``$MMM_RUN``, ``default``."""
     from mmmlib.store import latest_good_run
 
-    query = parse_qs(os.environ.get("QUERY_STRING", ""))
+    query = parse_qs(_query_string())
     if query.get("run"):
         return Path(query["run"][0])
     if query.get("client"):
