@@ -206,3 +206,31 @@ def test_recommendations_refuse_advice_on_a_failed_fit() -> None:
     text = recommendations(_crafted("warning"))
     assert len(text) == 1 and text[0].startswith("Model health: NOT RELIABLE")
     assert "R-hat" in text[0] and "Shift" not in text[0]
+
+
+def test_prior_draws_follow_the_stored_priors() -> None:
+    import json
+
+    from mmmlib.priors import media_prior_draws
+
+    attrs = {
+        "adstock": json.dumps(
+            {"prefix": "adstock", "priors": {"alpha": {"dist": "Beta", "kwargs": {"alpha": 1, "beta": 3}}}}
+        ),
+        "saturation": json.dumps(
+            {
+                "prefix": "saturation",
+                "priors": {
+                    "lam": {"dist": "Gamma", "kwargs": {"alpha": 4, "beta": 2}},
+                    "beta": {"dist": "HalfNormal", "kwargs": {"sigma": [2.0, 0.5]}},
+                    "odd": {"dist": "NoSuchDist", "kwargs": {}},
+                },
+            }
+        ),
+    }
+    draws = media_prior_draws(attrs, ["tv", "search"], draws=200_000)
+    assert set(draws) == {"adstock_alpha", "saturation_lam", "saturation_beta"}
+    assert draws["adstock_alpha"].mean() == pytest.approx(0.25, abs=0.005)
+    assert draws["saturation_lam"].mean() == pytest.approx(2.0, abs=0.02)
+    half_normal_mean = np.sqrt(2 / np.pi) * np.array([2.0, 0.5])
+    assert draws["saturation_beta"].mean(axis=0) == pytest.approx(half_normal_mean, rel=0.02)

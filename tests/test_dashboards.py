@@ -79,6 +79,7 @@ def test_model_quality_dashboard(voila: dict, browser) -> None:
     page = _open(browser, f"{voila['url']}/voila/render/model_quality.ipynb", "dashboard_quality.png")
     body = page.inner_text("body")
     assert "max R-hat" in body and "divergences" in body and "MAPE (held out)" in body
+    assert "Priors against posteriors" in body and "Posterior distributions of ROAS" in body
     assert page.locator(".bqplot").count() >= 4
     page.close()
 

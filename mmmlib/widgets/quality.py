@@ -48,6 +48,20 @@ def quality_view(run: Path | None) -> w.Widget:
             w.HTML("<h3>Posterior distributions of ROAS</h3><div style='color:#666'>dashed: break-even</div>"),
             roas_distributions(summary, draws),
         ]
+    try:
+        comparison = priors_against_posteriors(run, summary)
+    except Exception as exc:  # an optional panel never takes the page down
+        comparison = w.HTML(
+            f"<div class='mmm-msg'>Priors against posteriors are not available: {html.escape(str(exc))}</div>"
+        )
+    if comparison is not None:
+        parts += [
+            w.HTML(
+                "<h3>Priors against posteriors</h3><div style='color:#666'>grey: prior; colour: posterior. "
+                "A posterior that barely moved from its prior means the data said little about it.</div>"
+            ),
+            comparison,
+        ]
     carry = adstock_weights(summary)
     if carry is not None:
         parts.append(carry)
@@ -71,3 +85,76 @@ def roas_draws(run: Path | None, summary: dict[str, Any]) -> dict[str, Any] | No
         return {ch: contrib[:, j] / spend[j] for j, ch in enumerate(post.channels) if spend[j] > 0}
     finally:
         tree.close()
+
+
+def priors_against_posteriors(run: Path | None, summary: dict[str, Any]) -> w.Widget | None:
+    """For a chosen media parameter, each channel's prior and posterior densities overlaid."""
+    if run is None or not (Path(run) / "posterior.nc").is_file():
+        return None
+    import bqplot as bq
+    import numpy as np
+    import xarray as xr
+
+    from mmmlib.priors import media_prior_draws
+    from mmmlib.widgets.style import channel_colours
+
+    tree = xr.open_datatree(Path(run) / "posterior.nc")
+    try:
+        channels = [str(c) for c in tree["constant_data"]["channel"].values]
+        priors = media_prior_draws(dict(tree.attrs), channels)
+        posts = {
+            n: np.asarray(tree["posterior"][n].values).reshape(-1, len(channels))
+            for n in priors
+            if n in tree["posterior"].data_vars
+        }
+    finally:
+        tree.close()
+    if not posts:
+        return None
+    colours = channel_colours(summary)
+    labels = {c["name"]: c["label"] for c in summary["channels"]}
+
+    def grid(param: str) -> w.GridBox:
+        figures = []
+        for j, ch in enumerate(channels):
+            prior, post = priors[param][:, j], posts[param][:, j]
+            top = float(np.quantile(np.r_[prior, post], 0.995))
+            edges = np.linspace(0, top, 41) if prior.min() >= 0 else np.linspace(np.quantile(prior, 0.005), top, 41)
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            x, y = bq.LinearScale(), bq.LinearScale(min=0.0)
+            marks = [
+                bq.Lines(
+                    x=centres,
+                    y=np.histogram(prior, edges, density=True)[0],
+                    scales={"x": x, "y": y},
+                    colors=["#999999"],
+                    fill="bottom",
+                    fill_opacities=[0.3],
+                ),
+                bq.Lines(
+                    x=centres,
+                    y=np.histogram(post, edges, density=True)[0],
+                    scales={"x": x, "y": y},
+                    colors=[colours.get(ch, "#1f77b4")],
+                    stroke_width=2,
+                ),
+            ]
+            figures.append(
+                bq.Figure(
+                    marks=marks,
+                    title=f"{labels.get(ch, ch)}: {param}",
+                    axes=[
+                        bq.Axis(scale=x, tick_format=".2f"),
+                        bq.Axis(scale=y, orientation="vertical", tick_format=".1f"),
+                    ],
+                    layout=w.Layout(width="100%", height="200px"),
+                    fig_margin={"top": 30, "bottom": 30, "left": 40, "right": 10},
+                )
+            )
+        return w.GridBox(figures, layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width="100%"))
+
+    names = sorted(posts)
+    picker = w.Dropdown(options=names, value=names[0], description="Parameter")
+    body = w.VBox([grid(names[0])])
+    picker.observe(lambda change: setattr(body, "children", [grid(change["new"])]), "value")
+    return w.VBox([picker, body])
