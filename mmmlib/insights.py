@@ -22,6 +22,12 @@ def _iv(i: dict[str, float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(i['mean'])} (94% HDI {fmt.format(i['hdi_low'])}–{fmt.format(i['hdi_high'])})"
 
 
+def too_uncertain(channel: dict[str, Any]) -> bool:
+    """ROAS interval wider than 1.5× its mean: no budget advice on this channel until a lift test narrows it."""
+    r = channel["roas"]
+    return (r["hdi_high"] - r["hdi_low"]) / max(abs(r["mean"]), 1e-9) > UNCERTAIN_WIDTH
+
+
 def recommendations(summary: dict[str, Any]) -> list[str]:
     diag = summary["diagnostics"]
     out: list[str] = []
@@ -41,8 +47,7 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
     certain = []
     for ch in channels:
         r = ch["roas"]
-        width = (r["hdi_high"] - r["hdi_low"]) / max(abs(r["mean"]), 1e-9)
-        if width > UNCERTAIN_WIDTH:
+        if too_uncertain(ch):
             out.append(
                 f"{ch['label']}: too uncertain to act on — ROAS {_iv(r)}; run a lift test before changing its budget."
             )
@@ -94,8 +99,10 @@ def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
             f"{_money(gain['hdi_high'])}), an interval that includes no clear gain."
         )
     fmt = lambda cs: ", ".join(f"{labels[c['name']]} {c['change']:+,.0f}" for c in cs)  # noqa: E731
+    held = [labels[n] for n in move.get("held", []) if n in labels]
+    kept = f"; {', '.join(held)} kept at today's spend (too uncertain)" if held else ""
     return (
         f"Move budget at the same total ({_money(move['budget'])} per period): {fmt(add)}; {fmt(cut)} per period "
-        f"(each channel within ±{limit}%). Expected gain {_money(gain['mean'])} per period "
+        f"(each channel within ±{limit}%{kept}). Expected gain {_money(gain['mean'])} per period "
         f"(94% HDI {_money(gain['hdi_low'])}–{_money(gain['hdi_high'])})."
     )

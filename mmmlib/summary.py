@@ -10,7 +10,7 @@ import numpy as np
 from mmmlib import analysis
 from mmmlib.config import ModelConfig
 from mmmlib.data.labels import channel_label
-from mmmlib.insights import recommendations
+from mmmlib.insights import recommendations, too_uncertain
 
 SCHEMA_VERSION = 1
 
@@ -35,15 +35,20 @@ def revenue_per_kpi_value(config: ModelConfig, frame: Any) -> float | None:
 REALLOCATION_LIMIT_PCT = 30  # move each channel by at most ±30 % of its current spend (Meridian's default too)
 
 
-def reallocation(post: analysis.Posterior, value_per_kpi: float | None) -> dict[str, Any]:
-    """The best split of today's budget with every channel within ±30 % of today, and its expected gain."""
+def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: set[str] | None = None) -> dict[str, Any]:
+    """The best split of today's budget with every channel within ±30 % of today, and its expected gain.
+
+    Channels in ``hold`` (too uncertain to act on) keep today's spend: advice never moves money on them.
+    """
     from mmmlib.optimize import Curves, allocate
 
     curves = Curves.from_posterior(post, value_per_kpi=value_per_kpi or 1.0)
     pct = REALLOCATION_LIMIT_PCT
-    bounds = [f"{c}=-{pct}%:+{pct}%" for c in curves.channels]
+    hold = hold or set()
+    bounds = [f"{c}=fixed" if c in hold else f"{c}=-{pct}%:+{pct}%" for c in curves.channels]
     result = allocate(curves, float(curves.current.sum()), bounds).to_dict()
     result["limit_pct"] = pct
+    result["held"] = sorted(hold)
     return result
 
 
@@ -103,6 +108,7 @@ def build_summary(
     media = summary["totals"]["media_contribution"]
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
-    summary["reallocation"] = reallocation(post, rpk if kpi_type == "count" else None)
+    uncertain = {c["name"] for c in channels if too_uncertain(c)}
+    summary["reallocation"] = reallocation(post, rpk if kpi_type == "count" else None, uncertain)
     summary["recommendations"] = recommendations(summary)
     return summary

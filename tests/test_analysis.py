@@ -194,8 +194,10 @@ def test_recommendations_state_the_reallocation_and_its_gain() -> None:
             {"name": "radio", "change": 0.0},
         ],
     }
+    summary["reallocation"]["held"] = ["radio"]
     joined = "\n".join(recommendations(summary))
     assert "Search +3,000; TV -3,000 per period" in joined
+    assert "Radio kept at today's spend (too uncertain)" in joined
     assert "Expected gain 5.2k per period (94% HDI 3.1k–7.0k)" in joined
     assert "Shift budget" not in joined  # the optimiser's move replaces the pairwise hint
     summary["reallocation"]["expected_gain"] = iv(100.0, -800.0, 900.0)
