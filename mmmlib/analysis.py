@@ -9,6 +9,7 @@ are tested against pymc-marketing's own curves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -85,9 +86,13 @@ class Posterior:
     def draws(self, name: str) -> np.ndarray:
         return stacked(self.idata, name)
 
-    def contributions(self) -> np.ndarray:
-        """Channel contributions in target units: ``(draw, date, channel)``."""
+    @cached_property
+    def _contributions(self) -> np.ndarray:
         return self.draws("channel_contribution") * self.target_scale
+
+    def contributions(self) -> np.ndarray:
+        """Channel contributions in target units: ``(draw, date, channel)`` (computed once per posterior)."""
+        return self._contributions
 
 
 def saturation_params(post: Posterior) -> dict[str, np.ndarray]:
@@ -104,6 +109,25 @@ def saturation_kind(params: dict[str, np.ndarray]) -> str:
     return "logistic"
 
 
+def saturation(kind: str, params: dict[str, np.ndarray], z: np.ndarray, out_ndim: int = 3) -> np.ndarray:
+    """pymc-marketing's saturation families on max-scaled input ``z``, for parameter draws ``(draw, channel)``.
+
+    Parameters are broadcast to ``(draw, 1, ..., channel)`` with ``out_ndim`` dimensions; ``z`` must broadcast
+    against that. The one copy of these formulas: response curves, the optimiser and forecasts all call it.
+    """
+    n_draw, n_channel = next(iter(params.values())).shape
+    shape = (n_draw, *([1] * (out_ndim - 2)), n_channel)
+    p = {k: v.reshape(shape) for k, v in params.items()}
+    z = np.asarray(z, dtype=float)
+    if kind == "hill":
+        zs = np.power(np.maximum(z, 0), p["slope"])
+        return p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
+    if kind == "michaelis_menten":
+        return p["alpha"] * z / (p["lam"] + z)
+    e = np.exp(-p["lam"] * z)
+    return p["beta"] * (1 - e) / (1 + e)
+
+
 def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.ndarray:
     """Expected contribution per period at constant spend, carry-over included: ``(draw, point, channel)``.
 
@@ -111,20 +135,8 @@ def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.n
     saturation then acts on ``x / channel_scale`` exactly as in the fitted model.
     """
     params = saturation_params(post)
-    kind = saturation_kind(params)
     z = np.asarray(spend_per_period, dtype=float) / post.channel_scale  # (point, channel)
-    z = z[None, ...]
-    if kind == "hill":
-        slope, kappa, beta = (params[k][:, None, :] for k in ("slope", "kappa", "beta"))
-        zs = np.power(np.maximum(z, 0), slope)
-        y = beta * zs / (zs + np.power(kappa, slope))
-    elif kind == "michaelis_menten":
-        alpha, lam = (params[k][:, None, :] for k in ("alpha", "lam"))
-        y = alpha * z / (lam + z)
-    else:
-        lam, beta = params["lam"][:, None, :], params["beta"][:, None, :]
-        y = beta * (1 - np.exp(-lam * z)) / (1 + np.exp(-lam * z))
-    return y * post.target_scale
+    return saturation(saturation_kind(params), params, z[None, ...]) * post.target_scale
 
 
 def current_spend(post: Posterior, periods: int = 52) -> np.ndarray:
@@ -169,8 +181,8 @@ def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -
     return curves
 
 
-def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[float]]] | None:
-    """Carry-over weights per lag (normalised, as pymc-marketing applies them), mean and HDI per channel.
+def adstock_weight_draws(post: Posterior, max_lag: int) -> np.ndarray | None:
+    """Carry-over weights ``(draw, lag, channel)``, normalised, exactly as pymc-marketing applies them.
 
     Geometric: ``alpha**l``. Weibull (PDF form, which can peak after a delay): the Weibull density
     at lags ``1..L``, min-max scaled, as in ``pymc_marketing.mmm.transformers.weibull_adstock``.
@@ -178,8 +190,7 @@ def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[f
     pv = post.idata["posterior"].data_vars
     lags = np.arange(max_lag)
     if "adstock_alpha" in pv:
-        alpha = post.draws("adstock_alpha")  # (draw, channel)
-        w = alpha[:, None, :] ** lags[None, :, None]
+        w = post.draws("adstock_alpha")[:, None, :] ** lags[None, :, None]
     elif {"adstock_lam", "adstock_k"} <= set(pv):
         lam, k = post.draws("adstock_lam")[:, None, :], post.draws("adstock_k")[:, None, :]
         t = (lags + 1.0)[None, :, None]
@@ -188,7 +199,14 @@ def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[f
         w = (w - lo) / np.where(hi > lo, hi - lo, 1.0)
     else:
         return None
-    w = w / w.sum(axis=1, keepdims=True)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[float]]] | None:
+    """Carry-over weights per lag, mean and HDI per channel (for the carry-over chart)."""
+    w = adstock_weight_draws(post, max_lag)
+    if w is None:
+        return None
     low, high = hdi(w)
     return {
         ch: {"mean": w[:, :, j].mean(axis=0).tolist(), "hdi_low": low[:, j].tolist(), "hdi_high": high[:, j].tolist()}

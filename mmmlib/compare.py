@@ -7,10 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmmlib.runs import load_summary
-
-
-def _iv(i: dict[str, float], fmt: str) -> str:
-    return f"{fmt.format(i['mean'])} [{fmt.format(i['hdi_low'])}, {fmt.format(i['hdi_high'])}]"
+from mmmlib.views import format_interval as iv
 
 
 def channels_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:
@@ -20,15 +17,19 @@ def channels_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:
     rows = []
     for ca in a["channels"]:
         cb = by_b.get(ca["name"])
-        row = {"channel": ca["label"], "ROAS A": _iv(ca["roas"], "{:.2f}"), "share A": _iv(ca["share"], "{:.0%}")}
+        row = {
+            "channel": ca["label"],
+            "ROAS A": iv(ca["roas"], "{:.2f}"),
+            "share A": iv(ca["share"], "{:.0%}"),
+        }
         if cb:
             overlap = (
                 ca["roas"]["hdi_low"] <= cb["roas"]["hdi_high"] and cb["roas"]["hdi_low"] <= ca["roas"]["hdi_high"]
             )
             row.update(
                 {
-                    "ROAS B": _iv(cb["roas"], "{:.2f}"),
-                    "share B": _iv(cb["share"], "{:.0%}"),
+                    "ROAS B": iv(cb["roas"], "{:.2f}"),
+                    "share B": iv(cb["share"], "{:.0%}"),
                     "ROAS change": f"{cb['roas']['mean'] - ca['roas']['mean']:+.2f}",
                     "intervals overlap": "yes" if overlap else "NO",
                 }
@@ -36,7 +37,11 @@ def channels_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:
         rows.append(row)
     only_b = [c for n, c in by_b.items() if n not in {c["name"] for c in a["channels"]}]
     rows += [
-        {"channel": c["label"], "ROAS B": _iv(c["roas"], "{:.2f}"), "share B": _iv(c["share"], "{:.0%}")}
+        {
+            "channel": c["label"],
+            "ROAS B": iv(c["roas"], "{:.2f}"),
+            "share B": iv(c["share"], "{:.0%}"),
+        }
         for c in only_b
     ]
     return pd.DataFrame(rows).set_index("channel")

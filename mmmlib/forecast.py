@@ -17,7 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmmlib.analysis import HDI_PROB, Posterior, hdi, interval, saturation_kind, saturation_params, stacked
+from mmmlib.analysis import (
+    HDI_PROB,
+    Posterior,
+    adstock_weight_draws,
+    hdi,
+    interval,
+    saturation,
+    saturation_kind,
+    saturation_params,
+    stacked,
+)
 from mmmlib.errors import InputError, UsageError
 
 DAYS_IN_YEAR = 365.25
@@ -30,34 +40,6 @@ class Plan:
     dates: pd.DatetimeIndex
     spend: np.ndarray  # (period, channel)
     controls: dict[str, np.ndarray]
-
-
-def adstock_kernel(post: Posterior, l_max: int) -> np.ndarray:
-    """Normalised carry-over weights ``(draw, lag, channel)`` exactly as the fitted model applies them."""
-    pv = post.idata["posterior"].data_vars
-    lags = np.arange(l_max)
-    if "adstock_alpha" in pv:
-        w = post.draws("adstock_alpha")[:, None, :] ** lags[None, :, None]
-    else:
-        lam, k = post.draws("adstock_lam")[:, None, :], post.draws("adstock_k")[:, None, :]
-        t = (lags + 1.0)[None, :, None]
-        w = (k / lam) * np.power(t / lam, k - 1) * np.exp(-np.power(t / lam, k))
-        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
-        w = (w - lo) / np.where(hi > lo, hi - lo, 1.0)
-    return w / w.sum(axis=1, keepdims=True)
-
-
-def saturate(post: Posterior, z: np.ndarray) -> np.ndarray:
-    """Saturation of adstocked, max-scaled spend ``z`` ``(draw, period, channel)`` on the scaled target."""
-    p = {k: v[:, None, :] for k, v in saturation_params(post).items()}
-    kind = saturation_kind(saturation_params(post))
-    if kind == "hill":
-        zs = np.power(np.maximum(z, 0), p["slope"])
-        return p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
-    if kind == "michaelis_menten":
-        return p["alpha"] * z / (p["lam"] + z)
-    e = np.exp(-p["lam"] * z)
-    return p["beta"] * (1 - e) / (1 + e)
 
 
 def seasonality(post: Posterior, dates: pd.DatetimeIndex) -> np.ndarray:
@@ -75,14 +57,15 @@ def seasonality(post: Posterior, dates: pd.DatetimeIndex) -> np.ndarray:
 def media(post: Posterior, history: np.ndarray, future: np.ndarray, l_max: int) -> np.ndarray:
     """Channel contributions ``(draw, period, channel)`` of ``future`` spend after ``history`` (scaled target)."""
     spend = np.vstack([history[-(l_max - 1) :] if l_max > 1 else history[:0], future]) / post.channel_scale
-    w = adstock_kernel(post, l_max)  # (draw, lag, channel)
+    w = adstock_weight_draws(post, l_max)  # (draw, lag, channel)
     n_hist = spend.shape[0] - future.shape[0]
     ads = np.zeros((w.shape[0], future.shape[0], spend.shape[1]))
     for lag in range(l_max):
         idx = np.arange(future.shape[0]) + n_hist - lag
         ok = idx >= 0
         ads[:, ok, :] += w[:, lag, None, :] * spend[idx[ok]][None, :, :]
-    return saturate(post, ads)
+    params = saturation_params(post)
+    return saturation(saturation_kind(params), params, ads)
 
 
 class Forecaster:

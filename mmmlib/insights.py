@@ -11,11 +11,12 @@ from typing import Any
 UNCERTAIN_WIDTH = 1.5  # HDI width over mean ROAS above which a channel is "too uncertain to act on"
 
 
-def _money(x: float) -> str:
-    for unit, div in (("M", 1e6), ("k", 1e3)):
+def money(x: float, currency: str = "") -> str:
+    """Compact amounts for sentences and cards: 1.2M, 35.0k, 950."""
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= div:
-            return f"{x / div:,.1f}{unit}"
-    return f"{x:,.0f}"
+            return f"{currency}{x / div:,.1f}{unit}"
+    return f"{currency}{x:,.0f}"
 
 
 def _iv(i: dict[str, float], fmt: str = "{:.2f}") -> str:
@@ -79,9 +80,9 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
     top = max(channels, key=lambda c: c["contribution"]["mean"])
     unit = summary.get("target", "KPI")
     out.append(
-        f"{top['label']} drives the most media contribution: {_money(top['contribution']['mean'])} {unit} "
-        f"(94% HDI {_money(top['contribution']['hdi_low'])}–{_money(top['contribution']['hdi_high'])}) "
-        f"on {_money(top['spend'])} of spend."
+        f"{top['label']} drives the most media contribution: {money(top['contribution']['mean'])} {unit} "
+        f"(94% HDI {money(top['contribution']['hdi_low'])}–{money(top['contribution']['hdi_high'])}) "
+        f"on {money(top['spend'])} of spend."
     )
     return out
 
@@ -95,14 +96,14 @@ def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
     if not cut or not add or gain["hdi_low"] <= 0:
         return (
             f"Today's split is close to the best one: re-splitting the same budget with every channel within "
-            f"±{limit}% adds {_money(gain['mean'])} per period (94% HDI {_money(gain['hdi_low'])} to "
-            f"{_money(gain['hdi_high'])}), an interval that includes no clear gain."
+            f"±{limit}% adds {money(gain['mean'])} per period (94% HDI {money(gain['hdi_low'])} to "
+            f"{money(gain['hdi_high'])}), an interval that includes no clear gain."
         )
     fmt = lambda cs: ", ".join(f"{labels[c['name']]} {c['change']:+,.0f}" for c in cs)  # noqa: E731
     held = [labels[n] for n in move.get("held", []) if n in labels]
     kept = f"; {', '.join(held)} kept at today's spend (too uncertain)" if held else ""
     return (
-        f"Move budget at the same total ({_money(move['budget'])} per period): {fmt(add)}; {fmt(cut)} per period "
-        f"(each channel within ±{limit}%{kept}). Expected gain {_money(gain['mean'])} per period "
-        f"(94% HDI {_money(gain['hdi_low'])}–{_money(gain['hdi_high'])})."
+        f"Move budget at the same total ({money(move['budget'])} per period): {fmt(add)}; {fmt(cut)} per period "
+        f"(each channel within ±{limit}%{kept}). Expected gain {money(gain['mean'])} per period "
+        f"(94% HDI {money(gain['hdi_low'])}–{money(gain['hdi_high'])})."
     )

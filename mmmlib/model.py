@@ -12,7 +12,6 @@ pymc is imported inside functions: dashboards import ``mmmlib`` without paying ~
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,14 +49,6 @@ class Fitted:
     draws: int
     fit_seconds: float
     holdout: int = 0
-
-
-def configure_environment(cache_dir: str | None = None) -> None:
-    """Compile caches and JAX devices must be set before pytensor/jax import."""
-    if cache_dir and "base_compiledir" not in os.environ.get("PYTENSOR_FLAGS", ""):
-        flags = os.environ.get("PYTENSOR_FLAGS", "")
-        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"base_compiledir={cache_dir}") if f)
-    os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 
 def design(dataset: Dataset) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:

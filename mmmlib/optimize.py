@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from mmmlib.analysis import Posterior, interval, saturation_kind, saturation_params
+from mmmlib.analysis import Posterior, interval, saturation, saturation_kind, saturation_params
 from mmmlib.errors import InputError, UsageError
 
 GRID = 400  # budget steps in the dynamic programme
@@ -53,18 +53,9 @@ class Curves:
     def response(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Contribution draws at spend ``x`` per channel: x ``(..., k)`` → ``(draw, ..., k)``."""
         sel = slice(None) if idx is None else idx
-        p = {k: v[:, sel] for k, v in self.params.items()}
+        params = {k: v[:, sel] for k, v in self.params.items()}
         z = np.asarray(x, dtype=float) / self.channel_scale[sel]
-        shape = (p[next(iter(p))].shape[0],) + (1,) * (z.ndim - 1) + (z.shape[-1],)
-        p = {k: v.reshape(shape) for k, v in p.items()}
-        if self.kind == "hill":
-            zs = np.power(np.maximum(z, 0), p["slope"])
-            y = p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
-        elif self.kind == "michaelis_menten":
-            y = p["alpha"] * z / (p["lam"] + z)
-        else:
-            e = np.exp(-p["lam"] * z)
-            y = p["beta"] * (1 - e) / (1 + e)
+        y = saturation(self.kind, params, z, out_ndim=z.ndim + 1)
         return y * self.target_scale * self.value_per_kpi
 
     def mean_response(self, x: np.ndarray) -> np.ndarray:

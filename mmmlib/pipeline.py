@@ -8,7 +8,6 @@ audit trail. Any failure leaves the previous run untouched and keeps the attempt
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -23,6 +22,8 @@ from mmmlib.errors import InputError, MMMError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 FIT_NOTEBOOK = NOTEBOOKS / "fit_model.ipynb"
+# the kernel inherits this: numpyro needs it before jax is imported, or it samples chains one after another
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 
 def _log_handler(path: Path) -> logging.Handler:
@@ -114,10 +115,3 @@ def _reason(exc: BaseException) -> str:
         return "the notebook finished without writing summary.json."
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if text.endswith(".") else text + "."
-
-
-def summary_status(run_dir: str | Path) -> str:
-    return json.loads((Path(run_dir) / runs.SUMMARY).read_text())["status"]
-
-
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")

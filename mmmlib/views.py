@@ -23,7 +23,8 @@ def diagnostics_table(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["diagnostic", "value"]).set_index("diagnostic")
 
 
-def _iv(i: dict[str, float] | None, fmt: str) -> str:
+def format_interval(i: dict[str, float] | None, fmt: str) -> str:
+    """``mean [low, high]`` of an interval, each formatted with ``fmt``."""
     if not i:
         return "—"
     return f"{fmt.format(i['mean'])} [{fmt.format(i['hdi_low'])}, {fmt.format(i['hdi_high'])}]"
@@ -37,10 +38,10 @@ def channel_table(summary: dict[str, Any]) -> pd.DataFrame:
                 "channel": ch["label"],
                 "column": ch["name"],
                 "spend": f"{ch['spend']:,.0f}",
-                "contribution": _iv(ch["contribution"], "{:,.0f}"),
-                "share": _iv(ch["share"], "{:.1%}"),
-                "ROAS": _iv(ch["roas"], "{:.2f}"),
-                "marginal ROAS": _iv(ch["mroas"], "{:.2f}"),
+                "contribution": format_interval(ch["contribution"], "{:,.0f}"),
+                "share": format_interval(ch["share"], "{:.1%}"),
+                "ROAS": format_interval(ch["roas"], "{:.2f}"),
+                "marginal ROAS": format_interval(ch["mroas"], "{:.2f}"),
             }
         )
     return pd.DataFrame(rows).set_index("channel")

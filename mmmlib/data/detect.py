@@ -177,7 +177,7 @@ def detect(frame: pd.DataFrame) -> Detection:
     dates = parse_dates(frame[det.date_column])[0] if det.date_column else None
     if det.date_column in text_cols:
         text_cols.remove(det.date_column)
-    det.geo_column = _pick_geo(frame, text_cols, dates)
+    det.geo_column = pick_geo(frame, text_cols, dates)
     for col in text_cols:
         if col != det.geo_column:
             det.ignored[col] = "text, not numbers"
@@ -232,7 +232,7 @@ def _pick_date(frame: pd.DataFrame, text_cols: list[str]) -> str | None:
     return best
 
 
-def _pick_geo(frame: pd.DataFrame, text_cols: list[str], dates: pd.Series | None) -> str | None:
+def pick_geo(frame: pd.DataFrame, text_cols: list[str], dates: pd.Series | None) -> str | None:
     if dates is None or dates.nunique() == len(dates):
         return None
     repeats = len(dates) / max(dates.nunique(), 1)

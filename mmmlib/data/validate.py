@@ -144,11 +144,11 @@ def _implicit_geo(frame: pd.DataFrame, dates: pd.Series, config: ModelConfig) ->
     """A text column that, with the date, makes rows unique: the data is per geo (Meridian's geo files)."""
     if dates.dropna().nunique() == dates.notna().sum():
         return None
-    from mmmlib.data.detect import _pick_geo  # local: detection is only needed for this case
+    from mmmlib.data.detect import pick_geo  # local: detection is only needed for this case
 
     used = set(config.referenced_columns)
     text_cols = [c for c in frame.columns if c not in used]
-    return _pick_geo(frame, text_cols, dates)
+    return pick_geo(frame, text_cols, dates)
 
 
 def _handle_geo(

@@ -8,9 +8,10 @@ from typing import Any
 
 import ipywidgets as w
 
+from mmmlib.insights import money
 from mmmlib.widgets.charts import contribution_waterfall, contributions_over_time, interval_bars
 from mmmlib.widgets.source import load_or_message
-from mmmlib.widgets.style import health_badge, kpi_card, money, run_title
+from mmmlib.widgets.style import health_badge, kpi_card, run_title
 
 
 def kpi_cards(summary: dict[str, Any]) -> w.HBox:

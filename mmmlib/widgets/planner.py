@@ -11,10 +11,11 @@ from typing import Any
 import ipywidgets as w
 
 from mmmlib.errors import MMMError
+from mmmlib.insights import money
 from mmmlib.optimize import Curves, allocate, frontier, load_curves
 from mmmlib.widgets.charts import allocation_bars, frontier_chart, interval_bars, response_curves
 from mmmlib.widgets.source import load_or_message
-from mmmlib.widgets.style import health_badge, message, money, run_title
+from mmmlib.widgets.style import health_badge, message, run_title
 
 DEFAULT_LIMIT_PCT = 30
 

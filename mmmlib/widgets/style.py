@@ -37,13 +37,6 @@ def channel_colours(summary: dict[str, Any]) -> dict[str, str]:
     return {ch["name"]: PALETTE[i % len(PALETTE)] for i, ch in enumerate(summary["channels"])}
 
 
-def money(x: float, currency: str = "") -> str:
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"{currency}{x / div:,.1f}{unit}"
-    return f"{currency}{x:,.0f}"
-
-
 def message(text: str, kind: str = "warning") -> w.HTML:
     colours = {"warning": ("#fff4e5", "#8a4b00"), "error": ("#fdecea", "#8b1a1a"), "ok": ("#edf7ed", "#1e4620")}
     bg, fg = colours[kind]
