@@ -107,13 +107,33 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from mmmlib.pipeline import fit_run
 
-    summary = fit_run(args.data, args.config, args.out, mode=args.mode, seed=args.seed, sampler=args.sampler)
+    summary = fit_run(
+        args.data,
+        args.config,
+        args.out,
+        mode=args.mode,
+        seed=args.seed,
+        sampler=args.sampler,
+        chains=args.chains,
+        tune=args.tune,
+        draws=args.draws,
+    )
     diag = summary["diagnostics"]
     print(
         f"Fit {summary['status']}: max R-hat {diag['r_hat_max']:.3f}, min ESS {diag['ess_bulk_min']:.0f}, "
         f"{diag['divergences']} divergences, R² {diag['r2']:.2f}, MAPE {diag['mape']:.1%}. Run: {args.out}"
     )
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return value
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
@@ -336,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["quick", "full"], default="quick")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default=None)
+    for name, what in (("chains", "chains"), ("tune", "tuning steps per chain"), ("draws", "kept draws per chain")):
+        p.add_argument(f"--{name}", type=_positive_int, metavar="N", help=f"override the mode's {what}")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("optimize", help="best split of a budget per period across channels")

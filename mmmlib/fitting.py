@@ -32,8 +32,14 @@ def fit_to_directory(
     sampler: str | None = None,
     client: str | None = None,
     progressbar: bool = True,
+    chains: int | None = None,
+    tune: int | None = None,
+    draws: int | None = None,
 ) -> dict[str, Any]:
-    """Validate, fit, analyse, and write ``posterior.nc``, ``config.yaml``, ``data.csv`` and, last, ``summary.json``."""
+    """Validate, fit, analyse, and write ``posterior.nc``, ``config.yaml``, ``data.csv`` and, last, ``summary.json``.
+
+    ``chains``, ``tune`` and ``draws`` override the mode's sampler settings when given.
+    """
     from mmmlib import model
     from mmmlib.analysis import UNUSABLE_RHAT
     from mmmlib.summary import build_summary
@@ -51,7 +57,17 @@ def fit_to_directory(
         lift_path = Path(config).parent / cfg.lift_tests
         lift = read_lift_tests(lift_path, cfg.channel_columns)
         shutil.copy(lift_path, out_dir / "lift_tests.csv")
-    fitted = model.fit(dataset, mode=mode, seed=seed, sampler=sampler, progressbar=progressbar, lift_tests=lift)
+    fitted = model.fit(
+        dataset,
+        mode=mode,
+        seed=seed,
+        sampler=sampler,
+        progressbar=progressbar,
+        lift_tests=lift,
+        chains=chains,
+        tune=tune,
+        draws=draws,
+    )
     fitted.idata.to_netcdf(out_dir / runs.POSTERIOR)
     holdout_mape = None
     held = model.predict_holdout(fitted, seed=seed)
@@ -66,6 +82,7 @@ def fit_to_directory(
         "data_sha256": dataset.sha256(),
         "sampler": fitted.sampler,
         "chains": fitted.chains,
+        "tune": fitted.tune,
         "draws": fitted.draws,
         "fit_seconds": round(fitted.fit_seconds, 2),
         "seed": seed,
@@ -77,8 +94,8 @@ def fit_to_directory(
     )
     if summary["diagnostics"]["r_hat_max"] > UNUSABLE_RHAT:
         raise InputError(
-            f"The fit did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > {UNUSABLE_RHAT}); "
-            "the results are unusable. Try --mode full, fewer channels or more data."
+            f"The fit did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > {UNUSABLE_RHAT}), "
+            "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
     runs.write_json_atomic(out_dir / runs.SUMMARY, summary)
     log.info("run written: status %s", summary["status"])

@@ -33,6 +33,23 @@ MODES: dict[str, dict[str, Any]] = {
 }
 DEFAULT_SAMPLER = "nutpie"
 SAMPLERS = ("nutpie", "pymc", "numpyro")
+OVERRIDABLE = ("chains", "tune", "draws")
+
+
+def sampler_settings(mode: str = "quick", **overrides: int | None) -> dict[str, Any]:
+    """The mode's sampler settings with any of ``chains``, ``tune`` and ``draws`` replaced (positive whole numbers)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    settings = dict(MODES[mode])
+    for name, value in overrides.items():
+        if name not in OVERRIDABLE:
+            raise ValueError(f"{name} is not a sampler setting that can be overridden ({', '.join(OVERRIDABLE)})")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+        settings[name] = int(value)
+    return settings
 
 
 @dataclass
@@ -49,6 +66,7 @@ class Fitted:
     draws: int
     fit_seconds: float
     holdout: int = 0
+    tune: int = 0
 
 
 def design(dataset: Dataset) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:
@@ -154,14 +172,18 @@ def fit(
     sampler: str | None = None,
     progressbar: bool = True,
     lift_tests: pd.DataFrame | None = None,
+    chains: int | None = None,
+    tune: int | None = None,
+    draws: int | None = None,
 ) -> Fitted:
-    """Fit with NUTS; ``sampler`` is nutpie (default, fastest here), pymc or numpyro."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    """Fit with NUTS; ``sampler`` is nutpie (default, fastest here), pymc or numpyro.
+
+    ``chains``, ``tune`` and ``draws`` override the mode's settings (power users; too few gives unusable fits).
+    """
+    settings = sampler_settings(mode, chains=chains, tune=tune, draws=draws)
     sampler = sampler or DEFAULT_SAMPLER
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-    settings = dict(MODES[mode])
     holdout = dataset.config.holdout_periods
     mmm, X, y, scales = build(dataset)
     X_fit, y_fit = (X.iloc[:-holdout], y.iloc[:-holdout]) if holdout else (X, y)
@@ -192,7 +214,9 @@ def fit(
     )
     seconds = time.perf_counter() - start
     log.info("sampled in %.1f s", seconds)
-    return Fitted(mmm, idata, X, y, scales, sampler, settings["chains"], settings["draws"], seconds, holdout)
+    return Fitted(
+        mmm, idata, X, y, scales, sampler, settings["chains"], settings["draws"], seconds, holdout, settings["tune"]
+    )
 
 
 def predict_holdout(fitted: Fitted, seed: int = 0) -> np.ndarray | None:

@@ -18,7 +18,7 @@ from typing import Any
 from mmmlib import runs
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
-from mmmlib.errors import InputError, MMMError
+from mmmlib.errors import InputError, MMMError, UsageError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 FIT_NOTEBOOK = NOTEBOOKS / "fit_model.ipynb"
@@ -41,10 +41,23 @@ def fit_run(
     sampler: str | None = None,
     client: str | None = None,
     notebook: Path = FIT_NOTEBOOK,
+    chains: int | None = None,
+    tune: int | None = None,
+    draws: int | None = None,
 ) -> dict[str, Any]:
-    """Execute ``notebook`` into a staging directory and publish it at ``out``; returns the summary."""
+    """Execute ``notebook`` into a staging directory and publish it at ``out``; returns the summary.
+
+    ``chains``, ``tune`` and ``draws`` override the mode's sampler settings (``mmmlib.model.MODES``).
+    """
     import papermill as pm
 
+    from mmmlib.model import sampler_settings
+
+    overrides = {"chains": chains, "tune": tune, "draws": draws}
+    try:
+        sampler_settings(mode, **overrides)
+    except ValueError as exc:
+        raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
     out = Path(out).resolve()
     data, config = Path(data).resolve(), Path(config).resolve()
     staging = runs.staging_dir(out)
@@ -67,6 +80,7 @@ def fit_run(
                     "seed": seed,
                     "sampler": sampler,
                     "client": client,
+                    **overrides,
                 },
                 kernel_name="python3",
                 log_output=True,
@@ -104,13 +118,20 @@ def kernel_stderr_to(path: Path) -> Iterator[None]:
             os.close(saved)
 
 
+# errors whose message is already a sentence for the user (mmmlib.errors), when the notebook raises them
+KERNEL_SENTENCES = ("MMMError", "InputError", "UsageError")
+
+
 def _reason(exc: BaseException) -> str:
     """One sentence for a failure, including the notebook's own error when papermill raised it."""
     if isinstance(exc, MMMError):
         return str(exc).splitlines()[0] if "\n" not in str(exc) else str(exc).replace("\n", " ")
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
     if ename:
-        return f"{ename}: {str(evalue).strip().splitlines()[0] if evalue else ''}".rstrip(": ") + "."
+        first = str(evalue).strip().splitlines()[0] if evalue and str(evalue).strip() else ""
+        if ename in KERNEL_SENTENCES and first:  # the library's own sentence, raised inside the notebook
+            return first if first.endswith(".") else first + "."
+        return f"{ename}: {first}".rstrip(": ") + "."
     if isinstance(exc, FileNotFoundError) and "summary.json" in str(exc):
         return "the notebook finished without writing summary.json."
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 import xarray as xr
 
+from mmmlib.errors import UsageError
+from mmmlib.model import MODES, sampler_settings
+from mmmlib.pipeline import fit_run
 from mmmlib.runs import load_summary
-from mmmlib.store import list_runs
+from mmmlib.store import accept_run, latest_good_run, list_runs
 
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,7 +38,9 @@ def test_run_directory_is_complete(synth_run: dict) -> None:
     summary = load_summary(run)
     assert summary["schema_version"] == 1 and summary["status"] in {"ok", "warning"}
     assert summary["hdi_prob"] == 0.94
-    assert summary["run"]["mode"] == "quick" and summary["run"]["chains"] == 2
+    quick = MODES["quick"]
+    assert summary["run"]["mode"] == "quick"
+    assert [summary["run"][k] for k in ("chains", "tune", "draws")] == [quick[k] for k in ("chains", "tune", "draws")]
     post = xr.open_datatree(run / "posterior.nc")
     assert "channel_contribution" in post["posterior"].data_vars
     nb = nbformat.read(run / "fit.ipynb", as_version=4)
@@ -144,3 +152,86 @@ def test_same_seed_same_posterior(synth_run: dict, tmp_path: Path) -> None:
     first, second = summaries
     assert [c["roas"] for c in first["channels"]] == [c["roas"] for c in second["channels"]]
     assert first["diagnostics"]["r_hat_max"] == second["diagnostics"]["r_hat_max"]
+
+
+def _tree(path: Path) -> dict[str, str]:
+    """Every file under ``path`` by relative name, with its SHA-256."""
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in path.rglob("*") if p.is_file()
+    }
+
+
+def test_unconverged_fit_fails_and_keeps_the_previous_good_run(synth_run: dict, tmp_path: Path) -> None:
+    """A fit that cannot converge, through the real `mmm fit`: exit 1, one sentence naming R-hat, nothing published.
+
+    5 tuning steps and 20 draws leave the two chains unadapted and apart: max R-hat was 2.7–4.4 with seeds 1–7
+    on this data (seed 1: 3.78, the same on a rerun), far above the unusable threshold 1.1, so the test does not
+    sit on the edge. It costs one ~15 s process (mostly nutpie's compile).
+    The previous good run is fitted into again (the same RUN_DIR) and must stay byte for byte.
+    """
+    root = tmp_path / "home"
+    run = root / "clients" / "acme" / "runs" / "r1"
+    shutil.copytree(synth_run["run_dir"], run)
+    if load_summary(run)["status"] != "ok":
+        accept_run(run, "test")  # a reviewed warning run counts as good, too
+    assert latest_good_run("acme", root).path == run
+    before = _tree(run)
+    data = synth_run["data_dir"]
+    args = ["--tune", "5", "--draws", "20", "--chains", "2", "--seed", "1"]
+    out = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), *args)
+
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    found = re.fullmatch(
+        r"mmm: The fit failed: The fit did not converge \(max R-hat (\d+\.\d+) > 1\.1\), [^.]+\. "
+        r"The attempt is kept in (\S+)\.",
+        last,
+    )
+    assert found, last
+    assert float(found[1]) > 1.5  # clearly unusable, not a borderline R-hat
+    # nothing published: the target is the previous run, unchanged, and still the latest good run
+    assert _tree(run) == before
+    assert latest_good_run("acme", root).path == run
+    assert [r.path for r in list_runs("acme", root)] == [run]
+    assert not list(run.parent.glob(".r1.*"))  # no staging or half-swapped directory left behind
+    # the failed attempt is kept beside it with its executed notebook and log, and no summary.json
+    failed = list(run.parent.glob("r1.failed-*"))
+    assert [str(f) for f in failed] == [found[2]]
+    kept = {p.name for p in failed[0].iterdir()}
+    assert {"fit.ipynb", "fit.log"} <= kept and "summary.json" not in kept
+    log = (failed[0] / "fit.log").read_text()
+    assert "2 chains × 20 draws (5 tune)" in log  # the overrides reached the sampler
+    assert f"FAILED: The fit did not converge (max R-hat {found[1]} > 1.1)" in log
+    executed = nbformat.read(failed[0] / "fit.ipynb", as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert len(errors) == 1 and errors[0]["ename"] == "InputError" and "R-hat" in errors[0]["evalue"]
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "tune = 5" in injected.source and "draws = 20" in injected.source
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--chains", "0"), ("--tune", "-3"), ("--draws", "abc"), ("--draws", "2.5")]
+)
+def test_fit_refuses_bad_sampler_overrides(tmp_path: Path, option: str, value: str) -> None:
+    out = mmm("fit", "data.csv", "--config", "config.yaml", "--out", str(tmp_path / "r"), option, value)
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip().splitlines()[-1]
+        == f"mmm: Argument {option}: must be a positive whole number, not {value!r}."
+    )
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_sampler_overrides_replace_only_what_is_given(tmp_path: Path) -> None:
+    assert sampler_settings("quick") == MODES["quick"]
+    assert sampler_settings("full", draws=20) == {**MODES["full"], "draws": 20}
+    assert MODES["full"]["draws"] != 20  # the mode table itself is not changed
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="chains must be a positive whole number"):
+            sampler_settings("quick", chains=bad)
+    with pytest.raises(ValueError, match="not a sampler setting"):
+        sampler_settings("quick", target_accept=1)
+    with pytest.raises(UsageError, match="Tune must be a positive whole number"):  # the library refuses too
+        fit_run("data.csv", "config.yaml", tmp_path / "r", tune=0)
+    assert list(tmp_path.iterdir()) == []
