@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh clone (README):
-#   make demo   install, fit the sample data, write its HTML report, serve the product on http://127.0.0.1:8000
+#   make demo   install, fit the sample data, write its HTML report, serve JupyterHub on http://127.0.0.1:8000
 #   make test   install what the tests need and run the whole suite
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,10 +23,10 @@ for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/py
 done; exit 1
 endef
 
-.PHONY: help demo test venv js chromium lint fit-sample report-sample serve-sample benchmarks clean
+.PHONY: help demo test venv js chp chromium lint fit-sample report-sample hub voila benchmarks clean
 
 help:
-	@echo "make demo   — install, fit the sample data, write the HTML report, serve on http://127.0.0.1:8000"
+	@echo "make demo   — install, fit the sample data, write the HTML report, serve JupyterHub on http://127.0.0.1:8000"
 	@echo "make test   — install and run the whole test suite"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -49,6 +49,16 @@ $(JS)/.installed: Makefile
 
 js: $(JS)/.installed
 
+# configurable-http-proxy, JupyterHub's proxy, from the npm registry (the hub finds it in .cache/chp).
+CHP := $(ROOT)/.cache/chp
+$(CHP)/.installed: Makefile
+	mkdir -p $(CHP)
+	cd $(CHP) && echo '{"private": true}' > package.json && \
+	  npm install --no-audit --no-fund --loglevel=error configurable-http-proxy@5.3.0
+	@touch $@
+
+chp: $(CHP)/.installed
+
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -58,7 +68,7 @@ chromium:
 lint: venv
 	$(VENV)/bin/ruff check mmmlib tests benchmarks
 
-test: venv js chromium
+test: venv js chp chromium
 	$(VENV)/bin/python -m pytest -q tests
 
 $(DEMO_RUN)/summary.json: $(VENV)/.installed $(JS)/.installed sample_data/sample_weekly.csv sample_data/sample_config.yaml
@@ -68,13 +78,22 @@ fit-sample: $(DEMO_RUN)/summary.json
 
 report-sample: fit-sample
 	$(VENV)/bin/mmm report $(DEMO_RUN) --format html --out $(DEMO_RUN)/report.html
+	@# the client's latest published report, which the hub's gallery serves to the client's users
+	mkdir -p $(MMM_HOME)/clients/$(DEMO_CLIENT)/reports
+	cp $(DEMO_RUN)/report.html $(MMM_HOME)/clients/$(DEMO_CLIENT)/reports/latest.html
 
-serve-sample: report-sample
+# JupyterHub on http://127.0.0.1:8000: demo users (password printed once, kept in $(MMM_HOME)/demo_credentials.txt
+# or MMM_DEMO_PASSWORD), executives land on their dashboards, analysts in JupyterLab; scheduler as a service.
+hub: venv chp report-sample
+	cd $(MMM_HOME) && MMM_HUB_SCHEDULES=$(ROOT)/sample_data/schedules.yaml $(VENV)/bin/jupyterhub -f $(ROOT)/hub_config/jupyterhub_config.py
+
+# One dashboard straight from Voilà, without the hub (no login).
+voila: report-sample
 	@echo "Serving the executive dashboard on http://127.0.0.1:8000 (Ctrl-C to stop); report: $(DEMO_RUN)/report.html"
 	cd dashboards && MMM_RUN=$(DEMO_RUN) $(VENV)/bin/voila executive.ipynb --no-browser --Voila.ip=127.0.0.1 --port=8000 \
 	  --preheat_kernel=True --pool_size=1
 
-demo: serve-sample
+demo: hub
 
 # Whole-process benchmarks (tens of minutes); results land in benchmarks/results/ and the README.
 benchmarks: venv fit-sample

@@ -201,6 +201,7 @@ def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None 
     run_dir = Path(run_dir)
     summary = _summary(run_dir)
     target = Path(out) if out else run_dir / f"report.{fmt}"
+    target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         write_json_atomic(target, json_report(summary))
         return target

@@ -167,10 +167,6 @@ def newest_dataset(pattern: str) -> Path:
     return max(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def latest_report_path(client: str, root: Path | None = None) -> Path:
-    return store.client_dir(client, root) / "reports" / "latest.html"
-
-
 def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None = None) -> dict[str, Any]:
     """Fit, report and publish one schedule now; returns what happened (never raises for a failed fit)."""
     from mmmlib.pipeline import fit_run
@@ -187,8 +183,8 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
         for fmt in sched.reports:
             write_report(run_dir, fmt=fmt)
         if summary["status"] == "ok" and "html" in sched.reports:
-            _publish(run_dir / "report.html", latest_report_path(sched.client, root))
-            outcome["published"] = str(latest_report_path(sched.client, root))
+            _publish(run_dir / "report.html", store.latest_report_path(sched.client, root))
+            outcome["published"] = str(store.latest_report_path(sched.client, root))
     except MMMError as exc:
         outcome["status"] = "failed"
         outcome["error"] = str(exc).splitlines()[0]

@@ -43,6 +43,11 @@ def runs_dir(client: str, root: Path | None = None) -> Path:
     return client_dir(client, root) / "runs"
 
 
+def latest_report_path(client: str, root: Path | None = None) -> Path:
+    """The client's latest published HTML report (scheduled ``ok`` runs only); the hub serves it to their users."""
+    return client_dir(client, root) / "reports" / "latest.html"
+
+
 def ensure_client(client: str, root: Path | None = None) -> Path:
     for d in (datasets_dir(client, root), runs_dir(client, root)):
         d.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ def mmm(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("fmt", ["txt", "csv", "json"])
 def test_text_exports(synth_run: dict, tmp_path: Path, fmt: str) -> None:
-    out = tmp_path / f"report.{fmt}"
+    out = tmp_path / "new" / "folder" / f"report.{fmt}"  # a missing folder is created
     done = mmm("report", str(synth_run["run_dir"]), "--format", fmt, "--out", str(out))
     assert done.returncode == 0, done.stderr
     summary = json.loads((synth_run["run_dir"] / "summary.json").read_text())

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mmmlib.errors import InputError
-from mmmlib.schedule import Schedule, latest_report_path, load_schedules, run_batch, run_due, schedule_lock
+from mmmlib.schedule import Schedule, load_schedules, run_batch, run_due, schedule_lock
+from mmmlib.store import latest_report_path
 from tests.conftest import assert_draws_offline
 
 MONDAY_6 = "0 6 * * 1"

@@ -18,7 +18,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import store
+from mmmlib import access, store
 from mmmlib.config import ModelConfig, save_config
 from mmmlib.data.dataset import propose_config
 from mmmlib.data.reader import read_raw
@@ -200,6 +200,6 @@ class NewModel:
 
 def new_model_view(client: str | None = None) -> w.Widget:
     try:
-        return NewModel(client or os.environ.get("MMM_CLIENT", "sample")).view()
+        return NewModel(client or access.default_client()).view()
     except MMMError as exc:
         return message(str(exc), "error")

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 
 import ipywidgets as w
 
+from mmmlib import access
 from mmmlib.errors import MMMError
 from mmmlib.runs import load_summary
 from mmmlib.widgets.style import message
@@ -25,16 +26,24 @@ def _query_string() -> str:
 
 
 def run_from_environment(default: str | None = None) -> Path | None:
-    """The run to show: ``?run=`` in the Voilà URL, ``?client=`` (its latest good run), ``$MMM_RUN``, ``default``."""
-    from mmmlib.store import latest_good_run
+    """The run to show: ``?run=`` in the Voilà URL, ``?client=`` (its latest good run), ``$MMM_RUN``, ``default``.
+
+    Under the hub with no query, the latest good run of the user's first client.
+    """
+    from mmmlib.store import client_dir, latest_good_run
 
     query = parse_qs(_query_string())
     if query.get("run"):
         return Path(query["run"][0])
-    if query.get("client"):
+    client = query["client"][0] if query.get("client") else None
+    if client is None and not os.environ.get("MMM_RUN") and default is None and access.allowed_clients():
+        client = access.default_client()
+    if client:
         try:
-            info = latest_good_run(query["client"][0])
-        except MMMError:
+            if not access.may_see_client(client):
+                return client_dir(client)  # load_or_message refuses it with a clear sentence
+            info = latest_good_run(client)
+        except (MMMError, PermissionError):
             return None
         return info.path if info else None
     value = os.environ.get("MMM_RUN") or default
@@ -45,8 +54,12 @@ def load_or_message(run: Path | None) -> tuple[dict[str, Any] | None, w.Widget |
     """``(summary, None)`` for a readable run, else ``(None, message widget)``."""
     if run is None:
         return None, message("No run selected: open this dashboard with ?run=<run directory> or set MMM_RUN.")
+    if not access.may_see_run(run):
+        return None, message(access.no_access_sentence("this client's runs"), "error")
     try:
         return load_summary(run), None
+    except PermissionError:
+        return None, message(access.no_access_sentence("this client's runs"), "error")
     except FileNotFoundError:
         return None, message(f"No results at {run}: the run is missing or its fit has not finished.")
     except ValueError:
@@ -60,8 +73,15 @@ def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, c
     from mmmlib.store import list_runs
 
     try:
-        runs = list_runs(client or os.environ.get("MMM_CLIENT") or None)
-    except MMMError:
+        allowed = access.allowed_clients()
+        if client or os.environ.get("MMM_CLIENT") or allowed is None:
+            runs = list_runs(client or os.environ.get("MMM_CLIENT") or None)
+        else:
+            runs = [r for c in allowed for r in list_runs(c)]
+        runs = [r for r in runs if access.may_see_client(r.client)]
+        if access.executives_only():
+            runs = [r for r in runs if r.status == "ok" or r.accepted]
+    except (MMMError, PermissionError):
         runs = []
     options = [(f"{r.created_at[:16].replace('T', ' ')} · {r.client} · {r.status}", str(r.path)) for r in runs]
     if run is not None and str(run) not in {v for _, v in options}:

@@ -1,0 +1,137 @@
+"""The landing page of dashboard users, and each client's latest HTML report, as a Jupyter server extension.
+
+Served by the user's own server (``/user/<name>/mmm/gallery``), so it lists only the clients the hub gave
+that user (``MMM_CLIENTS``) and reads their runs with that user's Unix account: a client the account may
+not read cannot appear, whatever the page asks for.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from mmmlib import access, store
+from mmmlib.errors import UsageError
+
+TITLES = {
+    "executive": ("Executive summary", "What media returned, with intervals, and what to do next."),
+    "budget_planner": ("Budget planner", "Response curves and live re-allocation of a budget."),
+    "model_quality": ("Model quality", "Diagnostics, fit, residuals and priors against posteriors."),
+    "new_model": ("New model", "Upload data, check it, and start a fit."),
+}
+ACCENT = "#1f77b4"
+CSS = f"""
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2433}}
+header{{background:#fff;border-bottom:1px solid #e3e6eb;padding:14px 32px;display:flex;justify-content:space-between}}
+header b{{color:{ACCENT};font-size:18px}} header a{{color:#555;margin-left:16px;text-decoration:none}}
+main{{max-width:1100px;margin:24px auto;padding:0 24px}}
+section{{background:#fff;border:1px solid #e3e6eb;border-radius:8px;padding:18px 22px;margin-bottom:20px}}
+h2{{margin:0 0 4px}} .meta{{color:#5b6475;font-size:14px;margin-bottom:14px}}
+.cards{{display:flex;flex-wrap:wrap;gap:12px}}
+a.card{{display:block;width:230px;padding:12px 14px;border:1px solid #d5dae2;border-radius:6px;
+  text-decoration:none;color:#1d2433}}
+a.card:hover{{border-color:{ACCENT}}} a.card b{{color:{ACCENT}}}
+a.card span{{display:block;font-size:13px;color:#5b6475}}
+.badge{{display:inline-block;padding:1px 8px;border-radius:10px;font-size:13px}}
+.ok{{background:#edf7ed;color:#1e4620}} .warning{{background:#fff4e5;color:#8a4b00}}
+.none{{color:#8b1a1a}}
+"""
+
+
+def _client_section(base: str, client: str, dashboards: tuple[str, ...]) -> str:
+    name = html.escape(client)
+    try:
+        info = store.latest_good_run(client)
+        report = store.latest_report_path(client).exists()
+    except (PermissionError, UsageError):
+        return f'<section><h2>{name}</h2><p class="none">{html.escape(access.no_access_sentence(client))}</p></section>'
+    if info is None:
+        return (
+            f'<section><h2>{name}</h2><p class="none">No published run for {name} yet: '
+            "results appear here once a fit passes its checks or an analyst accepts it.</p></section>"
+        )
+    badge = "accepted" if info.status != "ok" else "ok"
+    meta = (
+        f"Latest run {html.escape(info.run_id)} · {html.escape(info.created_at[:16].replace('T', ' '))} UTC · "
+        f'<span class="badge {"ok" if info.status == "ok" else "warning"}">model health: {badge}</span>'
+    )
+    cards = []
+    for d in dashboards:
+        title, blurb = TITLES[d]
+        href = url_path_join(base, "voila/render", f"{d}.ipynb") + f"?client={client}"
+        cards.append(f'<a class="card" href="{href}"><b>{title}</b><span>{blurb}</span></a>')
+    if report:
+        href = url_path_join(base, "mmm/report", client)
+        cards.append(
+            f'<a class="card" href="{href}" download="{name}-report.html"><b>HTML report</b>'
+            "<span>The latest scheduled report: one file that opens offline.</span></a>"
+        )
+    return f'<section><h2>{name}</h2><div class="meta">{meta}</div><div class="cards">{"".join(cards)}</div></section>'
+
+
+def gallery_html(base: str, user: str, hub_prefix: str = "/hub/") -> str:
+    clients = access.allowed_clients() or ()
+    dashboards = tuple(d for d in (os.environ.get("MMM_DASHBOARDS", "") or "").split(",") if d in TITLES)
+    sections = [_client_section(base, c, dashboards) for c in clients] or [
+        '<section><p class="none">You are not assigned to any client yet. Ask an administrator.</p></section>'
+    ]
+    lab = url_path_join(base, "lab")
+    links = f'<a href="{lab}">JupyterLab</a>' if access.role() in ("analysts", "admins") else ""
+    logout = url_path_join(hub_prefix, "logout")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>MMM dashboards</title><style>{CSS}</style>"
+        f"</head><body><header><b>Marketing mix · dashboards</b><div>{html.escape(user)}{links}"
+        f'<a href="{logout}">Log out</a></div></header><main>{"".join(sections)}</main></body></html>'
+    )
+
+
+class GalleryHandler(JupyterHandler):
+    auth_resource = "mmm"
+
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        user = getattr(self.current_user, "username", "")
+        self.finish(gallery_html(self.base_url, user, self.settings.get("hub_prefix", "/hub/")))
+
+
+class ReportHandler(JupyterHandler):
+    """The client's latest published report, only for that client's users (and the OS checks it again)."""
+
+    auth_resource = "mmm"
+
+    @web.authenticated
+    @authorized
+    def get(self, client: str) -> None:
+        if not access.may_see_client(client):
+            raise web.HTTPError(403, access.no_access_sentence(f"client {client}"))
+        try:
+            body = store.latest_report_path(client).read_bytes()
+        except PermissionError as e:
+            raise web.HTTPError(403, access.no_access_sentence(f"client {client}")) from e
+        except (FileNotFoundError, UsageError) as e:
+            raise web.HTTPError(404, f"No published report for {client} yet.") from e
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Content-Disposition", f'inline; filename="{client}-report.html"')
+        self.finish(body)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "mmmlib.hub.gallery"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    base = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "mmm/gallery"), GalleryHandler),
+            (url_path_join(base, "mmm/report/([a-z0-9][a-z0-9_-]{0,62})"), ReportHandler),
+        ],
+    )

@@ -1,0 +1,31 @@
+"""Jupyter server config for a hub user's server, chosen by ``MMM_SERVER_KIND`` (set per role by the hub).
+
+``lab`` (analysts, admins): JupyterLab and the dashboards. ``viewer`` (executives) and ``manager``:
+Voilà and the gallery only, everything else refused by :class:`DashboardsOnlyAuthorizer`. All kinds cull
+idle kernels, because Voilà starts one per page load.
+"""
+# ruff: noqa: F821  (``c`` is the config object the Jupyter server injects)
+
+import os
+
+kind = os.environ.get("MMM_SERVER_KIND", "viewer")
+
+c.ServerApp.jpserver_extensions = {"mmmlib.hub.gallery": True, "voila": True}
+c.MappingKernelManager.cull_idle_timeout = int(os.environ.get("MMM_KERNEL_CULL_SECONDS", "900"))
+c.MappingKernelManager.cull_interval = 60
+c.MappingKernelManager.cull_connected = False
+c.VoilaConfiguration.show_tracebacks = False
+
+if kind != "lab":
+    c.ServerApp.jpserver_extensions.update(
+        {
+            "jupyterlab": False,
+            "jupyter_lsp": False,
+            "jupyter_server_terminals": False,
+            "notebook_shim": False,
+            "notebook": False,
+            "nbclassic": False,
+        }
+    )
+    c.ServerApp.terminals_enabled = False
+    c.ServerApp.authorizer_class = "mmmlib.hub.authorizer.DashboardsOnlyAuthorizer"

@@ -1,0 +1,175 @@
+"""A real JupyterHub with configurable-http-proxy: login, roles, per-client access and OS-level isolation.
+
+The hub runs as root here and in CI, so every user's server runs as their own Unix account; the security
+tests send code over an executive's kernel websocket, as a crafted client could, and check what it can read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.hubtools import Browser, Hub, kernel_exec
+
+PASSWORD = "demo-password-for-tests"
+IS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def hub(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Hub:
+    """One hub for the module: client ``sample`` (the demo users') and client ``other``, each with a run."""
+    work = tmp_path_factory.mktemp("hub")
+    home = work / "mmm_home"
+    for client in ("sample", "other"):
+        shutil.copytree(synth_run["run_dir"], home / "clients" / client / "runs" / "r1")
+        reports = home / "clients" / client / "reports"
+        reports.mkdir(parents=True)
+        (reports / "latest.html").write_text(f"<html><body>report of {client}</body></html>")
+    schedules = work / "schedules.yaml"
+    schedules.write_text("schedules: []\n")
+    env = {
+        "MMM_HOME": str(home),
+        "MMM_DEMO_PASSWORD": PASSWORD,
+        "MMM_HUB_SCHEDULES": str(schedules),
+        "MMM_HUB_HOMES": str(work / "homes"),
+    }
+    started = Hub(work, env)
+    started.home = home  # type: ignore[attr-defined]
+    yield started
+    started.stop()
+
+
+def logged_in(hub: Hub, user: str) -> Browser:
+    b = Browser(hub)
+    r = b.login(user, PASSWORD)
+    assert r.ok, r.text[:500]
+    return b
+
+
+def test_unauthenticated_requests_go_to_login_or_are_refused(hub: Hub) -> None:
+    b = Browser(hub)
+    for path in ("/hub/home", "/user/executive/voila/render/executive.ipynb", "/user/analyst/lab"):
+        r = b.get(path)
+        assert "/hub/login" in r.url, (path, r.url)
+        assert 'name="password"' in r.text
+    assert b.get("/hub/api/users").status_code == 403
+    r = b.get("/user/executive/api/contents", allow_redirects=False)
+    assert r.status_code in (302, 403) and "name" not in r.text
+
+
+def test_wrong_password_is_refused(hub: Hub) -> None:
+    b = Browser(hub)
+    r = b.login("executive", "not-the-password")
+    assert "/hub/login" in r.url and "Invalid username or password" in r.text
+
+
+def test_executive_lands_on_their_clients_dashboards_only(hub: Hub) -> None:
+    b = logged_in(hub, "executive")
+    r = b.open_server("executive")
+    assert r.url.endswith("/user/executive/mmm/gallery"), r.url
+    assert "<h2>sample</h2>" in r.text and "<h2>other</h2>" not in r.text
+    links = re.findall(r'href="([^"]+)"', r.text)
+    dashboards = sorted({m.group(1) for link in links if (m := re.search(r"voila/render/(\w+)\.ipynb", link))})
+    assert dashboards == ["budget_planner", "executive"]
+    assert "/user/executive/mmm/report/sample" in links
+    assert "JupyterLab" not in r.text
+
+
+def test_executive_is_refused_lab_terminals_contents_kernels_and_other_clients(hub: Hub) -> None:
+    b = logged_in(hub, "executive")
+    b.open_server("executive")
+    base = "/user/executive"
+    for path in ("/lab", "/tree", "/terminals/1", "/api/terminals", "/voila/render/model_quality.ipynb"):
+        assert b.get(base + path, allow_redirects=False).status_code == 404, path
+    for path in ("/api/contents", "/api/contents/executive.ipynb", "/files/executive.ipynb", "/api/sessions"):
+        assert b.get(base + path, allow_redirects=False).status_code == 403, path
+    xsrf = b.s.cookies.get("_xsrf", path=base + "/") or ""
+    created = b.s.post(hub.url + base + "/api/kernels", json={}, headers={"X-XSRFToken": xsrf}, timeout=30)
+    assert created.status_code == 403
+    assert b.get(base + "/mmm/report/other").status_code == 403
+    report = b.get(base + "/mmm/report/sample")
+    assert report.status_code == 200 and "report of sample" in report.text
+    # nor is another user's server
+    other = b.get("/user/analyst/lab")
+    assert other.status_code in (403, 404) and "JupyterLab" not in other.text, (other.status_code, other.url)
+
+
+@pytest.mark.skipif(not IS_ROOT and not os.environ.get("CI"), reason="OS isolation needs the hub to run as root")
+def test_code_over_an_executives_kernel_websocket_cannot_read_other_clients_or_hub_secrets(hub: Hub) -> None:
+    assert IS_ROOT, "CI runs as root: the isolation tests must run there"
+    b = logged_in(hub, "executive")
+    page = b.open_server("executive", "voila/render/executive.ipynb?client=sample")
+    kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
+    assert kernel, page.text[:1000]
+    home = hub.home  # type: ignore[attr-defined]
+    own = home / "clients" / "sample" / "runs" / "r1" / "summary.json"
+    targets = {
+        "own": own,
+        "other_runs": home / "clients" / "other" / "runs",
+        "other_summary": home / "clients" / "other" / "runs" / "r1" / "summary.json",
+        "other_report": home / "clients" / "other" / "reports" / "latest.html",
+        "clients_listing": home / "clients",
+        "hub_db": home / "hub" / "jupyterhub.sqlite",
+        "cookie_secret": home / "hub" / "jupyterhub_cookie_secret",
+    }
+    code = "import os\n" + "".join(
+        f"try:\n    x = os.listdir({str(p)!r}) if os.path.isdir({str(p)!r}) else open({str(p)!r}, 'rb').read(5)\n"
+        f"    print({name!r}, 'READ')\nexcept OSError as e:\n    print({name!r}, type(e).__name__)\n"
+        for name, p in targets.items()
+    )
+    out = kernel_exec(b, "executive", kernel.group(1), code)
+    assert not out["error"], out
+    seen = dict(line.split(" ", 1) for line in out["stdout"].splitlines())
+    assert "own" in seen, out
+    assert seen["own"] == "READ"  # the probe can read: denials below are real
+    for name in targets.keys() - {"own"}:
+        assert seen[name] == "PermissionError", (name, seen)
+    whoami = kernel_exec(b, "executive", kernel.group(1), "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)")
+    assert whoami["stdout"].strip() == "mmm-executive"
+
+
+def test_analyst_reaches_jupyterlab_with_the_notebooks(hub: Hub) -> None:
+    b = logged_in(hub, "analyst")
+    r = b.open_server("analyst")
+    assert r.url.endswith("/user/analyst/lab") and r.status_code == 200
+    listing = b.get("/user/analyst/api/contents/notebooks").json()
+    assert "fit_model.ipynb" in {c["name"] for c in listing["content"]}
+
+
+def test_manager_gets_all_four_dashboards_but_no_lab(hub: Hub) -> None:
+    b = logged_in(hub, "manager")
+    r = b.open_server("manager")
+    assert r.url.endswith("/user/manager/mmm/gallery")
+    assert set(re.findall(r"voila/render/(\w+)\.ipynb", r.text)) == {
+        "executive",
+        "budget_planner",
+        "model_quality",
+        "new_model",
+    }
+    assert b.get("/user/manager/lab", allow_redirects=False).status_code == 404
+    assert b.get("/user/manager/api/contents", allow_redirects=False).status_code == 403
+
+
+def test_outsider_sees_only_their_client(hub: Hub) -> None:
+    b = logged_in(hub, "outsider")
+    r = b.open_server("outsider")
+    assert "<h2>other</h2>" in r.text and "<h2>sample</h2>" not in r.text
+    assert b.get("/user/outsider/mmm/report/sample").status_code == 403
+
+
+def test_scheduler_and_idle_culler_run_as_hub_managed_services(hub: Hub) -> None:
+    logs = hub.logs()
+    assert "Starting managed service scheduler" in logs and "Starting managed service idle-culler" in logs
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "schedule serve --file" in ps and "jupyterhub_idle_culler" in ps
+
+
+def test_hub_state_is_root_only(hub: Hub) -> None:
+    state = hub.home / "hub"  # type: ignore[attr-defined]
+    assert (state.stat().st_mode & 0o777) == 0o700
+    assert (Path(hub.home) / "clients" / "sample").stat().st_mode & 0o007 == 0  # type: ignore[attr-defined]
