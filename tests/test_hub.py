@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ARTIFACTS, CHROMIUM
 from tests.hubtools import Browser, Hub, kernel_exec
 
 PASSWORD = "demo-password-for-tests"
@@ -30,6 +31,7 @@ def hub(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Hub:
         reports = home / "clients" / client / "reports"
         reports.mkdir(parents=True)
         (reports / "latest.html").write_text(f"<html><body>report of {client}</body></html>")
+        (home / "clients" / client / "runs" / "r1" / "report.html").write_text(f"<html>run report of {client}</html>")
     schedules = work / "schedules.yaml"
     schedules.write_text("schedules: []\n")
     env = {
@@ -92,8 +94,11 @@ def test_executive_is_refused_lab_terminals_contents_kernels_and_other_clients(h
     created = b.s.post(hub.url + base + "/api/kernels", json={}, headers={"X-XSRFToken": xsrf}, timeout=30)
     assert created.status_code == 403
     assert b.get(base + "/mmm/report/other").status_code == 403
+    assert b.get(base + "/mmm/run-report/other/r1").status_code == 403
     report = b.get(base + "/mmm/report/sample")
     assert report.status_code == 200 and "report of sample" in report.text
+    assert "run report of sample" in b.get(base + "/mmm/run-report/sample/r1").text
+    assert b.get(base + "/mmm/run-report/sample/missing").status_code == 404
     # nor is another user's server
     other = b.get("/user/analyst/lab")
     assert other.status_code in (403, 404) and "JupyterLab" not in other.text, (other.status_code, other.url)
@@ -173,3 +178,39 @@ def test_hub_state_is_root_only(hub: Hub) -> None:
     state = hub.home / "hub"  # type: ignore[attr-defined]
     assert (state.stat().st_mode & 0o777) == 0o700
     assert (Path(hub.home) / "clients" / "sample").stat().st_mode & 0o007 == 0  # type: ignore[attr-defined]
+
+
+def test_login_to_dashboard_in_chromium(hub: Hub) -> None:
+    """The executive's path in a real browser: login form → gallery → dashboard with charts and its report."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing (make test installs it)")
+        pytest.skip("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    from mmmlib.reports import CHROMIUM_ARGS
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(hub.url + "/hub/login", timeout=60_000)
+        page.fill("input[name=username]", "executive")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("[type=submit]")
+        page.wait_for_url("**/user/executive/mmm/gallery", timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "hub_gallery.png"), full_page=True)
+        page.click("text=Executive summary")
+        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "hub_executive.png"), full_page=True)
+        body = page.inner_text("body")
+        assert "Model health" in body and "Blended ROAS" in body
+        link = page.locator("a[download='sample-r1.html']")
+        assert link.count() == 1
+        served = page.request.get(hub.url + link.get_attribute("href"))
+        assert served.ok and "run report of sample" in served.text()
+        # the same user asking for another client's dashboard gets a sentence, not its numbers
+        page.goto(hub.url + "/user/executive/voila/render/executive.ipynb?client=other", timeout=60_000)
+        page.wait_for_selector(".mmm-msg", timeout=120_000)
+        assert "do not have access" in page.inner_text(".mmm-msg")
+        browser.close()

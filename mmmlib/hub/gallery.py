@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -26,6 +28,7 @@ TITLES = {
     "new_model": ("New model", "Upload data, check it, and start a fit."),
 }
 ACCENT = "#1f77b4"
+CLIENT = "([a-z0-9][a-z0-9_-]{0,62})"
 CSS = f"""
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2433}}
 header{{background:#fff;border-bottom:1px solid #e3e6eb;padding:14px 32px;display:flex;justify-content:space-between}}
@@ -101,25 +104,41 @@ class GalleryHandler(JupyterHandler):
         self.finish(gallery_html(self.base_url, user, self.settings.get("hub_prefix", "/hub/")))
 
 
-class ReportHandler(JupyterHandler):
-    """The client's latest published report, only for that client's users (and the OS checks it again)."""
+class _ClientFileHandler(JupyterHandler):
+    """Serves one HTML file of a client to that client's users (the Unix account's groups check it again)."""
 
     auth_resource = "mmm"
+
+    def serve(self, client: str, locate: Callable[[], Path], missing: str) -> None:
+        if not access.may_see_client(client):
+            raise web.HTTPError(403, access.no_access_sentence(f"client {client}"))
+        try:
+            body = locate().read_bytes()
+        except PermissionError as e:
+            raise web.HTTPError(403, access.no_access_sentence(f"client {client}")) from e
+        except (FileNotFoundError, NotADirectoryError, UsageError) as e:
+            raise web.HTTPError(404, missing) from e
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(body)
+
+
+class ReportHandler(_ClientFileHandler):
+    """The client's latest published report (scheduled ``ok`` runs publish it)."""
 
     @web.authenticated
     @authorized
     def get(self, client: str) -> None:
-        if not access.may_see_client(client):
-            raise web.HTTPError(403, access.no_access_sentence(f"client {client}"))
-        try:
-            body = store.latest_report_path(client).read_bytes()
-        except PermissionError as e:
-            raise web.HTTPError(403, access.no_access_sentence(f"client {client}")) from e
-        except (FileNotFoundError, UsageError) as e:
-            raise web.HTTPError(404, f"No published report for {client} yet.") from e
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Content-Disposition", f'inline; filename="{client}-report.html"')
-        self.finish(body)
+        self.serve(client, lambda: store.latest_report_path(client), f"No published report for {client} yet.")
+
+
+class RunReportHandler(_ClientFileHandler):
+    """One run's own ``report.html``."""
+
+    @web.authenticated
+    @authorized
+    def get(self, client: str, run_id: str) -> None:
+        locate = lambda: store.runs_dir(client) / run_id / "report.html"  # noqa: E731
+        self.serve(client, locate, f"Run {run_id} of {client} has no HTML report.")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
@@ -132,6 +151,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ".*$",
         [
             (url_path_join(base, "mmm/gallery"), GalleryHandler),
-            (url_path_join(base, "mmm/report/([a-z0-9][a-z0-9_-]{0,62})"), ReportHandler),
+            (url_path_join(base, f"mmm/report/{CLIENT}"), ReportHandler),
+            (url_path_join(base, f"mmm/run-report/{CLIENT}/([A-Za-z0-9][A-Za-z0-9_.-]*)"), RunReportHandler),
         ],
     )

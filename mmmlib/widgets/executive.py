@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
+from mmmlib import store
+from mmmlib.errors import MMMError
 from mmmlib.insights import money
 from mmmlib.widgets.charts import contribution_waterfall, contributions_over_time, interval_bars
 from mmmlib.widgets.source import load_or_message
@@ -58,7 +61,7 @@ def executive_view(run: Path | None) -> w.Widget:
             health_badge(summary),
             kpi_cards(summary),
             recommendation_list(summary),
-            downloads(summary),
+            downloads(summary, run),
             w.HBox(
                 [
                     interval_bars(summary, "share", "Share of media contribution", ".0%"),
@@ -73,8 +76,27 @@ def executive_view(run: Path | None) -> w.Widget:
     )
 
 
-def downloads(summary: dict[str, Any]) -> w.HTML:
-    """The recommendations and channel table as files to take away (TXT, CSV, JSON), embedded in the page."""
+def html_report_link(run: Path | None) -> str:
+    """The run's offline HTML report (11 MB with its charts' JavaScript, so served, not embedded).
+
+    Under the hub the user's server serves it (``mmm/run-report``, or the client's latest published report);
+    outside it, the page names the file.
+    """
+    if run is None:
+        return ""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+    client, run_id = run.parent.parent.name, run.name
+    if prefix and (run / "report.html").exists():
+        return f"<a href='{prefix}mmm/run-report/{client}/{run_id}' download='{client}-{run_id}.html'>report.html</a>"
+    if prefix and store.latest_report_path(client).exists():
+        return f"<a href='{prefix}mmm/report/{client}' download='{client}-report.html'>latest published report.html</a>"
+    if (run / "report.html").exists():
+        return f"report.html at <code>{html.escape(str(run / 'report.html'))}</code>"
+    return ""
+
+
+def downloads(summary: dict[str, Any], run: Path | None = None) -> w.HTML:
+    """The recommendations and channel table as files to take away (TXT, CSV, JSON, and the HTML report)."""
     import base64
     import json
 
@@ -89,4 +111,9 @@ def downloads(summary: dict[str, Any]) -> w.HTML:
         f"<a download='{name}' href='data:{mime};base64,{base64.b64encode(text.encode()).decode()}'>{name}</a>"
         for name, mime, text in files
     )
+    try:
+        report = html_report_link(run)
+    except (OSError, MMMError):
+        report = ""
+    links = f"{report} · {links}" if report else links
     return w.HTML(f"<div class='mmm-downloads'>Download: {links}</div>")
