@@ -205,6 +205,7 @@ def test_login_to_dashboard_in_chromium(hub: Hub) -> None:
         page.screenshot(path=str(ARTIFACTS / "hub_executive.png"), full_page=True)
         body = page.inner_text("body")
         assert "Model health" in body and "Blended ROAS" in body
+        assert page.locator("a.mmm-nav").get_attribute("href") == "/user/executive/mmm/gallery"
         link = page.locator("a[download='sample-r1.html']")
         assert link.count() == 1
         served = page.request.get(hub.url + link.get_attribute("href"))

@@ -87,8 +87,10 @@ def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, c
     if run is not None and str(run) not in {v for _, v in options}:
         options.insert(0, (f"{run}", str(run)))
     body = w.VBox([view(run)])
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")  # under the hub: a way back to the user's gallery
+    nav = [w.HTML(f"<a href='{prefix}mmm/gallery' class='mmm-nav'>← All dashboards</a>")] if prefix else []
     if len(options) < 2:
-        return body
+        return w.VBox([*nav, body]) if nav else body
     picker = w.Dropdown(
         options=options, value=str(run) if run else options[0][1], description="Run", layout=w.Layout(width="520px")
     )
@@ -97,4 +99,4 @@ def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, c
         body.children = [view(Path(change["new"]))]
 
     picker.observe(changed, "value")
-    return w.VBox([picker, body])
+    return w.VBox([*nav, picker, body])
