@@ -31,6 +31,9 @@ NOT_ISOLATED = (
 )
 # Dashboard-only server flavours and the notebooks each may render.
 KINDS = {"viewer": DASHBOARDS["executives"], "manager": DASHBOARDS["managers"]}
+# Kubernetes: MMM_HOME in every user pod (the image holds dashboards/, the client volumes mount in clients/).
+K8S_HOME = Path("/srv/mmm")
+CLIENT_VOLUME = "client-"
 
 
 def role_overrides(dashboards_root: Path) -> dict[str, dict[str, Any]]:
@@ -91,6 +94,15 @@ def _authentication(c: Any, s: HubSettings) -> None:
         setattr(getattr(c, cls.__name__), key, value)
 
 
+def _scheduler(s: HubSettings) -> dict[str, Any]:
+    env = {k: os.environ[k] for k in ("PYTENSOR_FLAGS", "XLA_FLAGS") if k in os.environ}
+    return {
+        "name": "scheduler",
+        "command": [str(VENV_BIN / "mmm"), "schedule", "serve", "--file", str(s.schedules)],
+        "environment": {"MMM_HOME": str(s.home), **env},
+    }
+
+
 def _services(c: Any, s: HubSettings) -> None:
     services = [
         {
@@ -106,26 +118,37 @@ def _services(c: Any, s: HubSettings) -> None:
         }
     ]
     if s.schedules:
-        env = {k: os.environ[k] for k in ("PYTENSOR_FLAGS", "XLA_FLAGS") if k in os.environ}
-        services.append(
-            {
-                "name": "scheduler",
-                "command": [str(VENV_BIN / "mmm"), "schedule", "serve", "--file", str(s.schedules)],
-                "environment": {"MMM_HOME": str(s.home), **env},
-            }
-        )
+        services.append(_scheduler(s))
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
 
+def _without_clients(items: list[dict[str, Any]] | dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    listed = [items[k] for k in sorted(items)] if isinstance(items, dict) else list(items)
+    return [v for v in listed if not str(v.get("name", "")).startswith(CLIENT_VOLUME)]
+
+
 def kubernetes_volumes(spawner: Any) -> None:
-    """Per-user pods mount only their clients' volumes (PVC ``mmm-client-<name>``) under ``/srv/mmm/clients``."""
+    """``KubeSpawner.pre_spawn_hook``: the pod mounts its user's clients' volumes (PVC ``mmm-client-<name>``,
+    at ``/srv/mmm/clients/<name>``) and no other client's, next to what the chart mounts (the home volume).
+
+    Runs at every start, after the group overrides, so a client taken away since the last start is unmounted.
+    """
     access = access_of(g.name for g in spawner.user.groups)
-    spawner.volumes = [
-        {"name": f"client-{c}", "persistentVolumeClaim": {"claimName": f"mmm-client-{c}"}} for c in access.clients
+    spawner.volumes = _without_clients(spawner.volumes) + [
+        {"name": f"{CLIENT_VOLUME}{c}", "persistentVolumeClaim": {"claimName": f"mmm-client-{c}"}}
+        for c in access.clients
     ]
-    spawner.volume_mounts = [{"name": f"client-{c}", "mountPath": f"/srv/mmm/clients/{c}"} for c in access.clients]
-    spawner.environment.update(MMM_HOME="/srv/mmm", MMM_CLIENTS=",".join(access.clients), MMM_ROLE=access.role or "")
+    spawner.volume_mounts = _without_clients(spawner.volume_mounts) + [
+        {"name": f"{CLIENT_VOLUME}{c}", "mountPath": f"{K8S_HOME}/clients/{c}"} for c in access.clients
+    ]
+    spawner.environment.update(
+        MMM_HOME=str(K8S_HOME),
+        MMM_CLIENTS=",".join(access.clients),
+        MMM_ROLE=access.role or "",
+        MMM_DASHBOARDS=",".join(access.dashboards),
+    )
+    spawner.environment.setdefault("MMM_SERVER_KIND", access.kind)
 
 
 def configure(c: Any, settings: HubSettings | None = None) -> HubSettings:
@@ -136,16 +159,21 @@ def configure(c: Any, settings: HubSettings | None = None) -> HubSettings:
     c.Spawner.environment = {"MMM_SERVER_KIND": "viewer"}
     c.Spawner.default_url = "/mmm/gallery"
     c.JupyterHub.default_url = "/hub/spawn"
-    c.JupyterHub.cleanup_servers = True
 
     if s.mode == "kubernetes":
+        # Run by the chart's hub.extraConfig, after its own config: the chart keeps the proxy, the database
+        # (hub.db; MMM_HUB_DB_URL overrides it), user pods across hub restarts and the idle culler (cull.*).
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-        c.Spawner.group_overrides = role_overrides(Path("/srv/mmm/dashboards"))
+        c.Spawner.cmd = ["jupyterhub-singleuser"]
+        c.Spawner.group_overrides = role_overrides(K8S_HOME / "dashboards")
         c.KubeSpawner.pre_spawn_hook = kubernetes_volumes
-        c.JupyterHub.db_url = os.environ.get("MMM_HUB_DB_URL", "")
-        _services(c, s)
+        if os.environ.get("MMM_HUB_DB_URL"):
+            c.JupyterHub.db_url = os.environ["MMM_HUB_DB_URL"]
+        if s.schedules:
+            c.JupyterHub.services.append(_scheduler(s))  # next to the chart's services, not instead of them
         return s
 
+    c.JupyterHub.cleanup_servers = True
     c.JupyterHub.bind_url = f"http://{s.ip}:{s.port}"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{s.hub_port}"
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.proxy_api_port}"
