@@ -5,7 +5,12 @@ three made with forms the fit does not assume (Hill saturation fitted with logis
 carry-over fitted with geometric, spend that follows seasonality), and PyMC-Marketing's example
 file, whose generating parameters are published (its truth is computed below).
 
-Run: `.venv/bin/python benchmarks/recovery.py [--modes quick full] [--out benchmarks/results]`.
+With `--baseline`, each dataset is also fitted once with pymc-marketing's default sampler settings
+(`MMM.fit(X, y)` on the same model, so `pm.sample`'s defaults: nutpie, which PyMC 6 picks when it is installed,
+2 chains × 1000 tune + 1000 draws, its default target_accept; `cores=2`, since PyMC's guess on a 2-core machine
+is 1 core; see `benchmarks/samplers.py`), in a new process of its own, and every row gets its ratio to that fit.
+
+Run: `.venv/bin/python benchmarks/recovery.py [--modes quick full] [--baseline] [--out benchmarks/results]`.
 Writes `recovery.json` and `recovery.md` (the README's table).
 """
 
@@ -40,6 +45,10 @@ SYNTH = [
     ("weibull-data-weibull-fit", ["--weeks", "156", "--channels", "5", "--seed", "105", "--adstock", "weibull"]),
 ]
 CONFIG_EDITS = {"weibull-data-weibull-fit": ("adstock: geometric", "adstock: weibull")}
+DEFAULT = "pymc-marketing default"  # the rows fitted with pymc-marketing's default sampler settings
+BASELINE_CORES = 2
+# figures compared with the default fit of the same dataset, as ours / default
+RATIOS = ("sampling_seconds", "median_roas_error", "hdi_coverage", "r_hat_max")
 
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -93,15 +102,45 @@ def score(summary: dict, truth: dict[str, float]) -> dict:
     }
 
 
+def fit_and_score(name: str, mode: str, cmd: list[str], run_dir: Path, truth: dict[str, float]) -> dict:
+    """Run one fitting process (``cmd`` writing to ``--out run_dir``) and score its summary against the truth."""
+    start = time.perf_counter()
+    fit = subprocess.run([*cmd, "--out", str(run_dir)], capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if fit.returncode != 0:
+        row = {"dataset": name, "mode": mode, "error": (fit.stderr.strip() or "failed").splitlines()[-1]}
+    else:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        row = {
+            "dataset": name,
+            "mode": mode,
+            "seconds": round(seconds, 1),
+            "sampling_seconds": summary["run"]["fit_seconds"],
+            "sampler": summary["run"]["sampler"],
+            **score(summary, truth),
+        }
+    row["load_1min"] = round(os.getloadavg()[0], 2)  # ~2 is this fit alone on 2 cores; more means contention
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def ratio(ours: float, default: float) -> float | None:
+    return ours / default if default else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modes", nargs="+", default=["quick", "full"])
     parser.add_argument("--only", nargs="*", help="dataset names to run")
+    parser.add_argument(
+        "--baseline", action="store_true", help=f"also fit each dataset with the {DEFAULT} sampler and report ratios"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="mmm-recovery-"))
     datasets = []
     for name, synth_args in SYNTH:
@@ -118,25 +157,19 @@ def main() -> None:
     for name, data, config, truth in datasets:
         if args.only and name not in args.only:
             continue
+        base = None
+        if args.baseline:
+            cmd = [sys.executable, str(ROOT / "benchmarks" / "samplers.py"), "--baseline", "--score"]
+            cmd += ["--cores", str(BASELINE_CORES), "--data", str(data), "--config", str(config)]
+            base = fit_and_score(name, DEFAULT, cmd, work / "runs" / f"{name}-default", truth)
+            rows.append(base)
         for mode in args.modes:
             run_dir = work / "runs" / f"{name}-{mode}"
-            start = time.perf_counter()
-            fit = mmm("fit", str(data), "--config", str(config), "--out", str(run_dir), "--mode", mode, "--seed", "1")
-            seconds = time.perf_counter() - start
-            if fit.returncode != 0:
-                rows.append({"dataset": name, "mode": mode, "error": fit.stderr.strip().splitlines()[-1]})
-                print(rows[-1], flush=True)
-                continue
-            summary = json.loads((run_dir / "summary.json").read_text())
-            row = {
-                "dataset": name,
-                "mode": mode,
-                "seconds": round(seconds, 1),
-                "sampling_seconds": summary["run"]["fit_seconds"],
-                **score(summary, truth),
-            }
+            cmd = [sys.executable, "-m", "mmmlib", "fit", str(data), "--config", str(config), "--mode", mode]
+            row = fit_and_score(name, mode, [*cmd, "--seed", "1"], run_dir, truth)
+            if base is not None and "error" not in base and "error" not in row:
+                row["vs_default"] = {k: ratio(row[k], base[k]) for k in RATIOS}
             rows.append(row)
-            print(json.dumps(row), flush=True)
     shutil.rmtree(work, ignore_errors=True)
     previous = out / "recovery.json"
     if args.only and previous.is_file():  # a partial rerun replaces its own rows and keeps the others
@@ -146,6 +179,9 @@ def main() -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
+        # the machine is shared: the 1-minute load average when the benchmark started and ended
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "baseline": f"{DEFAULT}: MMM.fit(X, y, cores={BASELINE_CORES})" if args.baseline else None,
     }
     (out / "recovery.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (out / "recovery.md").write_text(markdown(rows, meta))
@@ -153,34 +189,49 @@ def main() -> None:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
+    title = f"Recovery ({meta['date']}, {meta['machine']}, Python {meta['python']}; seed 1; whole fitting process"
+    if meta.get("baseline"):
+        title += f"; ÷ default = ours / {meta['baseline']} on the same data in the same run"
     lines = [
-        f"Recovery ({meta['date']}, {meta['machine']}, Python {meta['python']}; seed 1; whole `mmm fit` process)",
+        title + ")",
         "",
         "| dataset | mode | ch | median ROAS error | ≤35 % | 94 % HDI covers truth | HDI width / truth | max R-hat "
-        "| min ESS bulk/tail | div. | seconds (sampling) | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| min ESS bulk/tail | div. | seconds (sampling) | status | sampling s ÷ default | ROAS error ÷ default "
+        "| coverage ÷ default | R-hat ÷ default |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['dataset']} | {r['mode']} | | failed: {r['error']} |||||||||")
+            lines.append(f"| {r['dataset']} | {r['mode']} | | failed: {r['error']} |||||||||||||")
             continue
+        vs = r.get("vs_default") or {}
+        ratios = " | ".join("—" if vs.get(k) is None else f"{vs[k]:.2f}" for k in RATIOS)
         lines.append(
             f"| {r['dataset']} | {r['mode']} | {r['channels']} | {r['median_roas_error']:.0%} "
             f"| {r['within_35pct']:.0%} "
             f"| {r['hdi_coverage']:.0%} | {r['median_hdi_width_rel']:.2f} | {r['r_hat_max']:.3f} "
             f"| {r['ess_bulk_min']:.0f}/{r['ess_tail_min']:.0f} | {r['divergences']} "
-            f"| {r['seconds']:.0f} ({r['sampling_seconds']:.0f}) | {r['status']} |"
+            f"| {r['seconds']:.0f} ({r['sampling_seconds']:.0f}) | {r['status']} | {ratios} |"
         )
     for mode in sorted({r["mode"] for r in rows}):
         ok = [r for r in rows if r["mode"] == mode and "error" not in r]
         if ok:
+            weights = [r["channels"] for r in ok]
+            vs = [r["vs_default"] for r in ok if r.get("vs_default")]
+            ratios = " | ".join(
+                f"{statistics.median(v[k] for v in vs if v[k] is not None):.2f} median"
+                if any(v[k] is not None for v in vs)
+                else "—"
+                for k in RATIOS
+            )
             lines.append(
-                f"| **all, {mode}** | | {sum(r['channels'] for r in ok)} "
+                f"| **all, {mode}** | | {sum(weights)} "
                 f"| {statistics.median(r['median_roas_error'] for r in ok):.0%} "
-                f"| {np.average([r['within_35pct'] for r in ok], weights=[r['channels'] for r in ok]):.0%} "
-                f"| {np.average([r['hdi_coverage'] for r in ok], weights=[r['channels'] for r in ok]):.0%} "
+                f"| {np.average([r['within_35pct'] for r in ok], weights=weights):.0%} "
+                f"| {np.average([r['hdi_coverage'] for r in ok], weights=weights):.0%} "
                 f"| | {max(r['r_hat_max'] for r in ok):.3f} | {min(r['ess_bulk_min'] for r in ok):.0f} "
-                f"| {sum(r['divergences'] for r in ok)} | {statistics.median(r['seconds'] for r in ok):.0f} median | |"
+                f"| {sum(r['divergences'] for r in ok)} | {statistics.median(r['seconds'] for r in ok):.0f} median "
+                f"| | {ratios} |"
             )
     return "\n".join(lines) + "\n"
 

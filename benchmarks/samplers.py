@@ -68,43 +68,55 @@ def run_fit(sampler: str, data: str, config: str, cache: Path, out: Path) -> dic
     }
 
 
-def baseline(data: str, config: str, out: str) -> None:
-    """pymc-marketing's default fit of our model: no chains, cores, draws or sampler given."""
+def baseline(data: str, config: str, out: str, cores: int | None = None, score: bool = False) -> None:
+    """pymc-marketing's default fit of our model: no chains, draws, tune, target_accept or sampler given.
+
+    The same model (priors, components, held-out periods) as `mmm fit`; lift tests in the config are not used.
+
+    ``cores`` is passed only when given (PyMC guesses half the CPUs: 1 on a 2-core machine, chains one after
+    another). ``score`` writes a full ``summary.json`` (ROAS and intervals, as `mmm fit` does) after the timing.
+    """
     from mmmlib import analysis, model
     from mmmlib.config import load_config
     from mmmlib.data.dataset import load_dataset
+    from mmmlib.runs import write_json_atomic
+    from mmmlib.summary import build_summary
 
     ds = load_dataset(data, load_config(config))
     mmm, X, y, _ = model.build(ds)
+    holdout = ds.config.holdout_periods
+    X_fit, y_fit = (X.iloc[:-holdout], y.iloc[:-holdout]) if holdout else (X, y)
     start = time.perf_counter()
-    idata = mmm.fit(X, y, progressbar=False, random_seed=1)
+    idata = mmm.fit(X_fit, y_fit, progressbar=False, random_seed=1, **({"cores": cores} if cores else {}))
     seconds = time.perf_counter() - start
-    d = analysis.diagnostics(idata)
-    d.update({"r2": 0.0, "mape": 0.0})
-    Path(out).mkdir(parents=True, exist_ok=True)
     posterior = idata["posterior"]
-    summary = {
-        "diagnostics": d,
-        "run": {
-            "fit_seconds": round(seconds, 1),
-            "chains": posterior.sizes["chain"],
-            "draws": posterior.sizes["draw"],
-            "sampler": idata["posterior"].attrs.get("inference_library", "?"),
-        },
+    run = {
+        "fit_seconds": round(seconds, 1),
+        "chains": posterior.sizes["chain"],
+        "draws": posterior.sizes["draw"],
+        "sampler": posterior.attrs.get("inference_library", "?"),
+        "cores": cores,
     }
-    (Path(out) / "summary.json").write_text(json.dumps(summary))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    if score:
+        summary = build_summary(idata, ds.config, ds.frame, run=run, mode="quick")
+    else:
+        summary = {"diagnostics": {**analysis.diagnostics(idata), "r2": 0.0, "mape": 0.0}, "run": run}
+    write_json_atomic(Path(out) / "summary.json", summary)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(ROOT / "sample_data" / "sample_weekly.csv"))
     parser.add_argument("--config", default=str(ROOT / "sample_data" / "sample_config.yaml"))
-    parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--baseline", action="store_true", help="fit once with pymc-marketing's defaults into --out")
+    parser.add_argument("--cores", type=int, help="with --baseline: pass cores (default: PyMC's guess)")
+    parser.add_argument("--score", action="store_true", help="with --baseline: write a full summary.json")
     parser.add_argument("--out")
     parser.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro", "pymc", "pymc-marketing default"])
     args = parser.parse_args()
     if args.baseline:
-        baseline(args.data, args.config, args.out)
+        baseline(args.data, args.config, args.out, cores=args.cores, score=args.score)
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="mmm-samplers-") as tmp:
