@@ -136,6 +136,34 @@ def test_code_over_an_executives_kernel_websocket_cannot_read_other_clients_or_h
         assert seen[name] == "PermissionError", (name, seen)
     whoami = kernel_exec(b, "executive", kernel.group(1), "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)")
     assert whoami["stdout"].strip() == "mmm-executive"
+    # executives are read-only at the OS level too: they cannot change or delete their own client's runs
+    runs = home / "clients" / "sample" / "runs"
+    probe = (
+        "import os, shutil\n"
+        f"for act in (lambda: open({str(runs / 'x.txt')!r}, 'w'), lambda: shutil.rmtree({str(runs / 'r1')!r}),\n"
+        f"            lambda: open({str(own)!r}, 'a')):\n"
+        "    try:\n        act(); print('WROTE')\n    except OSError as e:\n        print(type(e).__name__)\n"
+    )
+    assert kernel_exec(b, "executive", kernel.group(1), probe)["stdout"].split() == ["PermissionError"] * 3
+    assert own.exists()
+
+
+@pytest.mark.skipif(not IS_ROOT and not os.environ.get("CI"), reason="OS isolation needs the hub to run as root")
+def test_a_managers_kernel_may_write_to_their_client_only(hub: Hub) -> None:
+    b = logged_in(hub, "manager")
+    page = b.open_server("manager", "voila/render/new_model.ipynb")
+    kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
+    assert kernel, page.text[:1000]
+    home = hub.home  # type: ignore[attr-defined]
+    code = (
+        "import os\n"
+        f"for p in ({str(home / 'clients' / 'sample' / 'datasets' / 'm.csv')!r}, "
+        f"{str(home / 'clients' / 'other' / 'datasets' / 'm.csv')!r}):\n"
+        "    try:\n        open(p, 'w').write('x'); print('WROTE', oct(os.stat(p).st_mode & 0o777))\n"
+        "    except OSError as e:\n        print(type(e).__name__)\n"
+    )
+    out = kernel_exec(b, "manager", kernel.group(1), code)["stdout"].splitlines()
+    assert out == ["WROTE 0o664", "PermissionError"], out
 
 
 def test_analyst_reaches_jupyterlab_with_the_notebooks(hub: Hub) -> None:

@@ -24,6 +24,8 @@ log = logging.getLogger("mmmlib.hub")
 
 ACCOUNT_PREFIX = "mmm-"
 GROUP_PREFIX = "mmmc-"
+WRITER_PREFIX = "mmmw-"
+CLIENT_FOLDERS = ("datasets", "runs", "reports", ".locks")
 MAX_NAME = 32  # Linux user and group names
 
 
@@ -43,7 +45,13 @@ def account_name(user: str) -> str:
 
 
 def client_group_name(client: str) -> str:
+    """Everyone who may see the client's runs."""
     return _unix_name(GROUP_PREFIX, client)
+
+
+def writer_group_name(client: str) -> str:
+    """Those who may also change them (fit, upload, accept): analysts, managers, admins of the client."""
+    return _unix_name(WRITER_PREFIX, client)
 
 
 def _run(*cmd: str) -> None:
@@ -74,30 +82,52 @@ def ensure_account(user: str, homes: Path) -> pwd.struct_passwd:
     return entry
 
 
-def set_client_groups(user: str, clients: Iterable[str]) -> list[str]:
-    """Make the account's extra groups exactly its clients' groups (access removed upstream is removed here)."""
+def set_client_groups(user: str, clients: Iterable[str], write: bool) -> list[str]:
+    """Make the account's extra groups exactly its clients' (access removed upstream is removed here).
+
+    Every client user reads (``mmmc-<client>``); only those who may write (not executives) also get
+    ``mmmw-<client>``.
+    """
     name = account_name(user)
-    groups = sorted({client_group_name(c) for c in clients})
+    clients = sorted(set(clients))
+    groups = [client_group_name(c) for c in clients] + ([writer_group_name(c) for c in clients] if write else [])
     for g in groups:
         ensure_group(g)
     _run("usermod", "--groups", ",".join(groups), name)
     return groups
 
 
+def _own(path: Path, gid: int, mode: int) -> None:
+    os.chown(path, -1, gid)
+    os.chmod(path, mode)
+
+
 def secure_client(client_dir: Path, client: str) -> None:
-    """The client's directory tree belongs to its group: members read and write, nobody else even lists it."""
-    gid = ensure_group(client_group_name(client))
+    """Readers may enter the client's folder, writers may also change what is in it; nobody else may list it.
+
+    ``clients/<c>`` is root's with group ``mmmc-<c>`` (read, 2750 — not setgid, so a folder made in it later is
+    not handed to readers); everything below belongs to ``mmmw-<c>`` (setgid 2775 folders, 664 files: the
+    "other" bits only reach people already let through by the parent's group).
+    """
+    readers = ensure_group(client_group_name(client))
+    writers = ensure_group(writer_group_name(client))
     client_dir.mkdir(parents=True, exist_ok=True)
-    for root, dirs, files in os.walk(client_dir):
-        os.chown(root, -1, gid)
-        os.chmod(root, 0o2770)
-        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
-        for f in files:
-            p = Path(root) / f
-            if p.is_symlink():
-                continue
-            os.chown(p, -1, gid)
-            os.chmod(p, (p.stat().st_mode & 0o777 | 0o060) & ~0o007)
+    _own(client_dir, readers, 0o750)
+    for sub in CLIENT_FOLDERS:
+        (client_dir / sub).mkdir(exist_ok=True)
+    for entry in client_dir.iterdir():
+        if entry.is_symlink():
+            continue
+        if entry.is_file():
+            _own(entry, readers, 0o640)
+            continue
+        for root, dirs, files in os.walk(entry):
+            _own(Path(root), writers, 0o2775)
+            dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+            for f in files:
+                p = Path(root) / f
+                if not p.is_symlink():
+                    _own(p, writers, (p.stat().st_mode & 0o111) | 0o664)
 
 
 def secure_store(home: Path, clients: Iterable[str]) -> None:

@@ -98,7 +98,8 @@ def _scheduler(s: HubSettings) -> dict[str, Any]:
     env = {k: os.environ[k] for k in ("PYTENSOR_FLAGS", "XLA_FLAGS") if k in os.environ}
     return {
         "name": "scheduler",
-        "command": [str(VENV_BIN / "mmm"), "schedule", "serve", "--file", str(s.schedules)],
+        # umask 002: what it writes stays writable by the client's writers and readable by its readers
+        "command": ["/bin/sh", "-c", f'umask 002 && exec "{VENV_BIN / "mmm"}" schedule serve --file "{s.schedules}"'],
         "environment": {"MMM_HOME": str(s.home), **env},
     }
 

@@ -46,6 +46,11 @@ class Access:
         return self.role in LAB_ROLES
 
     @property
+    def writes(self) -> bool:
+        """Whether they may change their clients' data (start fits, upload, accept runs): all but executives."""
+        return self.role is not None and self.role != "executives"
+
+    @property
     def kind(self) -> str:
         """The single-user server flavour: ``lab`` (JupyterLab + dashboards) or ``viewer``/``manager`` (Voilà only)."""
         if self.lab:

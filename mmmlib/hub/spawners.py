@@ -48,11 +48,9 @@ class IsolatedSpawner(MMMSpawnerMixin, LocalProcessSpawner):
     async def start(self) -> Any:
         access = self.access()
         entry = accounts.ensure_account(self.user.name, Path(self.homes))
-        accounts.set_client_groups(self.user.name, access.clients)
-        for client in access.clients:  # a client new to this machine gets its group-owned folder now
-            folder = Path(self.mmm_home) / "clients" / client
-            if not folder.exists():
-                accounts.secure_client(folder, client)
+        accounts.set_client_groups(self.user.name, access.clients, write=access.writes)
+        for client in access.clients:  # new clients get their group-owned folder; others are re-checked
+            accounts.secure_client(Path(self.mmm_home) / "clients" / client, client)
         if access.lab:
             accounts.copy_notebooks(Path(entry.pw_dir), NOTEBOOKS, entry)
         return await super().start()
@@ -62,7 +60,7 @@ class IsolatedSpawner(MMMSpawnerMixin, LocalProcessSpawner):
 
         def preexec() -> None:
             switch()
-            os.umask(0o007)  # files the user writes are for their clients' group, never for others
+            os.umask(0o002)  # new runs readable by the client's readers (the client folder keeps everyone else out)
 
         return preexec
 
