@@ -23,7 +23,8 @@ from tornado.httputil import url_concat
 from traitlets import Dict, HasTraits, Unicode
 
 from mmmlib.errors import UsageError
-from mmmlib.hub.roles import access_of, client_group, load_users
+from mmmlib.hub.roles import CLIENT_PREFIX, ROLES, access_of, client_group, load_users
+from mmmlib.store import CLIENT_NAME
 
 # The demo users of CONTRACT.md (plus a manager and an admin who approves sign-ups), client "sample".
 DEMO_USERS: dict[str, dict[str, list[str]]] = {
@@ -41,19 +42,43 @@ class RolesMixin(HasTraits):
     users_file = Unicode("", config=True, help="allowed-users YAML: roles and clients per user")
     extra_groups = Dict(config=True, help="user → groups added to what the provider and the YAML say")
 
+    def _known(self, name: str, claimed: list[str] | None) -> set[str]:
+        """The claimed groups the hub acts on: role groups and valid ``client:`` names; the rest is dropped.
+
+        A client name becomes a path under ``MMM_HOME/clients`` that the hub (as root) creates and chowns,
+        so ``client:../x`` from a provider must never get through.
+        """
+        clients = {g for g in claimed or [] if g.startswith(CLIENT_PREFIX)}
+        valid = {g for g in clients if CLIENT_NAME.fullmatch(g[len(CLIENT_PREFIX) :])}
+        if clients - valid:
+            self.log.warning("Ignoring invalid client group(s) %s claimed for %s", sorted(clients - valid), name)  # type: ignore[attr-defined]
+        return valid | (set(claimed or []) & set(ROLES))
+
     def _groups_for(self, name: str, claimed: list[str] | None) -> list[str]:
         from_yaml = load_users(Path(self.users_file)) if self.users_file else {}
-        return sorted(set(claimed or []) | set(from_yaml.get(name, [])) | set(self.extra_groups.get(name, [])))
+        # YAML names as written (``Bob@Example.com``) match the normalised login name (``bob@example.com``)
+        yaml_groups = {g for n, gs in from_yaml.items() if self.normalize_username(n) == name for g in gs}  # type: ignore[attr-defined]
+        return sorted(self._known(name, claimed) | yaml_groups | set(self.extra_groups.get(name, [])))
+
+    def _with_roles(self, model: dict) -> dict:
+        name = self.normalize_username(model["name"])  # type: ignore[attr-defined]
+        model["groups"] = self._groups_for(name, model.get("groups"))
+        model["admin"] = "admins" in model["groups"]
+        return model
 
     async def authenticate(self, handler: Any, data: Any = None) -> dict | None:
         result = await super().authenticate(handler, data)  # type: ignore[misc]
         if result is None:
             return None
-        model = {"name": result} if isinstance(result, str) else dict(result)
-        name = self.normalize_username(model["name"])  # type: ignore[attr-defined]
-        model["groups"] = self._groups_for(name, model.get("groups"))
-        model["admin"] = "admins" in model["groups"]
-        return model
+        return self._with_roles({"name": result} if isinstance(result, str) else dict(result))
+
+    async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
+        """oauthenticator's refresh (with auth state on) rebuilds groups from claims alone: merge the YAML again."""
+        result = await super().refresh_user(user, handler, **kwargs)  # type: ignore[misc]
+        return self._with_roles(dict(result)) if isinstance(result, dict) else result
+
+    def check_allow_config(self) -> None:
+        """No "no allow config, nobody can log in" warning: role groups decide who gets in (check_allowed)."""
 
     async def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
         groups = (authentication or {}).get("groups") or []
@@ -139,7 +164,18 @@ class MMMGitHubOAuthenticator(RolesMixin, GitHubOAuthenticator):
 
 
 class MMMGoogleOAuthenticator(RolesMixin, GoogleOAuthenticator):
-    pass
+    async def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
+        """The roles gate replaces GoogleOAuthenticator's check, so keep its refusal of unverified e-mails."""
+        info = ((authentication or {}).get("auth_state") or {}).get(self.user_auth_state_key) or {}
+        if not info.get("verified_email"):
+            self.log.warning("Refusing %s: Google has not verified their e-mail address", username)
+            return False
+        return await super().check_allowed(username, authentication)
+
+
+def _no_claimed_groups(auth_state: dict) -> list[str]:
+    """GitHub and Google send no groups claim: roles and clients come from the allowed-users YAML alone."""
+    return []
 
 
 def demo_password(home: Path) -> tuple[str, bool]:
@@ -169,18 +205,24 @@ def _env(name: str, required: bool = True) -> str:
     return value
 
 
-def oidc_endpoints(issuer: str) -> dict[str, str]:
-    """The provider's authorize/token/userinfo URLs from its discovery document."""
+def oidc_endpoints(issuer: str) -> dict[str, Any]:
+    """The provider's authorize/token/userinfo URLs from its discovery document, and how to send the secret.
+
+    OpenID Connect Discovery says a provider that lists no token endpoint auth methods takes HTTP Basic
+    (``client_secret_basic``), and some (Okta) refuse the secret in the form body, oauthenticator's default.
+    """
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
             doc = json.load(r)
     except OSError as e:
         raise UsageError(f"Cannot read the OpenID configuration at {url}: {e}") from e
+    methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     return {
         "authorize_url": doc["authorization_endpoint"],
         "token_url": doc["token_endpoint"],
         "userdata_url": doc["userinfo_endpoint"],
+        "basic_auth": "client_secret_basic" in methods,
     }
 
 
@@ -193,14 +235,24 @@ def oauth_settings(kind: str, callback_url: str) -> tuple[type, dict[str, Any]]:
         "manage_groups": True,
     }
     if kind == "generic":
+        claims_from = os.environ.get("MMM_OAUTH_CLAIMS_FROM", "userinfo")
+        if claims_from not in ("userinfo", "id_token"):
+            raise UsageError(f"MMM_OAUTH_CLAIMS_FROM must be userinfo or id_token, not {claims_from!r}.")
+        from_id_token = claims_from == "id_token"
         if os.environ.get("MMM_OIDC_ISSUER"):
             common.update(oidc_endpoints(os.environ["MMM_OIDC_ISSUER"]))
         else:
             common.update(
                 authorize_url=_env("MMM_OAUTH_AUTHORIZE_URL"),
                 token_url=_env("MMM_OAUTH_TOKEN_URL"),
-                userdata_url=_env("MMM_OAUTH_USERDATA_URL"),
+                userdata_url=_env("MMM_OAUTH_USERDATA_URL", required=not from_id_token),
+                basic_auth=True,  # RFC 6749 §2.3.1: every provider must take the secret by HTTP Basic
             )
+        if "OAUTH2_BASIC_AUTH" in os.environ:  # oauthenticator's own switch wins (1: Basic, 0: form body)
+            del common["basic_auth"]
+        if from_id_token:  # Azure AD's userinfo omits groups and app roles; its ID token carries them
+            del common["userdata_url"]  # oauthenticator refuses both
+            common["userdata_from_id_token"] = True
         claim = os.environ.get("MMM_OAUTH_GROUPS_CLAIM", "groups")
         common.update(
             scope=os.environ.get("MMM_OAUTH_SCOPE", "openid profile email").split(),
@@ -208,6 +260,7 @@ def oauth_settings(kind: str, callback_url: str) -> tuple[type, dict[str, Any]]:
             auth_state_groups_key=f"oauth_user.{claim}",
         )
         return MMMGenericOAuthenticator, common
+    common["auth_state_groups_key"] = _no_claimed_groups
     if kind == "github":
         return MMMGitHubOAuthenticator, common
     if kind == "google":

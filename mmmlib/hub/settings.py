@@ -76,7 +76,7 @@ def from_environment(euid: int | None = None) -> HubSettings:
     if isolate and euid != 0:
         raise UsageError("MMM_HUB_ISOLATE=1 needs the hub to run as root (it creates one Unix account per user).")
     host = "localhost" if ip in ("127.0.0.1", "::1") else ip
-    return HubSettings(
+    settings = HubSettings(
         ip=ip,
         port=port,
         mode=mode,
@@ -89,6 +89,14 @@ def from_environment(euid: int | None = None) -> HubSettings:
         isolate=isolate,
         public_url=os.environ.get("MMM_HUB_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
     )
+    public = os.environ.get("MMM_HUB_PUBLIC_URL") or os.environ.get("MMM_OAUTH_CALLBACK_URL")
+    if auth != "native" and not public and (mode == "kubernetes" or not settings.loopback):
+        # the OAuth callback would be http://<bind address>:<port> (0.0.0.0, a pod's 127.0.0.1): no browser gets there
+        raise UsageError(
+            f"MMM_HUB_AUTH={auth} needs MMM_HUB_PUBLIC_URL, the address users open (e.g. https://mmm.example.com): "
+            "the identity provider sends them back to <MMM_HUB_PUBLIC_URL>/hub/oauth_callback."
+        )
+    return settings
 
 
 def proxy_command() -> list[str]:
