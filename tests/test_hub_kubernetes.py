@@ -206,7 +206,7 @@ def test_chart_keeps_its_database_culler_and_pods_when_extra_config_runs(
     app = load_as_chart(k8s_env)
     assert app.db_url == DB_URL
     assert [s["name"] for s in app.services] == ["jupyterhub-idle-culler", "scheduler"]
-    assert app.services[1]["command"][-2:] == ["--file", str(schedules)]
+    assert app.services[1]["command"][-1].endswith(f'schedule serve --file "{schedules}"')
 
 
 def test_executive_pod_mounts_only_their_client(k8s_env: Path) -> None:

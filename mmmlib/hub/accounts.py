@@ -78,7 +78,11 @@ def ensure_account(user: str, homes: Path) -> pwd.struct_passwd:
         _run("useradd", "--create-home", "--home-dir", str(homes / name), "--shell", "/usr/sbin/nologin",
              "--user-group", "--comment", f"mmm hub user {user}", name)  # fmt: skip
         entry = pwd.getpwnam(name)
-    os.chmod(entry.pw_dir, 0o700)
+    home = Path(entry.pw_dir)
+    if not home.is_dir():  # the account outlived its home (moved MMM_HUB_HOMES, cleaned disk): give it a new one
+        home.mkdir(parents=True)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+    os.chmod(home, 0o700)
     return entry
 
 
