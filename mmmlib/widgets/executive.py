@@ -54,7 +54,7 @@ def executive_view(run: Path | None) -> w.Widget:
     summary, problem = load_or_message(run)
     if summary is None:
         return problem
-    title = run_title("Marketing mix: what media returned", summary)
+    title = run_title(summary)
     return w.VBox(
         [
             title,

@@ -89,7 +89,7 @@ class BudgetPlanner:
         points = frontier(self.curves, -30, 50, 9)
         return w.VBox(
             [
-                run_title("Budget planner", self.summary),
+                run_title(self.summary),
                 health_badge(self.summary),
                 w.HTML(
                     "<h3>Response curves</h3><div style='color:#666'>Expected contribution per period at steady "

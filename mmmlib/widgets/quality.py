@@ -28,7 +28,7 @@ def quality_view(run: Path | None) -> w.Widget:
     if summary is None:
         return problem
     parts: list[w.Widget] = [
-        run_title("Model quality", summary),
+        run_title(summary),
         health_badge(summary),
         w.HTML("<h3>Diagnostics</h3>"),
         _table(summary),

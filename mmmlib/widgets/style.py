@@ -68,9 +68,9 @@ def kpi_card(title: str, value: str, detail: str = "") -> w.HTML:
     )
 
 
-def run_title(heading: str, summary: dict[str, Any]) -> w.HTML:
+def run_title(summary: dict[str, Any]) -> w.HTML:
+    """Which run the page shows (the page's own heading is the notebook's first cell)."""
     return w.HTML(
-        f"<h2 style='margin:0'>{html.escape(heading)}</h2>"
         f"<div style='color:#666'>Run {html.escape(summary['run']['id'])} · {summary['period']['start']} → "
         f"{summary['period']['end']} · all intervals are 94% HDIs</div>"
     )
