@@ -166,6 +166,40 @@ def test_a_managers_kernel_may_write_to_their_client_only(hub: Hub) -> None:
     assert out == ["WROTE 0o664", "PermissionError"], out
 
 
+@pytest.mark.skipif(not IS_ROOT and not os.environ.get("CI"), reason="OS isolation needs the hub to run as root")
+def test_a_manager_starts_a_fit_that_lands_in_their_clients_store(hub: Hub, synth_run: dict) -> None:
+    """What new_model's button does, from the manager's own kernel: the fit runs as their account, outlives the
+    request, and its run belongs to the client's writers (cold pytensor compile in their home: about a minute)."""
+    import grp
+    import pwd
+    import time
+
+    home = hub.home  # type: ignore[attr-defined]
+    datasets = home / "clients" / "sample" / "datasets"
+    for name in ("data.csv", "config.yaml", "lift.csv"):
+        shutil.copy(synth_run["data_dir"] / name, datasets / (name if name == "lift.csv" else f"mgr-{name}"))
+    b = logged_in(hub, "manager")
+    page = b.open_server("manager", "voila/render/new_model.ipynb")
+    kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
+    assert kernel, page.text[:1000]
+    run_dir = home / "clients" / "sample" / "runs" / "by-manager"
+    code = (
+        "from pathlib import Path\nfrom mmmlib.widgets.new_model import start_fit\n"
+        f"p = start_fit(Path({str(datasets / 'mgr-data.csv')!r}), Path({str(datasets / 'mgr-config.yaml')!r}), "
+        f"Path({str(run_dir)!r}), 'quick')\nprint(p.pid)"
+    )
+    out = kernel_exec(b, "manager", kernel.group(1), code)
+    assert out["stdout"].strip().isdigit(), out
+    deadline = time.time() + 420
+    while not (run_dir / "summary.json").exists() and time.time() < deadline:
+        time.sleep(3)
+    launch = (run_dir.parent / "by-manager.launch.log").read_text()
+    assert (run_dir / "summary.json").exists(), launch[-2000:]
+    st = run_dir.stat()
+    assert pwd.getpwuid(st.st_uid).pw_name == "mmm-manager"
+    assert grp.getgrgid(st.st_gid).gr_name == "mmmw-sample"
+
+
 def test_analyst_reaches_jupyterlab_with_the_notebooks(hub: Hub) -> None:
     b = logged_in(hub, "analyst")
     r = b.open_server("analyst")
@@ -234,10 +268,10 @@ def test_login_to_dashboard_in_chromium(hub: Hub) -> None:
         body = page.inner_text("body")
         assert "Model health" in body and "Blended ROAS" in body
         assert page.locator("a.mmm-nav").get_attribute("href") == "/user/executive/mmm/gallery"
-        link = page.locator("a[download='sample-r1.html']")
+        link = page.locator(".mmm-downloads a[download$='.html']")  # the run's report, or the client's latest
         assert link.count() == 1
         served = page.request.get(hub.url + link.get_attribute("href"))
-        assert served.ok and "run report of sample" in served.text()
+        assert served.ok and "report of sample" in served.text()
         # the same user asking for another client's dashboard gets a sentence, not its numbers
         page.goto(hub.url + "/user/executive/voila/render/executive.ipynb?client=other", timeout=60_000)
         page.wait_for_selector(".mmm-msg", timeout=120_000)

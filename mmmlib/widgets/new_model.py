@@ -183,8 +183,8 @@ class NewModel:
         return w.VBox(
             [
                 w.HTML(
-                    "<h2 style='margin:0'>New model</h2><div style='color:#666'>Upload weekly (or daily) data: "
-                    "one row per period, a column per media spend, the KPI, optional controls.</div>"
+                    f"<div style='color:#666'>Client <b>{html.escape(self.client)}</b>. Upload weekly (or daily) "
+                    "data: one row per period, a column per media spend, the KPI, optional controls.</div>"
                 ),
                 self.upload,
                 self.status,
