@@ -41,13 +41,14 @@ def free_port_block(size: int = 3) -> int:
 class Hub:
     """``jupyterhub -f hub_config/jupyterhub_config.py`` with the given environment; stop() waits for its PID."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], run_as: str | None = None) -> None:
         self.port = free_port_block()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "hub.log"
         full = {**os.environ, **env, "MMM_HUB_PORT": str(self.port)}
+        as_user = ["runuser", "-u", run_as, "--"] if run_as else []
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(CONFIG)],
+            [*as_user, str(Path(sys.executable).parent / "jupyterhub"), "-f", str(CONFIG)],
             cwd=workdir,
             env=full,
             stdout=self.log.open("w"),

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,29 @@ def test_login_to_dashboard_in_chromium(hub: Hub) -> None:
         page.wait_for_selector(".mmm-msg", timeout=120_000)
         assert "do not have access" in page.inner_text(".mmm-msg")
         browser.close()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to start the hub as another, unprivileged account")
+def test_a_hub_started_without_root_says_users_are_not_isolated_and_still_works(
+    synth_run: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The laptop demo: one shared account, said plainly at start-up; logins and dashboards work the same."""
+    from mmmlib.hub import accounts
+
+    user = "mmm-laptop-demo"
+    if subprocess.run(["id", user], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--create-home", user], check=True)
+    work = tmp_path_factory.mktemp("laptop")
+    home = work / "mmm_home"
+    shutil.copytree(synth_run["run_dir"], home / "clients" / "sample" / "runs" / "r1")
+    accounts.make_traversable([work, Path(sys.prefix), Path(sys.base_prefix)])
+    subprocess.run(["chown", "-R", user, str(work)], check=True)
+    laptop = Hub(work, {"MMM_HOME": str(home), "MMM_DEMO_PASSWORD": PASSWORD}, run_as=user)
+    try:
+        assert "USERS ARE NOT ISOLATED" in laptop.logs()
+        b = logged_in(laptop, "executive")
+        r = b.open_server("executive")
+        assert r.url.endswith("/user/executive/mmm/gallery") and "<h2>sample</h2>" in r.text
+        assert b.get("/user/executive/api/contents", allow_redirects=False).status_code == 403
+    finally:
+        laptop.stop()
