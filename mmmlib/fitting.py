@@ -84,6 +84,7 @@ def fit_to_directory(
         "chains": fitted.chains,
         "tune": fitted.tune,
         "draws": fitted.draws,
+        "target_accept": fitted.target_accept,
         "fit_seconds": round(fitted.fit_seconds, 2),
         "seed": seed,
         "frequency": dataset.frequency,

@@ -29,18 +29,30 @@ TREND_COLUMN = "trend"
 # Sampler settings per mode, from benchmarks/ (README). cores=chains: PyMC would guess half the CPUs.
 MODES: dict[str, dict[str, Any]] = {
     "quick": {"chains": 2, "tune": 1000, "draws": 1500, "target_accept": 0.95},
-    "full": {"chains": 4, "tune": 1500, "draws": 1000, "target_accept": 0.95},
+    # 1000 draws and 0.95 left max R-hat 1.014 (seasonal-spend, seed 1) and a divergence in 1 of 5 seeds (3-channel
+    # data), both from one weakly identified channel's saturation curve; 1500 draws at 0.97: ≤ 1.008, none (README)
+    "full": {"chains": 4, "tune": 1500, "draws": 1500, "target_accept": 0.97},
 }
+# Quick mode's 1000 tuning steps left a divergence on 8-channel data (synth-8ch-208w, seed 1 of 1–4); smaller
+# steps (target_accept 0.97, ~20 % more leapfrog steps) removed it. Fewer channels do not need it.
+MANY_CHANNELS = 8
+MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 DEFAULT_SAMPLER = "nutpie"
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 OVERRIDABLE = ("chains", "tune", "draws")
 
 
-def sampler_settings(mode: str = "quick", **overrides: int | None) -> dict[str, Any]:
-    """The mode's sampler settings with any of ``chains``, ``tune`` and ``draws`` replaced (positive whole numbers)."""
+def sampler_settings(mode: str = "quick", channels: int | None = None, **overrides: int | None) -> dict[str, Any]:
+    """The mode's sampler settings with any of ``chains``, ``tune`` and ``draws`` replaced (positive whole numbers).
+
+    ``channels``, the number of media channels, raises target_accept for ``MANY_CHANNELS`` or more where the mode
+    says so.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     settings = dict(MODES[mode])
+    if channels is not None and channels >= MANY_CHANNELS and mode in MANY_CHANNELS_TARGET_ACCEPT:
+        settings["target_accept"] = MANY_CHANNELS_TARGET_ACCEPT[mode]
     for name, value in overrides.items():
         if name not in OVERRIDABLE:
             raise ValueError(f"{name} is not a sampler setting that can be overridden ({', '.join(OVERRIDABLE)})")
@@ -67,6 +79,7 @@ class Fitted:
     fit_seconds: float
     holdout: int = 0
     tune: int = 0
+    target_accept: float = 0.0
 
 
 def design(dataset: Dataset) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:
@@ -180,7 +193,8 @@ def fit(
 
     ``chains``, ``tune`` and ``draws`` override the mode's settings (power users; too few gives unusable fits).
     """
-    settings = sampler_settings(mode, chains=chains, tune=tune, draws=draws)
+    channels = len(dataset.config.channel_columns)
+    settings = sampler_settings(mode, channels=channels, chains=chains, tune=tune, draws=draws)
     sampler = sampler or DEFAULT_SAMPLER
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
@@ -192,12 +206,13 @@ def fit(
         mmm.add_lift_test_measurements(lift_tests[["channel", "x", "delta_x", "delta_y", "sigma"]])
         log.info("calibrating with %d lift tests", len(lift_tests))
     log.info(
-        "sampling %s: %s chains × %s draws (%s tune) with %s",
+        "sampling %s: %s chains × %s draws (%s tune) with %s, target_accept %s",
         mode,
         settings["chains"],
         settings["draws"],
         settings["tune"],
         sampler,
+        settings["target_accept"],
     )
     start = time.perf_counter()
     idata = mmm.fit(
@@ -215,7 +230,18 @@ def fit(
     seconds = time.perf_counter() - start
     log.info("sampled in %.1f s", seconds)
     return Fitted(
-        mmm, idata, X, y, scales, sampler, settings["chains"], settings["draws"], seconds, holdout, settings["tune"]
+        mmm,
+        idata,
+        X,
+        y,
+        scales,
+        sampler,
+        settings["chains"],
+        settings["draws"],
+        seconds,
+        holdout,
+        settings["tune"],
+        settings["target_accept"],
     )
 
 

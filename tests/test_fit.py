@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from mmmlib.errors import UsageError
-from mmmlib.model import MODES, sampler_settings
+from mmmlib.model import MANY_CHANNELS, MANY_CHANNELS_TARGET_ACCEPT, MODES, sampler_settings
 from mmmlib.pipeline import fit_run
 from mmmlib.runs import load_summary
 from mmmlib.store import accept_run, latest_good_run, list_runs
@@ -40,7 +40,8 @@ def test_run_directory_is_complete(synth_run: dict) -> None:
     assert summary["hdi_prob"] == 0.94
     quick = MODES["quick"]
     assert summary["run"]["mode"] == "quick"
-    assert [summary["run"][k] for k in ("chains", "tune", "draws")] == [quick[k] for k in ("chains", "tune", "draws")]
+    settings = ("chains", "tune", "draws", "target_accept")  # 3 channels: the mode's own target_accept
+    assert [summary["run"][k] for k in settings] == [quick[k] for k in settings]
     post = xr.open_datatree(run / "posterior.nc")
     assert "channel_contribution" in post["posterior"].data_vars
     nb = nbformat.read(run / "fit.ipynb", as_version=4)
@@ -235,3 +236,11 @@ def test_sampler_overrides_replace_only_what_is_given(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="Tune must be a positive whole number"):  # the library refuses too
         fit_run("data.csv", "config.yaml", tmp_path / "r", tune=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_many_channels_take_smaller_steps_in_quick_mode() -> None:
+    assert sampler_settings("quick", channels=MANY_CHANNELS - 1) == MODES["quick"]
+    many = sampler_settings("quick", channels=MANY_CHANNELS, draws=20)
+    assert many == {**MODES["quick"], "draws": 20, "target_accept": MANY_CHANNELS_TARGET_ACCEPT["quick"]}
+    assert many["target_accept"] > MODES["quick"]["target_accept"]
+    assert sampler_settings("full", channels=MANY_CHANNELS) == MODES["full"]  # full mode already takes small steps
