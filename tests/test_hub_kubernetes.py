@@ -219,6 +219,8 @@ def test_executive_pod_mounts_only_their_client(k8s_env: Path) -> None:
     assert env["MMM_HOME"] == "/srv/mmm" and env["MMM_CLIENTS"] == "acme" and env["MMM_ROLE"] == "executives"
     assert env["MMM_SERVER_KIND"] == "viewer" and env["MMM_DASHBOARDS"] == "executive,budget_planner"
     container = manifest["spec"]["containers"][0]
+    read_only = {m["name"]: m.get("readOnly") for m in container["volumeMounts"]}
+    assert read_only["client-acme"] is True, "executives read their client's data, never change it"
     assert container["args"] == ["jupyterhub-singleuser", f"--config={SERVER_CONFIG}"]
     assert env["JUPYTERHUB_ROOT_DIR"] == "/srv/mmm/dashboards/viewer"
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/mmm/gallery"
@@ -229,7 +231,9 @@ def test_analyst_pod_mounts_each_of_their_clients_and_follows_group_changes(k8s_
     claims, mounts = client_volumes(pod(spawner))
     assert claims == {"client-a": "mmm-client-a", "client-b": "mmm-client-b"}
     assert mounts == {"client-a": "/srv/mmm/clients/a", "client-b": "/srv/mmm/clients/b"}
-    env = env_of(pod(spawner))
+    first = pod(spawner)
+    env = env_of(first)
+    assert not any(m.get("readOnly") for m in first["spec"]["containers"][0]["volumeMounts"]), "analysts write"
     assert env["MMM_CLIENTS"] == "a,b" and env["MMM_SERVER_KIND"] == "lab"
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab"
 

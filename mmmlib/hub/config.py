@@ -140,8 +140,10 @@ def kubernetes_volumes(spawner: Any) -> None:
         {"name": f"{CLIENT_VOLUME}{c}", "persistentVolumeClaim": {"claimName": f"mmm-client-{c}"}}
         for c in access.clients
     ]
+    # executives read; the kubelet mounts their clients' volumes read-only, as the Unix groups do on one machine
     spawner.volume_mounts = _without_clients(spawner.volume_mounts) + [
-        {"name": f"{CLIENT_VOLUME}{c}", "mountPath": f"{K8S_HOME}/clients/{c}"} for c in access.clients
+        {"name": f"{CLIENT_VOLUME}{c}", "mountPath": f"{K8S_HOME}/clients/{c}", "readOnly": not access.writes}
+        for c in access.clients
     ]
     spawner.environment.update(
         MMM_HOME=str(K8S_HOME),
