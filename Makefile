@@ -39,23 +39,24 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
+# npm packages into a private folder of .cache/ (no global install), marked done by .installed.
+define npm_into
+mkdir -p $(1)
+cd $(1) && echo '{"private": true}' > package.json && npm install --no-audit --no-fund --loglevel=error $(2)
+touch $(1)/.installed
+endef
+
 # JavaScript the offline HTML report inlines (require.js, the widget renderer), from the npm registry.
 JS := $(ROOT)/.cache/js
 $(JS)/.installed: Makefile
-	mkdir -p $(JS)
-	cd $(JS) && echo '{"private": true}' > package.json && \
-	  npm install --no-audit --no-fund --loglevel=error requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.15
-	@touch $@
+	$(call npm_into,$(JS),requirejs@2.3.8 @jupyter-widgets/html-manager@1.0.15)
 
 js: $(JS)/.installed
 
 # configurable-http-proxy, JupyterHub's proxy, from the npm registry (the hub finds it in .cache/chp).
 CHP := $(ROOT)/.cache/chp
 $(CHP)/.installed: Makefile
-	mkdir -p $(CHP)
-	cd $(CHP) && echo '{"private": true}' > package.json && \
-	  npm install --no-audit --no-fund --loglevel=error configurable-http-proxy@5.3.0
-	@touch $@
+	$(call npm_into,$(CHP),configurable-http-proxy@5.3.0)
 
 chp: $(CHP)/.installed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,9 +102,15 @@ def read_run_info(path: Path, client: str = "") -> RunInfo | None:
     )
 
 
-def list_runs(client: str | None = None, root: Path | None = None) -> list[RunInfo]:
-    """Complete runs (those with ``summary.json``), newest first; failed attempts are not runs."""
-    names = [check_client(client)] if client else clients(root)
+def list_runs(client: str | Iterable[str] | None = None, root: Path | None = None) -> list[RunInfo]:
+    """Complete runs (those with ``summary.json``) of one client, several, or all; newest first.
+
+    Failed attempts are not runs.
+    """
+    if client is None:
+        names = clients(root)
+    else:
+        names = [check_client(c) for c in ([client] if isinstance(client, str) else client)]
     found = []
     for name in names:
         base = runs_dir(name, root)

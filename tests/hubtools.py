@@ -38,6 +38,21 @@ def free_port_block(size: int = 3) -> int:
     raise RuntimeError("no free port block")
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float) -> bool:
+    """Poll ``url`` until it answers 2xx (True) or ``timeout`` passes (False); a process that exits is an error."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 class Hub:
     """``jupyterhub -f hub_config/jupyterhub_config.py`` with the given environment; stop() waits for its PID."""
 
@@ -55,18 +70,9 @@ class Hub:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(self.url + "/hub/health", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"hub did not start:\n{self.log.read_text()[-3000:]}")
+        if not wait_until_up(self.url + "/hub/health", self.proc, self.log, "hub", 60):
+            self.stop()
+            raise RuntimeError(f"hub did not start:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -100,6 +106,13 @@ class Browser:
             data={"username": user, "password": password, "_xsrf": xsrf.group(1)},
             timeout=120,
         )
+
+    def voila_kernel(self, user: str, path: str) -> str:
+        """Open a Voilà page on the user's server and return the id of the kernel it started for the page."""
+        page = self.open_server(user, path)
+        kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
+        assert kernel, page.text[:1000]
+        return kernel.group(1)
 
     def open_server(self, user: str, path: str = "", wait: float = 90) -> requests.Response:
         """Follow the hub to the user's server (spawning it if needed) and return the final response."""

@@ -109,9 +109,7 @@ def test_executive_is_refused_lab_terminals_contents_kernels_and_other_clients(h
 def test_code_over_an_executives_kernel_websocket_cannot_read_other_clients_or_hub_secrets(hub: Hub) -> None:
     assert IS_ROOT, "CI runs as root: the isolation tests must run there"
     b = logged_in(hub, "executive")
-    page = b.open_server("executive", "voila/render/executive.ipynb?client=sample")
-    kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
-    assert kernel, page.text[:1000]
+    kernel = b.voila_kernel("executive", "voila/render/executive.ipynb?client=sample")
     home = hub.home  # type: ignore[attr-defined]
     own = home / "clients" / "sample" / "runs" / "r1" / "summary.json"
     targets = {
@@ -128,14 +126,14 @@ def test_code_over_an_executives_kernel_websocket_cannot_read_other_clients_or_h
         f"    print({name!r}, 'READ')\nexcept OSError as e:\n    print({name!r}, type(e).__name__)\n"
         for name, p in targets.items()
     )
-    out = kernel_exec(b, "executive", kernel.group(1), code)
+    out = kernel_exec(b, "executive", kernel, code)
     assert not out["error"], out
     seen = dict(line.split(" ", 1) for line in out["stdout"].splitlines())
     assert "own" in seen, out
     assert seen["own"] == "READ"  # the probe can read: denials below are real
     for name in targets.keys() - {"own"}:
         assert seen[name] == "PermissionError", (name, seen)
-    whoami = kernel_exec(b, "executive", kernel.group(1), "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)")
+    whoami = kernel_exec(b, "executive", kernel, "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)")
     assert whoami["stdout"].strip() == "mmm-executive"
     # executives are read-only at the OS level too: they cannot change or delete their own client's runs
     runs = home / "clients" / "sample" / "runs"
@@ -145,16 +143,14 @@ def test_code_over_an_executives_kernel_websocket_cannot_read_other_clients_or_h
         f"            lambda: open({str(own)!r}, 'a')):\n"
         "    try:\n        act(); print('WROTE')\n    except OSError as e:\n        print(type(e).__name__)\n"
     )
-    assert kernel_exec(b, "executive", kernel.group(1), probe)["stdout"].split() == ["PermissionError"] * 3
+    assert kernel_exec(b, "executive", kernel, probe)["stdout"].split() == ["PermissionError"] * 3
     assert own.exists()
 
 
 @pytest.mark.skipif(not IS_ROOT and not os.environ.get("CI"), reason="OS isolation needs the hub to run as root")
 def test_a_managers_kernel_may_write_to_their_client_only(hub: Hub) -> None:
     b = logged_in(hub, "manager")
-    page = b.open_server("manager", "voila/render/new_model.ipynb")
-    kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
-    assert kernel, page.text[:1000]
+    kernel = b.voila_kernel("manager", "voila/render/new_model.ipynb")
     home = hub.home  # type: ignore[attr-defined]
     code = (
         "import os\n"
@@ -163,7 +159,7 @@ def test_a_managers_kernel_may_write_to_their_client_only(hub: Hub) -> None:
         "    try:\n        open(p, 'w').write('x'); print('WROTE', oct(os.stat(p).st_mode & 0o777))\n"
         "    except OSError as e:\n        print(type(e).__name__)\n"
     )
-    out = kernel_exec(b, "manager", kernel.group(1), code)["stdout"].splitlines()
+    out = kernel_exec(b, "manager", kernel, code)["stdout"].splitlines()
     assert out == ["WROTE 0o664", "PermissionError"], out
 
 
@@ -180,16 +176,14 @@ def test_a_manager_starts_a_fit_that_lands_in_their_clients_store(hub: Hub, synt
     for name in ("data.csv", "config.yaml", "lift.csv"):
         shutil.copy(synth_run["data_dir"] / name, datasets / (name if name == "lift.csv" else f"mgr-{name}"))
     b = logged_in(hub, "manager")
-    page = b.open_server("manager", "voila/render/new_model.ipynb")
-    kernel = re.search(r'kernelId": "([0-9a-f-]{36})', page.text)
-    assert kernel, page.text[:1000]
+    kernel = b.voila_kernel("manager", "voila/render/new_model.ipynb")
     run_dir = home / "clients" / "sample" / "runs" / "by-manager"
     code = (
         "from pathlib import Path\nfrom mmmlib.widgets.new_model import start_fit\n"
         f"p = start_fit(Path({str(datasets / 'mgr-data.csv')!r}), Path({str(datasets / 'mgr-config.yaml')!r}), "
         f"Path({str(run_dir)!r}), 'quick')\nprint(p.pid)"
     )
-    out = kernel_exec(b, "manager", kernel.group(1), code)
+    out = kernel_exec(b, "manager", kernel, code)
     assert out["stdout"].strip().isdigit(), out
     deadline = time.time() + 420
     while not (run_dir / "summary.json").exists() and time.time() < deadline:

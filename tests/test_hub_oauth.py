@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -46,17 +45,11 @@ class Provider:
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"provider exited {self.proc.returncode}:\n{self.log.read_text()[-2000:]}")
-            try:
-                if requests.get(self.url + "/.well-known/openid-configuration", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"provider did not start:\n{self.log.read_text()[-2000:]}")
+        if not hubtools.wait_until_up(
+            self.url + "/.well-known/openid-configuration", self.proc, self.log, "provider", 30
+        ):
+            self.stop()
+            raise RuntimeError(f"provider did not start:\n{self.log.read_text()[-2000:]}")
 
     def register(self, callback: str) -> dict[str, str]:
         r = requests.post(self.url + "/oauth2/clients", json={"redirect_uris": [callback]}, timeout=10)

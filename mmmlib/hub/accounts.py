@@ -134,6 +134,15 @@ def secure_client(client_dir: Path, client: str) -> None:
                     _own(p, writers, (p.stat().st_mode & 0o111) | 0o664)
 
 
+def is_secured(client_dir: Path, client: str) -> bool:
+    """One stat instead of a walk: the tree was secured once its folder is the readers group's (hub start does all)."""
+    try:
+        st = client_dir.stat()
+        return st.st_gid == grp.getgrnam(client_group_name(client)).gr_gid and st.st_mode & 0o777 == 0o750
+    except (FileNotFoundError, KeyError):
+        return False
+
+
 def secure_store(home: Path, clients: Iterable[str]) -> None:
     """MMM_HOME and clients/ are traversable but not listable; each client's tree is its group's alone."""
     (home / "clients").mkdir(parents=True, exist_ok=True)

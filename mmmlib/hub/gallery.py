@@ -28,7 +28,7 @@ TITLES = {
     "new_model": ("New model", "Upload data, check it, and start a fit."),
 }
 ACCENT = "#1f77b4"
-CLIENT = "([a-z0-9][a-z0-9_-]{0,62})"
+CLIENT = f"({store.CLIENT_NAME.pattern.strip('^$')})"  # URL part: the store's own rule for client names
 CSS = f"""
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2433}}
 header{{background:#fff;border-bottom:1px solid #e3e6eb;padding:14px 32px;display:flex;justify-content:space-between}}

@@ -49,8 +49,10 @@ class IsolatedSpawner(MMMSpawnerMixin, LocalProcessSpawner):
         access = self.access()
         entry = accounts.ensure_account(self.user.name, Path(self.homes))
         accounts.set_client_groups(self.user.name, access.clients, write=access.writes)
-        for client in access.clients:  # new clients get their group-owned folder; others are re-checked
-            accounts.secure_client(Path(self.mmm_home) / "clients" / client, client)
+        for client in access.clients:  # a client new since the hub started gets its group-owned folder now
+            folder = Path(self.mmm_home) / "clients" / client
+            if not accounts.is_secured(folder, client):
+                accounts.secure_client(folder, client)
         if access.lab:
             accounts.copy_notebooks(Path(entry.pw_dir), NOTEBOOKS, entry)
         return await super().start()

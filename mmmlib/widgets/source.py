@@ -73,11 +73,7 @@ def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, c
     from mmmlib.store import list_runs
 
     try:
-        allowed = access.allowed_clients()
-        if client or os.environ.get("MMM_CLIENT") or allowed is None:
-            runs = list_runs(client or os.environ.get("MMM_CLIENT") or None)
-        else:
-            runs = [r for c in allowed for r in list_runs(c)]
+        runs = list_runs(client or os.environ.get("MMM_CLIENT") or access.allowed_clients())
         runs = [r for r in runs if access.may_see_client(r.client)]
         if access.executives_only():
             runs = [r for r in runs if r.status == "ok" or r.accepted]
