@@ -98,7 +98,7 @@ def load_schedules(path: str | Path) -> list[Schedule]:
     except yaml.YAMLError as exc:
         raise InputError(f"Schedule file {path.name} is not valid YAML.") from exc
     entries = data.get("schedules") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list):  # an empty list is valid: a hub with nothing scheduled yet
         raise InputError(f"Schedule file {path.name} needs a list under 'schedules:'.")
     base = path.parent
     out = []

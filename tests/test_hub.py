@@ -227,8 +227,17 @@ def test_outsider_sees_only_their_client(hub: Hub) -> None:
 def test_scheduler_and_idle_culler_run_as_hub_managed_services(hub: Hub) -> None:
     logs = hub.logs()
     assert "Starting managed service scheduler" in logs and "Starting managed service idle-culler" in logs
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "schedule serve --file" in ps and "jupyterhub_idle_culler" in ps
+    # full command lines from /proc: `ps` cuts them at $COLUMNS, which CI sets to 80
+    cmdlines = []
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdlines.append(proc.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue  # exited while we looked
+    running = "\n".join(cmdlines)
+    assert "schedule serve --file" in running and "jupyterhub_idle_culler" in running, running
+    assert "exited with status" not in logs, logs[-3000:]
+    assert "needs a list" not in logs  # an empty schedule file is a hub with nothing scheduled, not an error
 
 
 def test_hub_state_is_root_only(hub: Hub) -> None:

@@ -63,6 +63,11 @@ def test_schedule_file_paths_are_relative_to_it(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="unique"):
         load_schedules(tmp_path / "dup.yaml")
+    (tmp_path / "empty.yaml").write_text("schedules: []\n")  # a hub with nothing scheduled yet
+    assert load_schedules(tmp_path / "empty.yaml") == []
+    (tmp_path / "typo.yaml").write_text("schedule: []\n")
+    with pytest.raises(InputError, match="needs a list"):
+        load_schedules(tmp_path / "typo.yaml")
 
 
 def test_a_held_lock_skips_the_schedule(tmp_path: Path) -> None:
