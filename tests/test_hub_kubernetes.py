@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import os
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -224,9 +225,10 @@ def test_executive_pod_mounts_only_their_client(k8s_env: Path) -> None:
     assert container["args"] == ["jupyterhub-singleuser", f"--config={SERVER_CONFIG}"]
     assert env["JUPYTERHUB_ROOT_DIR"] == "/srv/mmm/dashboards/viewer"
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/mmm/gallery"
+    assert not container.get("lifecycle"), "only analysts get notebooks in their home"
 
 
-def test_analyst_pod_mounts_each_of_their_clients_and_follows_group_changes(k8s_env: Path) -> None:
+def test_analyst_pod_mounts_each_of_their_clients_and_follows_group_changes(k8s_env: Path, tmp_path: Path) -> None:
     spawner = started(load_as_chart(k8s_env), "analysts", "client:a", "client:b")
     claims, mounts = client_volumes(pod(spawner))
     assert claims == {"client-a": "mmm-client-a", "client-b": "mmm-client-b"}
@@ -236,6 +238,14 @@ def test_analyst_pod_mounts_each_of_their_clients_and_follows_group_changes(k8s_
     assert not any(m.get("readOnly") for m in first["spec"]["containers"][0]["volumeMounts"]), "analysts write"
     assert env["MMM_CLIENTS"] == "a,b" and env["MMM_SERVER_KIND"] == "lab"
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+    seed = first["spec"]["containers"][0]["lifecycle"]["postStart"]["exec"]["command"]
+    home = tmp_path / "jovyan"
+    home.mkdir()
+    (home / "notebooks").mkdir()
+    (home / "notebooks" / "mine.ipynb").write_text("{}")  # an analyst's work from an earlier pod
+    subprocess.run(seed, env={**os.environ, "HOME": str(home)}, check=True)  # what the kubelet runs in the pod
+    assert (home / "dashboards" / "executive.ipynb").is_file() and (home / "sample_data").is_dir()
+    assert [p.name for p in (home / "notebooks").iterdir()] == ["mine.ipynb"], "an existing folder is kept"
 
     spawner.user.groups = [SimpleNamespace(name=g) for g in ("analysts", "client:a")]
     restart(spawner)  # client b taken away: the next start no longer mounts it

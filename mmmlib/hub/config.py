@@ -18,7 +18,7 @@ from typing import Any
 from mmmlib.hub import accounts
 from mmmlib.hub.authenticators import DEMO_USERS, MMMNativeAuthenticator, demo_password, oauth_settings
 from mmmlib.hub.roles import DASHBOARDS, access_of
-from mmmlib.hub.settings import REPO, HubSettings, from_environment, proxy_command
+from mmmlib.hub.settings import ANALYST_FOLDERS, REPO, HubSettings, from_environment, proxy_command
 from mmmlib.store import clients
 
 log = logging.getLogger("mmmlib.hub")
@@ -152,6 +152,14 @@ def kubernetes_volumes(spawner: Any) -> None:
         MMM_DASHBOARDS=",".join(access.dashboards),
     )
     spawner.environment.setdefault("MMM_SERVER_KIND", access.kind)
+    spawner.lifecycle_hooks = {"postStart": {"exec": {"command": seed_home_command()}}} if access.lab else {}
+
+
+def seed_home_command() -> list[str]:
+    """The pod's postStart command giving an analyst their own copy of the notebooks in their persistent home
+    (the image's checkout, as on one machine); a folder already there is kept, with the analyst's edits."""
+    copies = " ; ".join(f'[ -e "$HOME/{n}" ] || cp -r "{src}" "$HOME/{n}"' for n, src in ANALYST_FOLDERS.items())
+    return ["/bin/sh", "-c", copies]
 
 
 def configure(c: Any, settings: HubSettings | None = None) -> HubSettings:

@@ -11,6 +11,8 @@ from pathlib import Path
 from mmmlib.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
+# what an analyst's home starts with: their own copy, never overwritten once there
+ANALYST_FOLDERS = {name: REPO / name for name in ("notebooks", "dashboards", "sample_data")}
 AUTH_KINDS = ("native", "generic", "github", "google")
 MODES = ("local", "kubernetes")
 

@@ -17,9 +17,7 @@ from traitlets import HasTraits, Unicode
 
 from mmmlib.hub import accounts
 from mmmlib.hub.roles import access_of
-from mmmlib.hub.settings import REPO
-
-NOTEBOOKS = {"notebooks": REPO / "notebooks", "dashboards": REPO / "dashboards", "sample_data": REPO / "sample_data"}
+from mmmlib.hub.settings import ANALYST_FOLDERS
 
 
 class MMMSpawnerMixin(HasTraits):
@@ -54,7 +52,7 @@ class IsolatedSpawner(MMMSpawnerMixin, LocalProcessSpawner):
             if not accounts.is_secured(folder, client):
                 accounts.secure_client(folder, client)
         if access.lab:
-            accounts.copy_notebooks(Path(entry.pw_dir), NOTEBOOKS, entry)
+            accounts.copy_notebooks(Path(entry.pw_dir), ANALYST_FOLDERS, entry)
         return await super().start()
 
     def make_preexec_fn(self, name: str) -> Any:
@@ -84,7 +82,7 @@ class SharedSpawner(MMMSpawnerMixin, SimpleLocalProcessSpawner):
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
         if self.access().lab:
-            accounts.copy_notebooks(home, NOTEBOOKS, None)
+            accounts.copy_notebooks(home, ANALYST_FOLDERS, None)
         return await super().start()
 
     def get_env(self) -> dict[str, str]:
