@@ -301,22 +301,34 @@ def decomposition(post: Posterior) -> dict[str, Any]:
     }
 
 
+def kpi_value(kpi_type: str | None, revenue_per_kpi: float | None) -> float:
+    """What one KPI unit is worth in money for ROAS: revenue per KPI for count KPIs, else 1 (revenue KPIs)."""
+    return revenue_per_kpi if (kpi_type == "count" and revenue_per_kpi) else 1.0
+
+
+def roas_draws(post: Posterior, value: float = 1.0) -> np.ndarray:
+    """ROAS draws ``(draw, channel)``: total contribution × ``value`` over total spend (0 where nothing was spent)."""
+    contrib = post.contributions().sum(axis=1)
+    spend = post.spend.sum(axis=0)
+    return np.where(spend > 0, contrib * value / np.where(spend > 0, spend, 1.0), 0.0)
+
+
 def channel_metrics(post: Posterior, kpi_type: str, revenue_per_kpi: float | None) -> list[dict[str, Any]]:
     """Spend, contribution, share, ROAS, marginal ROAS (and cost per KPI for counts) per channel."""
     contrib = post.contributions().sum(axis=1)  # (draw, channel)
     spend = post.spend.sum(axis=0)
     share = contrib / np.maximum(contrib.sum(axis=1, keepdims=True), 1e-12)
-    value = revenue_per_kpi if (kpi_type == "count" and revenue_per_kpi) else 1.0
+    value = kpi_value(kpi_type, revenue_per_kpi)
+    roas = roas_draws(post, value)
     mroas = marginal_roas(post, current_spend(post)) * value
     out = []
     for j, ch in enumerate(post.channels):
-        roas = contrib[:, j] * value / spend[j] if spend[j] > 0 else np.zeros_like(contrib[:, j])
         row: dict[str, Any] = {
             "name": ch,
             "spend": float(spend[j]),
             "contribution": interval(contrib[:, j]),
             "share": interval(share[:, j]),
-            "roas": interval(roas),
+            "roas": interval(roas[:, j]),
             "mroas": interval(mroas[:, j]),
             "cost_per_kpi": None,
         }

@@ -109,6 +109,6 @@ def build_summary(
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
     uncertain = {c["name"] for c in channels if too_uncertain(c)}
-    summary["reallocation"] = reallocation(post, rpk if kpi_type == "count" else None, uncertain)
+    summary["reallocation"] = reallocation(post, analysis.kpi_value(kpi_type, rpk), uncertain)
     summary["recommendations"] = recommendations(summary)
     return summary

@@ -56,8 +56,8 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, what: str, timeou
 class Hub:
     """``jupyterhub -f hub_config/jupyterhub_config.py`` with the given environment; stop() waits for its PID."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], run_as: str | None = None) -> None:
-        self.port = free_port_block()
+    def __init__(self, workdir: Path, env: dict[str, str], run_as: str | None = None, port: int | None = None) -> None:
+        self.port = port or free_port_block()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "hub.log"
         full = {**os.environ, **env, "MMM_HUB_PORT": str(self.port)}

@@ -99,9 +99,7 @@ def oauth_hub(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Iter
     names = [EXECUTIVE, NO_ROLE, YAML_ANALYST]
     _remove_accounts(names)
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(hubtools, "free_port_block", lambda: port)  # the port the client was registered with
-            hub = Hub(work, env)
+        hub = Hub(work, env, port=port)  # the port the client was registered with
     except BaseException:
         provider.stop()
         raise

@@ -2,8 +2,9 @@
 
 A Voilà page keeps a kernel websocket open, and whoever crafts messages on it runs code as the server's
 account. So the hub (as root) runs each user's server as their own account, ``mmm-<user>``, whose
-supplementary groups are exactly their clients' groups; each client's directory belongs to that client's
-group with mode 2770, and the hub's own state (database, cookie secret) is root's alone.
+supplementary groups are exactly their clients' groups: readers (``mmmc-<client>``) enter the client's
+directory, writers (``mmmw-<client>``, all but executives) change what is in it (:func:`secure_client`), nobody
+else may list it, and the hub's own state (database, cookie secret) is root's alone.
 """
 
 from __future__ import annotations
@@ -150,9 +151,8 @@ def secure_store(home: Path, clients: Iterable[str]) -> None:
     os.chmod(home / "clients", 0o711)
     for client in clients:
         secure_client(home / "clients" / client, client)
-    for private in ("demo_credentials.txt",):
-        if (home / private).exists():
-            os.chmod(home / private, 0o600)
+    if (home / "demo_credentials.txt").exists():
+        os.chmod(home / "demo_credentials.txt", 0o600)
 
 
 def secure_state(state: Path) -> None:

@@ -141,9 +141,9 @@ class MMMNativeAuthenticator(RolesMixin, NativeAuthenticator):
         import bcrypt
         from nativeauthenticator.orm import UserInfo
 
+        hashed = bcrypt.hashpw(self.demo_password.encode(), bcrypt.gensalt())  # one shared password: hash it once
         for name in self.demo_users:
             info = UserInfo.find(self.db, name)
-            hashed = bcrypt.hashpw(self.demo_password.encode(), bcrypt.gensalt())
             if info is None:
                 self.db.add(UserInfo(username=name, password=hashed, is_authorized=True))
             else:

@@ -20,6 +20,7 @@ from tornado import web
 
 from mmmlib import access, store
 from mmmlib.errors import UsageError
+from mmmlib.hub.roles import LAB_ROLES
 
 TITLES = {
     "executive": ("Executive summary", "What media returned, with intervals, and what to do next."),
@@ -85,7 +86,7 @@ def gallery_html(base: str, user: str, hub_prefix: str = "/hub/") -> str:
         '<section><p class="none">You are not assigned to any client yet. Ask an administrator.</p></section>'
     ]
     lab = url_path_join(base, "lab")
-    links = f'<a href="{lab}">JupyterLab</a>' if access.role() in ("analysts", "admins") else ""
+    links = f'<a href="{lab}">JupyterLab</a>' if access.role() in LAB_ROLES else ""
     logout = url_path_join(hub_prefix, "logout")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>MMM dashboards</title><style>{CSS}</style>"

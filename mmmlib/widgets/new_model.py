@@ -7,7 +7,6 @@ the page is closed and the kernel culled; the page only watches its log and its 
 from __future__ import annotations
 
 import html
-import os
 import subprocess
 import sys
 import threading
@@ -32,27 +31,26 @@ POLL_SECONDS = 1.0
 def start_fit(data: Path, config: Path, run_dir: Path, mode: str) -> subprocess.Popen:
     """Launch ``mmm fit`` in a new session: it outlives this kernel (culling, closed pages)."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = open(run_dir.parent / f"{run_dir.name}.launch.log", "w", encoding="utf-8")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mmmlib",
-            "fit",
-            str(data),
-            "--config",
-            str(config),
-            "--out",
-            str(run_dir),
-            "--mode",
-            mode,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ},
-    )
+    with open(run_dir.parent / f"{run_dir.name}.launch.log", "w", encoding="utf-8") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mmmlib",
+                "fit",
+                str(data),
+                "--config",
+                str(config),
+                "--out",
+                str(run_dir),
+                "--mode",
+                mode,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def fit_progress(run_dir: Path) -> tuple[str, str]:

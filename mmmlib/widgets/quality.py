@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from mmmlib.runs import POSTERIOR
 from mmmlib.views import diagnostics_table
 from mmmlib.widgets.charts import adstock_weights, fit_over_time, interval_bars, residuals, roas_distributions
 from mmmlib.widgets.source import load_or_message
@@ -42,18 +43,39 @@ def quality_view(run: Path | None) -> w.Widget:
             layout=w.Layout(width="100%"),
         ),
     ]
-    draws = roas_draws(run, summary)
+    parts += posterior_panels(run, summary)
+    carry = adstock_weights(summary)
+    if carry is not None:
+        parts.append(carry)
+    return w.VBox(parts, layout=w.Layout(gap="10px", padding="8px"))
+
+
+def posterior_panels(run: Path | None, summary: dict[str, Any]) -> list[w.Widget]:
+    """The panels drawn from the posterior's draws (ROAS distributions, priors against posteriors).
+
+    ``posterior.nc`` is read once, here, and only by this view.
+    """
+    if run is None or not (Path(run) / POSTERIOR).is_file():
+        return []
+    import xarray as xr
+
+    tree = xr.open_datatree(Path(run) / POSTERIOR)
+    try:
+        draws = _roas_by_channel(tree, summary)
+        try:
+            comparison = priors_against_posteriors(tree, summary)
+        except Exception as exc:  # an optional panel never takes the page down
+            comparison = w.HTML(
+                f"<div class='mmm-msg'>Priors against posteriors are not available: {html.escape(str(exc))}</div>"
+            )
+    finally:
+        tree.close()
+    parts: list[w.Widget] = []
     if draws:
         parts += [
             w.HTML("<h3>Posterior distributions of ROAS</h3><div style='color:#666'>dashed: break-even</div>"),
             roas_distributions(summary, draws),
         ]
-    try:
-        comparison = priors_against_posteriors(run, summary)
-    except Exception as exc:  # an optional panel never takes the page down
-        comparison = w.HTML(
-            f"<div class='mmm-msg'>Priors against posteriors are not available: {html.escape(str(exc))}</div>"
-        )
     if comparison is not None:
         parts += [
             w.HTML(
@@ -62,53 +84,34 @@ def quality_view(run: Path | None) -> w.Widget:
             ),
             comparison,
         ]
-    carry = adstock_weights(summary)
-    if carry is not None:
-        parts.append(carry)
-    return w.VBox(parts, layout=w.Layout(gap="10px", padding="8px"))
+    return parts
 
 
-def roas_draws(run: Path | None, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Per-channel ROAS draws from the posterior (read lazily: only this view needs them)."""
-    if run is None or not (Path(run) / "posterior.nc").is_file():
-        return None
-    import xarray as xr
+def _roas_by_channel(tree: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Per-channel ROAS draws (channels with spend), as the summary's intervals were computed."""
+    from mmmlib.analysis import Posterior, kpi_value, roas_draws
 
-    from mmmlib.analysis import Posterior
-
-    tree = xr.open_datatree(Path(run) / "posterior.nc")
-    try:
-        post = Posterior.from_idata(tree)
-        value = summary.get("revenue_per_kpi") if summary.get("kpi_type") == "count" else None
-        contrib = post.contributions().sum(axis=1) * (value or 1.0)
-        spend = post.spend.sum(axis=0)
-        return {ch: contrib[:, j] / spend[j] for j, ch in enumerate(post.channels) if spend[j] > 0}
-    finally:
-        tree.close()
+    post = Posterior.from_idata(tree)
+    roas = roas_draws(post, kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi")))
+    spend = post.spend.sum(axis=0)
+    return {ch: roas[:, j] for j, ch in enumerate(post.channels) if spend[j] > 0}
 
 
-def priors_against_posteriors(run: Path | None, summary: dict[str, Any]) -> w.Widget | None:
+def priors_against_posteriors(tree: Any, summary: dict[str, Any]) -> w.Widget | None:
     """For a chosen media parameter, each channel's prior and posterior densities overlaid."""
-    if run is None or not (Path(run) / "posterior.nc").is_file():
-        return None
     import bqplot as bq
     import numpy as np
-    import xarray as xr
 
     from mmmlib.priors import media_prior_draws
     from mmmlib.widgets.style import channel_colours
 
-    tree = xr.open_datatree(Path(run) / "posterior.nc")
-    try:
-        channels = [str(c) for c in tree["constant_data"]["channel"].values]
-        priors = media_prior_draws(dict(tree.attrs), channels)
-        posts = {
-            n: np.asarray(tree["posterior"][n].values).reshape(-1, len(channels))
-            for n in priors
-            if n in tree["posterior"].data_vars
-        }
-    finally:
-        tree.close()
+    channels = [str(c) for c in tree["constant_data"]["channel"].values]
+    priors = media_prior_draws(dict(tree.attrs), channels)
+    posts = {
+        n: np.asarray(tree["posterior"][n].values).reshape(-1, len(channels))
+        for n in priors
+        if n in tree["posterior"].data_vars
+    }
     if not posts:
         return None
     colours = channel_colours(summary)
