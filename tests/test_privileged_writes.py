@@ -237,7 +237,7 @@ def test_two_processes_publishing_one_run_never_crash_nor_leave_folders(tmp_path
     run = tmp_path / "clients" / "acme" / "runs" / "r1"
     run.parent.mkdir(parents=True)
     procs = [
-        subprocess.Popen([sys.executable, "-c", PUBLISHER, str(run), "200"], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", PUBLISHER, str(run), "500"], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     crashed = [int(p.communicate(timeout=300)[0].strip()) for p in procs]
@@ -251,18 +251,27 @@ def test_a_dead_fits_staging_folder_is_removed_by_the_next_fit(tmp_path: Path, s
     from mmmlib.pipeline import fit_run
 
     run = tmp_path / "home" / "clients" / "acme" / "runs" / "r1"
-    code = "import sys; from pathlib import Path; from mmmlib import runs; print(runs.staging_dir(Path(sys.argv[1])))"
-    dead = Path(subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True).stdout.strip())
-    assert dead.is_dir() and dead.parent == run.parent
+    code = (
+        "import sys, time; from pathlib import Path; from mmmlib import runs\n"
+        "print(runs.staging_dir(Path(sys.argv[1])), flush=True)\nif sys.argv[2] == 'live': time.sleep(120)"
+    )
+    made = subprocess.run([sys.executable, "-c", code, str(run), "dead"], capture_output=True, text=True)
+    dead = Path(made.stdout.strip())  # its process has exited: a killed fit
+    fitting = subprocess.Popen([sys.executable, "-c", code, str(run), "live"], stdout=subprocess.PIPE, text=True)
+    live = Path(fitting.stdout.readline().strip())  # another process, still fitting
     pid = dead.name.rsplit("-", 1)[1].split("@")[0]
-    live = runs.staging_dir(run)  # this process's: still fitting
     other_machine = run.parent / f".r1.tmp-20260101T000000Z-abc123-{pid}@elsewhere"  # its pid means nothing here
     other_run = run.parent / dead.name.replace(".r1.", ".r2.", 1)
     other_machine.mkdir()
     other_run.mkdir()
+    assert dead.is_dir() and live.is_dir() and dead.parent == live.parent == run.parent
     (sample_copy / "bad.csv").write_text("date,sales\nnot a date,1\n")
-    with pytest.raises(InputError):  # refused before any kernel starts: the quickest "next fit"
-        fit_run(sample_copy / "bad.csv", sample_copy / "sample_config.yaml", run)
+    try:
+        with pytest.raises(InputError):  # refused before any kernel starts: the quickest "next fit"
+            fit_run(sample_copy / "bad.csv", sample_copy / "sample_config.yaml", run)
+    finally:
+        fitting.kill()
+        fitting.wait()
     assert not dead.exists()
     assert live.is_dir() and other_machine.is_dir() and other_run.is_dir()
 
@@ -349,7 +358,7 @@ def test_secure_client_never_follows_a_link_swapped_in_mid_way(home: Path, canar
     swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(folder), str(spare), str(canary.file), "20"])
     try:
         time.sleep(1.0)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 8  # earlier versions followed a link within 0.2 s
         rounds = 0
         while time.monotonic() < deadline and canary.snapshot() == canary.before:
             secure_client(client, CLIENT)
