@@ -1,10 +1,11 @@
 """Write a run directory (CONTRACT.md) so that it is either complete or absent, and read it back cheaply.
 
-The fitting notebook writes into a hidden temporary sibling, private to the fitting account while the fit
-runs (the runs folder is the client's writers': a writer's link inside it would turn the fit's writes into
-writes elsewhere); ``publish`` opens it to the client and renames it into place only after ``summary.json``
-(written last) exists. A failed attempt is renamed to ``RUN_DIR.failed-<UTC timestamp>`` and the previous good
-run is never touched. Every step goes through :mod:`mmmlib.safe_fs`, so no name a writer planted is followed.
+The fitting notebook writes into a hidden staging folder that only the fitting account may enter, placed where
+no other account can rename it (:func:`staging_parent`: a writer's link swapped in for it would turn the fit's
+writes into writes elsewhere); ``publish`` opens it to the client and renames it into place only after
+``summary.json`` (written last) exists. A failed attempt is renamed to ``RUN_DIR.failed-<UTC timestamp>`` and the
+previous good run is never touched. Every step goes through :mod:`mmmlib.safe_fs`, so no name a writer planted
+is followed.
 """
 
 from __future__ import annotations
@@ -194,7 +195,10 @@ def remove_dead_attempts(run_dir: Path) -> list[str]:
             for name in os.listdir(parent):
                 m = ATTEMPT.match(name)
                 if m and m["run"] == run_dir.name and m["host"] == _host() and not _alive(int(m["pid"])):
-                    safe_fs.remove_entry(name, parent, ignore_errors=True)
+                    try:
+                        safe_fs.remove_entry(name, parent)
+                    except OSError:  # another account's (root's): not ours to remove
+                        continue
                     removed.append(name)
     return removed
 

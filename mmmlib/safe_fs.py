@@ -27,6 +27,8 @@ from mmmlib.errors import UsageError
 
 MAX_LINKS = 40  # as the kernel's own limit on links in one lookup
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# folders on the way are opened only to look up the next name: no read permission needed (a 0711 MMM_HOME)
+_WALK = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class UnsafePathError(UsageError, OSError):
@@ -58,15 +60,16 @@ def _open(path: str | Path, flags: int, *, follow_last: bool = True, create: boo
     """
     text = os.path.abspath(os.fspath(path))
     parts = deque(p for p in text.split("/") if p)
-    if not parts and not flags & os.O_DIRECTORY:
-        raise IsADirectoryError(errno.EISDIR, "is a folder", text)
-    fd = os.open("/", _DIR)
+    if not parts:
+        return os.open("/", flags | os.O_CLOEXEC)
+    fd = os.open("/", _WALK)
     links = 0
+    opened = False  # whether fd is the last name opened with ``flags`` (not a folder a link's target ended on)
     try:
         while parts:
             name = parts.popleft()
             last = not parts
-            want = (flags if last else _DIR) | os.O_NOFOLLOW | os.O_CLOEXEC
+            want = (flags if last else _WALK) | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 nfd = os.open(name, want, dir_fd=fd)
             except FileNotFoundError:
@@ -94,9 +97,14 @@ def _open(path: str | Path, flags: int, *, follow_last: bool = True, create: boo
                 target = os.readlink(name, dir_fd=fd)
                 if target.startswith("/"):
                     os.close(fd)
-                    fd = os.open("/", _DIR)
+                    fd = os.open("/", _WALK)
                 parts.extendleft(reversed([p for p in target.split("/") if p]))
+                opened = False
                 continue
+            os.close(fd)
+            fd, opened = nfd, last
+        if not opened:  # a link to "/" or ending in "." or "..": open what it names with the flags asked for
+            nfd = os.open(".", flags | os.O_CLOEXEC, dir_fd=fd)
             os.close(fd)
             fd = nfd
         return fd
@@ -107,8 +115,14 @@ def _open(path: str | Path, flags: int, *, follow_last: bool = True, create: boo
 
 @contextmanager
 def dir_fd(path: str | Path, *, create: bool = False, mode: int = 0o777) -> Iterator[int]:
-    """A descriptor of the folder ``path`` (made with its parents when ``create``), for ``dir_fd=`` calls."""
-    fd = _open(path, _DIR, create=create, mode=mode)
+    """A descriptor of the folder ``path`` (made with its parents when ``create``), for ``dir_fd=`` calls.
+
+    Readable (for ``os.listdir``) when this account may read the folder, else good for lookups only.
+    """
+    try:
+        fd = _open(path, _DIR, create=create, mode=mode)
+    except PermissionError:
+        fd = _open(path, _WALK, create=create, mode=mode)
     try:
         yield fd
     finally:
