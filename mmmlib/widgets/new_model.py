@@ -28,8 +28,9 @@ from mmmlib.widgets.style import message
 
 POLL_SECONDS = 1.0
 # The Jupyter server's kernel websocket carries at most 10 MiB per message (tornado's default), so a larger
-# upload never reaches the kernel: the page states the smaller of this and MMM_MAX_FILE_MB.
-UPLOAD_TRANSPORT_BYTES = 10 * 1024 * 1024
+# upload never reaches the kernel: the page states the smaller of this (10 MB, room left for the message's
+# framing) and MMM_MAX_FILE_MB.
+UPLOAD_TRANSPORT_BYTES = 10 * limits.MB
 
 
 def upload_limit_text() -> str:
