@@ -164,9 +164,10 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _export_allocation(result: dict, path: Path) -> None:
-    """An allocation as JSON, CSV (a row per channel) or TXT, by the file's extension."""
-    import csv
+    """An allocation as JSON, CSV (a row per channel, formulas neutralised) or TXT, by the file's extension."""
     import io
+
+    from mmmlib.csvsafe import csv_text
 
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -176,11 +177,11 @@ def _export_allocation(result: dict, path: Path) -> None:
         fields = ["name", "current_spend", "optimal_spend", "change", "min_spend", "max_spend"]
         extra = [f"expected_contribution_{k}" for k in ("mean", "hdi_low", "hdi_high")]
         if suffix == ".csv":
-            writer = csv.writer(buf)
-            writer.writerow(fields + extra)
-            for ch in result["channels"]:
-                e = ch["expected_contribution"]
-                writer.writerow([ch[f] for f in fields] + [e["mean"], e["hdi_low"], e["hdi_high"]])
+            rows = [
+                [ch[f] for f in fields] + [ch["expected_contribution"][k] for k in ("mean", "hdi_low", "hdi_high")]
+                for ch in result["channels"]
+            ]
+            buf.write(csv_text([fields + extra, *rows]))
         else:
             buf.write(f"Budget per period: {result['budget']:,.2f}\n")
             for ch in result["channels"]:
