@@ -79,6 +79,8 @@ class CappedKernelManager(AsyncMappingKernelManager):
             await self.shutdown_kernel(kernel_id)
         except (KeyError, web.HTTPError):
             pass  # already gone (culled, or its page shut it down)
+        except Exception as e:  # a kernel that will not die must not stop the new page: log it, go on
+            self.log.warning("Could not shut down kernel %s to make room: %s", kernel_id, e)
         finally:
             self._retiring.discard(kernel_id)
 
