@@ -13,18 +13,19 @@ from mmmlib.hub.kernels import CappedKernelManager, too_many
 
 
 async def _settled(km: CappedKernelManager, ids: list[str], timeout: float = 60) -> None:
-    """Talk to each kernel once, as a rendering page does, and wait until the server has seen it go idle."""
+    """Talk to each kernel, as a rendering page does, until the server has seen it go idle."""
     for k in ids:
         client = km.get_kernel(k).client()
         client.start_channels()
         try:
-            await client.wait_for_ready(timeout=timeout)  # a kernel_info request: its reply leaves the kernel idle
+            await client.wait_for_ready(timeout=timeout)
+            deadline = time.time() + timeout
+            while getattr(km.get_kernel(k), "execution_state", None) != "idle":
+                assert time.time() < deadline, "the kernel never became idle"
+                client.kernel_info()  # the server's watcher may have subscribed after the first reply went out
+                await asyncio.sleep(0.2)
         finally:
             client.stop_channels()
-    deadline = time.time() + timeout
-    while any(getattr(km.get_kernel(k), "execution_state", None) != "idle" for k in ids):
-        assert time.time() < deadline, "kernels never became idle"
-        await asyncio.sleep(0.1)
 
 
 def _run(scenario: Callable[[CappedKernelManager], Awaitable[None]], **traits: object) -> None:
