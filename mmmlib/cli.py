@@ -302,7 +302,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from mmmlib.executors import executor_from_env
     from mmmlib.schedule import load_schedules, run_batch
 
-    results = run_batch(load_schedules(args.file), executor_from_env(args.dask, args.workers))
+    results = run_batch(load_schedules(args.file), executor_from_env(args.dask, args.workers, args.dask_insecure))
     print(json.dumps(results, indent=2) if args.json else _outcome_lines(results))
     return 1 if any(r["status"] == "failed" for r in results) else 0
 
@@ -423,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="fit every schedule in a file now, on local processes or a Dask cluster")
     p.add_argument("file")
     p.add_argument("--dask", help="Dask scheduler address (default: $MMM_DASK_SCHEDULER, else local processes)")
+    p.add_argument(
+        "--dask-insecure",
+        action="store_true",
+        help="allow a scheduler off this machine without tls:// (Dask runs the pickles it is sent; trusted networks)",
+    )
     p.add_argument("--workers", type=int, help="local processes (default: half the CPUs)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_batch)
