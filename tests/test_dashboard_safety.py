@@ -234,6 +234,7 @@ def test_executives_get_only_published_runs_reports(executive: str, analyst: str
     assert "run report of warn" not in refused.text
     allowed = _get(analyst, "/mmm/run-report/acme/warn")  # analysts review warning runs
     assert allowed.status_code == 200 and "run report of warn" in allowed.text
+    assert _get(executive, "/mmm/run-report/acme/missing").status_code == 404
     assert _get(executive, "/mmm/run-report/acme/" + quote(HOSTILE_RUN, safe="")).status_code == 404
 
 

@@ -141,10 +141,10 @@ class RunReportHandler(_ClientFileHandler):
     @authorized
     def get(self, client: str, run_id: str) -> None:
         def locate() -> Path:
-            run = store.runs_dir(client) / run_id
-            if not access.may_open_run(run):
+            report = store.runs_dir(client) / run_id / "report.html"
+            if report.is_file() and not access.may_open_run(report.parent):  # a missing one stays a 404
                 raise web.HTTPError(403, access.unpublished_sentence())
-            return run / "report.html"
+            return report
 
         self.serve(client, locate, f"Run {run_id} of {client} has no HTML report.")
 
