@@ -99,6 +99,7 @@ demo: hub
 # Whole-process benchmarks (tens of minutes); results land in benchmarks/results/ and the README.
 benchmarks: venv fit-sample
 	$(VENV)/bin/python benchmarks/validation_speed.py
+	$(VENV)/bin/python benchmarks/input_limits.py
 	$(VENV)/bin/python benchmarks/optimizer_speed.py $(DEMO_RUN) | tee benchmarks/results/optimizer.md
 	$(VENV)/bin/python benchmarks/samplers.py
 	$(VENV)/bin/python benchmarks/recovery.py

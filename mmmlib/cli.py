@@ -164,9 +164,10 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def _export_allocation(result: dict, path: Path) -> None:
-    """An allocation as JSON, CSV (a row per channel) or TXT, by the file's extension."""
-    import csv
+    """An allocation as JSON, CSV (a row per channel, formulas neutralised) or TXT, by the file's extension."""
     import io
+
+    from mmmlib.csvsafe import csv_text
 
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -176,11 +177,11 @@ def _export_allocation(result: dict, path: Path) -> None:
         fields = ["name", "current_spend", "optimal_spend", "change", "min_spend", "max_spend"]
         extra = [f"expected_contribution_{k}" for k in ("mean", "hdi_low", "hdi_high")]
         if suffix == ".csv":
-            writer = csv.writer(buf)
-            writer.writerow(fields + extra)
-            for ch in result["channels"]:
-                e = ch["expected_contribution"]
-                writer.writerow([ch[f] for f in fields] + [e["mean"], e["hdi_low"], e["hdi_high"]])
+            rows = [
+                [ch[f] for f in fields] + [ch["expected_contribution"][k] for k in ("mean", "hdi_low", "hdi_high")]
+                for ch in result["channels"]
+            ]
+            buf.write(csv_text([fields + extra, *rows]))
         else:
             buf.write(f"Budget per period: {result['budget']:,.2f}\n")
             for ch in result["channels"]:
@@ -301,7 +302,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from mmmlib.executors import executor_from_env
     from mmmlib.schedule import load_schedules, run_batch
 
-    results = run_batch(load_schedules(args.file), executor_from_env(args.dask, args.workers))
+    results = run_batch(load_schedules(args.file), executor_from_env(args.dask, args.workers, args.dask_insecure))
     print(json.dumps(results, indent=2) if args.json else _outcome_lines(results))
     return 1 if any(r["status"] == "failed" for r in results) else 0
 
@@ -422,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="fit every schedule in a file now, on local processes or a Dask cluster")
     p.add_argument("file")
     p.add_argument("--dask", help="Dask scheduler address (default: $MMM_DASK_SCHEDULER, else local processes)")
+    p.add_argument(
+        "--dask-insecure",
+        action="store_true",
+        help="allow a scheduler off this machine without tls:// (Dask runs the pickles it is sent; trusted networks)",
+    )
     p.add_argument("--workers", type=int, help="local processes (default: half the CPUs)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_batch)

@@ -6,6 +6,7 @@ sentence naming the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ class ModelConfig:
             raise bad("channel_columns", "column names must be text")
         self.control_columns = list(self.control_columns or [])
         roles = [self.date_column, self.target_column, *self.channel_columns, *self.control_columns]
-        dupes = sorted({c for c in roles if roles.count(c) > 1})
+        dupes = sorted(c for c, n in Counter(roles).items() if n > 1)  # Counter: list.count per name is quadratic
         if dupes:
             raise bad("channel_columns", f"column {dupes[0]} is given more than one role")
         if self.adstock not in ADSTOCKS:

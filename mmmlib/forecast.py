@@ -200,17 +200,44 @@ def summarise(draws: np.ndarray, plan: Plan, sigma: np.ndarray | None = None) ->
     return out
 
 
-def load_forecaster(run_dir: str | Path) -> Forecaster:
-    import xarray as xr
+# what a forecast adds up (``Forecaster._mu``, ``seasonality``, ``media``) and its predictive band: nothing else is read
+FORECAST_VARIABLES = ("intercept_contribution", "y_sigma", "gamma_fourier", "gamma_control")
+FORECAST_PREFIXES = ("adstock_", "saturation_")
 
+
+def load_forecaster(run_dir: str | Path) -> Forecaster:
+    """The forecaster of a run: its summary checked, the posterior terms a forecast needs read and tried once.
+
+    A damaged summary or posterior is one sentence naming the run (``runs``), before any plan is read.
+    """
     from mmmlib.config import load_config
+    from mmmlib.runs import load_posterior, load_summary, reading_posterior
 
     run_dir = Path(run_dir)
-    if not (run_dir / "posterior.nc").is_file():
-        raise UsageError(f"{run_dir} is not a complete run (no posterior.nc).")
+    load_summary(run_dir)
+    tree = load_posterior(
+        run_dir,
+        keep=lambda name: name in FORECAST_VARIABLES or name.startswith(FORECAST_PREFIXES),
+        need=["intercept_contribution", "y_sigma", *FORECAST_PREFIXES],
+    )
     config = load_config(run_dir / "config.yaml")
     frame = pd.read_csv(run_dir / "data.csv", parse_dates=[config.date_column])
-    return Forecaster(xr.open_datatree(run_dir / "posterior.nc"), frame, config)
+    with reading_posterior(run_dir):
+        fc = Forecaster(tree, frame, config)
+        _try_terms(fc)
+    return fc
+
+
+def _try_terms(fc: Forecaster) -> None:
+    """Every posterior term of a forecast on one period, so a missing or misshapen variable fails at load."""
+    post = fc.post
+    zeros = np.zeros((1, len(post.channels)))
+    if adstock_weight_draws(post, fc.config.adstock_max_lag) is None:
+        raise KeyError("adstock parameters of a known family")
+    media(post, zeros, zeros, fc.config.adstock_max_lag)
+    seasonality(post, post.dates[-1:])
+    if fc.controls:
+        stacked(post.idata, "gamma_control")
 
 
 def forecast(run_dir: str | Path, plans: list[Plan | str], names: list[str] | None = None) -> dict[str, Any]:

@@ -259,28 +259,21 @@ def allocate(curves: Curves, budget: float, bounds: list[str] | None = None) -> 
 
 
 def load_curves(run_dir: str | Path) -> Curves:
-    """Curves of a run from ``posterior.nc`` (only the variables needed are read)."""
-    import json
+    """Curves of a run from ``posterior.nc`` (only the saturation draws are read).
 
-    import xarray as xr
+    A damaged summary or posterior is one sentence naming the run (``runs``): the curves are evaluated once at
+    today's spend here, so a posterior lacking a parameter of its curve family fails now, not in the optimiser.
+    """
+    from mmmlib.runs import load_posterior, load_summary, reading_posterior
 
-    run_dir = Path(run_dir)
-    path = run_dir / "posterior.nc"
-    if not path.is_file():
-        raise UsageError(f"{run_dir} is not a complete run (no posterior.nc).")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = load_summary(run_dir)
     value = summary.get("revenue_per_kpi") if summary.get("kpi_type") == "count" else None
-    tree = xr.open_datatree(path)
-    posterior = tree["posterior"].to_dataset()
-    keep = [v for v in posterior.data_vars if str(v).startswith("saturation_")]
-    slim = xr.DataTree.from_dict(
-        {
-            "posterior": posterior[keep].assign_coords(date=posterior["date"].values).load(),
-            "constant_data": tree["constant_data"].to_dataset().load(),
-        }
-    )
-    tree.close()
-    return Curves.from_posterior(Posterior.from_idata(slim), value_per_kpi=value or 1.0)
+    tree = load_posterior(run_dir, keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
+    with reading_posterior(run_dir):
+        curves = Curves.from_posterior(Posterior.from_idata(tree), value_per_kpi=value or 1.0)
+        curves.mean_response(curves.current[None, :])
+        curves.mean_gradient(curves.current)
+    return curves
 
 
 def optimal_total(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, float]:

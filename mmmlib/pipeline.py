@@ -89,6 +89,8 @@ def fit_run(
                 progress_bar=False,
                 cwd=str(NOTEBOOKS),
             )
+        if not (staging / runs.SUMMARY).is_file():
+            raise InputError("the notebook finished without writing summary.json.")
         summary = runs.load_summary(staging)
     except BaseException as exc:
         pm_log.removeHandler(handler)
@@ -134,7 +136,5 @@ def _reason(exc: BaseException) -> str:
         if ename in KERNEL_SENTENCES and first:  # the library's own sentence, raised inside the notebook
             return first if first.endswith(".") else first + "."
         return f"{ename}: {first}".rstrip(": ") + "."
-    if isinstance(exc, FileNotFoundError) and "summary.json" in str(exc):
-        return "the notebook finished without writing summary.json."
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if text.endswith(".") else text + "."

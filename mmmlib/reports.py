@@ -6,28 +6,18 @@ its code hidden and its widget state kept, so the charts are the dashboard's own
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from mmmlib.errors import InputError, UsageError
+from mmmlib.csvsafe import csv_text
+from mmmlib.errors import UsageError
 from mmmlib.runs import load_summary, write_json_atomic
 from mmmlib.views import channel_table, diagnostics_table
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
-
-
-def _summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        return load_summary(run_dir)
-    except FileNotFoundError as exc:
-        raise UsageError(f"{run_dir} is not a run directory (no summary.json).") from exc
-    except ValueError as exc:
-        raise InputError(f"{run_dir}/summary.json is damaged; refit the run.") from exc
 
 
 def text_report(summary: dict[str, Any]) -> str:
@@ -44,18 +34,14 @@ def text_report(summary: dict[str, Any]) -> str:
 
 
 def csv_report(summary: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
+    """The channel table as CSV (``mmm report --format csv``, the dashboard's channels.csv), formulas neutralised."""
     metrics = ["contribution", "share", "roas", "mroas"]
-    writer.writerow(
-        ["channel", "label", "spend"] + [f"{m}_{k}" for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
-    )
-    for ch in summary["channels"]:
-        writer.writerow(
-            [ch["name"], ch["label"], ch["spend"]]
-            + [ch[m][k] for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
-        )
-    return buf.getvalue()
+    header = ["channel", "label", "spend"] + [f"{m}_{k}" for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
+    rows = [
+        [ch["name"], ch["label"], ch["spend"]] + [ch[m][k] for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
+        for ch in summary["channels"]
+    ]
+    return csv_text([header, *rows])
 
 
 def json_report(summary: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +185,7 @@ def _safe_js(text: str) -> str:
 
 def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
-    summary = _summary(run_dir)
+    summary = load_summary(run_dir)
     target = Path(out) if out else run_dir / f"report.{fmt}"
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":

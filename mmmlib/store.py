@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mmmlib.errors import UsageError
+from mmmlib.errors import MMMError, UsageError
+from mmmlib.runs import load_summary
 
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 RUN_ID_MAX = 100
@@ -104,28 +105,33 @@ class RunInfo:
 
 
 def read_run_info(path: Path, client: str = "") -> RunInfo | None:
-    """The listing entry of a run directory, or None if it has no readable ``summary.json``."""
+    """The listing entry of a run directory, or None when its ``summary.json`` is missing or damaged.
+
+    ``runs.load_summary`` is the one check of what a run must hold, so a run listed here (the gallery, the run
+    picker, ``mmm runs``) is one every view and command can open.
+    """
     try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        summary = load_summary(path)
+    except (MMMError, PermissionError):  # one unreadable folder must not hide the client's other runs
         return None
-    run = summary.get("run", {})
+    run = summary["run"]
     return RunInfo(
-        client=client or summary.get("client", ""),
-        run_id=run.get("id", path.name),
+        client=client or summary.get("client") or "",
+        run_id=run["id"],
         path=path,
-        status=summary.get("status", "unknown"),
-        created_at=run.get("created_at", ""),
-        target=summary.get("target", ""),
+        status=summary["status"],
+        created_at=run["created_at"],
+        target=summary["target"],
         accepted=(path / "ACCEPTED").exists(),
     )
 
 
 def list_runs(client: str | Iterable[str] | None = None, root: Path | None = None) -> list[RunInfo]:
-    """Complete runs (those with ``summary.json``) of one client, several, or all; newest first.
+    """Complete runs (those with a sound ``summary.json``) of one client, several, or all; newest first.
 
-    Failed attempts are not runs, and neither is a folder whose name breaks ``RUN_ID`` (made by hand: it
-    could never be linked to, so it is never listed, nor chosen as a client's latest run).
+    Failed attempts are not runs, and nor is a folder whose summary is damaged or partial: it is skipped. Nor
+    is a folder whose name breaks ``RUN_ID`` (made by hand: it could never be linked to, so it is never listed,
+    nor chosen as a client's latest run).
     """
     if client is None:
         names = clients(root)
@@ -146,10 +152,8 @@ def list_runs(client: str | Iterable[str] | None = None, root: Path | None = Non
 
 def accept_run(path: Path, by: str) -> None:
     """Mark a ``warning`` run as reviewed: executives see it as the latest good run from now on."""
-    info = read_run_info(path)
-    if info is None:
-        raise UsageError(f"{path} is not a run directory (no readable summary.json).")
-    stamp = {"accepted_by": by, "accepted_at": datetime.now(UTC).isoformat(), "status_when_accepted": info.status}
+    status = load_summary(path)["status"]  # a missing or damaged summary: its own sentence, nothing written
+    stamp = {"accepted_by": by, "accepted_at": datetime.now(UTC).isoformat(), "status_when_accepted": status}
     (path / "ACCEPTED").write_text(json.dumps(stamp) + "\n", encoding="utf-8")
 
 

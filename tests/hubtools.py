@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -124,16 +125,21 @@ class Browser:
             time.sleep(1)
 
 
+def kernel_socket(browser: Browser, user: str, kernel_id: str, timeout: float = 60) -> Any:
+    """A websocket on the kernel's channels, as the page's JavaScript opens (the server counts it connected)."""
+    import websocket
+
+    url = browser.hub.url.replace("http://", "ws://") + f"/user/{user}/api/kernels/{kernel_id}/channels"
+    cookie = "; ".join(f"{c.name}={c.value}" for c in browser.s.cookies)
+    return websocket.create_connection(url, cookie=cookie, origin=browser.hub.url, timeout=timeout)
+
+
 def kernel_exec(browser: Browser, user: str, kernel_id: str, code: str, timeout: float = 60) -> dict[str, str]:
     """Send ``code`` over the kernel websocket the way a crafted client could; returns its stdout and error."""
     import json
     import uuid
 
-    import websocket
-
-    url = browser.hub.url.replace("http://", "ws://") + f"/user/{user}/api/kernels/{kernel_id}/channels"
-    cookie = "; ".join(f"{c.name}={c.value}" for c in browser.s.cookies)
-    ws = websocket.create_connection(url, cookie=cookie, origin=browser.hub.url, timeout=timeout)
+    ws = kernel_socket(browser, user, kernel_id, timeout)
     msg_id = uuid.uuid4().hex
     ws.send(
         json.dumps(

@@ -6,6 +6,7 @@ tests send code over an executive's kernel websocket, as a crafted client could,
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -14,12 +15,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from mmmlib.hub.kernels import too_many
 from tests.conftest import ARTIFACTS, CHROMIUM
-from tests.hubtools import Browser, Hub, kernel_exec
+from tests.hubtools import Browser, Hub, kernel_exec, kernel_socket
 
 PASSWORD = "demo-password-for-tests"
 IS_ROOT = os.geteuid() == 0
+# users who sign up through NativeAuthenticator's form (roles from the users YAML): before issue 11, the second
+# name was the Unix account the first one was hashed to, so both servers ran as one account
+COLLIDING = ("exec.a", "exec-a-a4f21774")
+STALE = "stale-home"  # its account exists, with a home that was deleted
+MAX_KERNELS = 4  # MMM_MAX_KERNELS of this hub
+SIGNUPS = (*COLLIDING, STALE)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +44,15 @@ def hub(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> Hub:
         (home / "clients" / client / "runs" / "r1" / "report.html").write_text(f"<html>run report of {client}</html>")
     schedules = work / "schedules.yaml"
     schedules.write_text("schedules: []\n")
+    users = work / "users.yaml"
+    users.write_text(yaml.safe_dump({"users": {u: {"roles": ["executives"], "clients": ["sample"]} for u in SIGNUPS}}))
     env = {
         "MMM_HOME": str(home),
         "MMM_DEMO_PASSWORD": PASSWORD,
         "MMM_HUB_SCHEDULES": str(schedules),
         "MMM_HUB_HOMES": str(work / "homes"),
+        "MMM_HUB_USERS": str(users),
+        "MMM_MAX_KERNELS": str(MAX_KERNELS),
     }
     started = Hub(work, env)
     started.home = home  # type: ignore[attr-defined]
@@ -51,6 +64,21 @@ def logged_in(hub: Hub, user: str) -> Browser:
     b = Browser(hub)
     r = b.login(user, PASSWORD)
     assert r.ok, r.text[:500]
+    return b
+
+
+def signed_up(hub: Hub, user: str) -> Browser:
+    """Sign up through NativeAuthenticator's form, get approved by the admin, log in."""
+    b = Browser(hub)
+    form = b.get("/hub/signup")
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', form.text)
+    assert xsrf, form.text[:500]
+    fields = {"username": user, "signup_password": PASSWORD, "signup_password_confirmation": PASSWORD}
+    r = b.s.post(hub.url + "/hub/signup", data={**fields, "_xsrf": xsrf.group(1)}, timeout=60)
+    assert r.ok and "has been sent to the admin" in r.text, r.text[-2000:]
+    assert logged_in(hub, "admin").get(f"/hub/authorize/{user}").ok
+    r = b.login(user, PASSWORD)
+    assert r.ok and "/hub/login" not in r.url, r.text[:500]
     return b
 
 
@@ -281,6 +309,80 @@ def test_login_to_dashboard_in_chromium(hub: Hub) -> None:
         page.wait_for_selector(".mmm-msg", timeout=120_000)
         assert "do not have access" in page.inner_text(".mmm-msg")
         browser.close()
+
+
+@pytest.mark.skipif(not IS_ROOT and not os.environ.get("CI"), reason="Unix accounts need the hub to run as root")
+def test_users_whose_names_collided_before_run_as_two_accounts(hub: Hub) -> None:
+    """``exec.a`` and ``exec-a-a4f21774`` both sign up; their kernels run as different uids (one account each)."""
+    from mmmlib.hub.accounts import account_name
+
+    seen = {}
+    for user in COLLIDING:
+        subprocess.run(["userdel", account_name(user)], capture_output=True)  # left by an earlier run
+        b = signed_up(hub, user)
+        kernel = b.voila_kernel(user, "voila/render/executive.ipynb?client=sample")
+        out = kernel_exec(b, user, kernel, "import os, pwd; print(os.getuid(), pwd.getpwuid(os.getuid()).pw_name)")
+        uid, name = out["stdout"].split()
+        assert name == account_name(user), out
+        seen[user] = int(uid)
+    assert seen[COLLIDING[0]] != seen[COLLIDING[1]], seen
+
+
+@pytest.mark.skipif(not IS_ROOT and not os.environ.get("CI"), reason="Unix accounts need the hub to run as root")
+def test_an_account_whose_home_was_deleted_spawns_with_a_new_home(hub: Hub, tmp_path: Path) -> None:
+    """After `make test`, an account's home was in a deleted pytest folder whose parent is root's (0700): the spawn
+    timed out (60 s, then 500). Now the account gets a new private home under MMM_HUB_HOMES."""
+    import pwd
+
+    from mmmlib.hub.accounts import account_name, owner_comment
+
+    name = account_name(STALE)
+    subprocess.run(["userdel", name], capture_output=True)
+    private = tmp_path / "pytest-of-root"
+    private.mkdir(mode=0o700)
+    subprocess.run(
+        ["useradd", "--create-home", "--home-dir", str(private / "pytest-1" / name), "--shell", "/usr/sbin/nologin",
+         "--user-group", "--comment", owner_comment(STALE), name],
+        check=True,
+    )  # fmt: skip
+    shutil.rmtree(private / "pytest-1")
+    b = signed_up(hub, STALE)
+    r = b.open_server(STALE, wait=45)
+    assert r.url.endswith(f"/user/{STALE}/mmm/gallery") and r.status_code == 200, (r.status_code, r.url)
+    home = Path(pwd.getpwnam(name).pw_dir)
+    assert home.parent == hub.home.parent / "homes" and home.stat().st_mode & 0o777 == 0o700  # type: ignore[attr-defined]
+
+
+def test_dashboard_reloads_keep_at_most_the_kernel_cap_and_the_page_still_renders(hub: Hub) -> None:
+    """Each Voilà page load starts a kernel: 15 loads by one user leave at most MMM_MAX_KERNELS of them."""
+    import time
+
+    b = logged_in(hub, "executive")
+    b.open_server("executive")
+    page = "voila/render/executive.ipynb?client=sample"
+    rendered = 0
+    for _ in range(15):
+        r = b.get(f"/user/executive/{page}")
+        if r.status_code == 200:
+            assert 'kernelId": "' in r.text and "Traceback" not in r.text, r.text[-1000:]
+            rendered += 1
+        else:  # every kernel busy or just rendered: a sentence, not a traceback
+            assert r.status_code == 503 and "close a tab you no longer need" in r.text, (r.status_code, r.text[:500])
+        kernels = b.get("/user/executive/api/kernels").json()
+        assert len(kernels) <= MAX_KERNELS, kernels
+        time.sleep(1)  # a browser connects to the page's kernel in this time; until then it is kept
+    assert rendered > MAX_KERNELS  # older idle kernels made room: loads were served, not just refused
+    kernels = [k["id"] for k in b.get("/user/executive/api/kernels").json()]
+    assert len(kernels) == MAX_KERNELS
+    held = [kernel_socket(b, "executive", k) for k in kernels]  # every kernel has its page open: none is spare
+    try:
+        r = b.get(f"/user/executive/{page}")
+        assert r.status_code == 503 and too_many(MAX_KERNELS) in html.unescape(r.text), (r.status_code, r.text[-800:])
+    finally:
+        for ws in held:
+            ws.close()
+    kernel = b.voila_kernel("executive", page)  # one more load still gets a working kernel
+    assert kernel_exec(b, "executive", kernel, "print('alive')")["stdout"].strip() == "alive"
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to start the hub as another, unprivileged account")

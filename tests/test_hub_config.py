@@ -77,7 +77,7 @@ def test_unix_names_are_prefixed_valid_and_distinct() -> None:
     assert accounts.account_name("root") == "mmm-root"
     assert accounts.account_name("executive") == "mmm-executive"
     odd = accounts.account_name("Alice.Smith@example.com")
-    assert odd.startswith("mmm-") and len(odd) <= 32 and odd == odd.lower() and "@" not in odd
+    assert odd.startswith("mmm_") and len(odd) <= 32 and odd == odd.lower() and "@" not in odd  # hashed
     assert odd != accounts.account_name("alice.smith@example.org")
     assert accounts.client_group_name("a" * 60) != accounts.client_group_name("a" * 61)
     assert len(accounts.client_group_name("a" * 60)) <= 32
@@ -154,3 +154,16 @@ def test_bad_settings_are_named(hub_env: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MMM_HUB_AUTH", "generic")
     with pytest.raises(UsageError, match="MMM_OAUTH_CLIENT_ID"):
         configure(Config(), from_environment(euid=1000))
+
+
+def test_the_kernel_cap_reaches_every_server_and_a_bad_one_stops_the_hub(
+    hub_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMM_MAX_KERNELS", "3")
+    c = Config()
+    configure(c, from_environment(euid=1000))
+    assert c.Spawner.environment == {"MMM_SERVER_KIND": "viewer", "MMM_MAX_KERNELS": "3"}
+    for bad in ("0", "six", "-1"):
+        monkeypatch.setenv("MMM_MAX_KERNELS", bad)
+        with pytest.raises(UsageError, match="MMM_MAX_KERNELS"):
+            configure(Config(), from_environment(euid=1000))

@@ -141,7 +141,7 @@ def test_executive_from_claims_lands_on_their_clients_executive_dashboards(oauth
         import pwd
 
         account = account_name(name)
-        assert re.fullmatch(r"mmm-[a-z0-9_-]+", account) and len(account) <= 32
+        assert re.fullmatch(r"mmm_[a-z0-9_-]+", account) and len(account) <= 32  # hashed: an e-mail address
         pwd.getpwnam(account)  # created on first spawn
 
 

@@ -17,6 +17,7 @@ import pytest
 from mmmlib.errors import UsageError
 from mmmlib.schedule import Schedule
 from mmmlib.store import latest_good_run, list_runs
+from tests.test_store_synth_cli import fake_summary
 
 HOSTILE_RUN = "q' onmouseover='window.__pwned=1' style='position:fixed;inset:0' x='"
 GOOD = ["r1", "demo", "sample-weekly-20261123T070000Z", "20261123T070000Z-new", "Q4.final_v2", "a" * 100]
@@ -32,8 +33,7 @@ def mmm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def _run(root: Path, name: str, created: str, status: str = "ok") -> Path:
     path = root / "clients" / "acme" / "runs" / name
     path.mkdir(parents=True)
-    summary = {"status": status, "target": "revenue", "run": {"id": name, "created_at": created}}
-    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "summary.json").write_text(json.dumps(fake_summary(name, created, status)))
     return path
 
 

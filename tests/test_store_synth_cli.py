@@ -25,12 +25,30 @@ def mmm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def fake_summary(run_id: str, created: str, status: str) -> dict:
+    """The smallest summary.json a run may have (``runs.SUMMARY_SCHEMA``): one channel, no series."""
+    iv = {"mean": 1.0, "hdi_low": 0.5, "hdi_high": 1.5}
+    return {
+        "status": status,
+        "target": "revenue",
+        "run": {"id": run_id, "created_at": created},
+        "period": {"start": "2025-01-06", "end": "2025-12-29"},
+        "totals": {"kpi": 100.0, "spend": 10.0, "media_contribution": iv, "media_share": iv, "blended_roas": iv},
+        "channels": [
+            {"name": "tv", "label": "TV", "spend": 10.0, "contribution": iv, "share": iv, "roas": iv, "mroas": iv}
+        ],
+        "diagnostics": {"r_hat_max": 1.0, "ess_bulk_min": 500, "divergences": 0, "r2": 0.9},
+        "recommendations": ["Model health: good."],
+        "response_curves": [{"name": "tv", "spend": [0.0], "mean": [0.0], "hdi_low": [0.0], "hdi_high": [0.0]}],
+        "decomposition": {"dates": [], "series": {}, "totals": {}},
+        "fit": {"dates": [], "actual": [], "predicted": [], "predicted_low": [], "predicted_high": []},
+    }
+
+
 def _fake_run(root: Path, client: str, run_id: str, created: str, status: str, accepted: bool = False) -> Path:
     path = root / "clients" / client / "runs" / run_id
     path.mkdir(parents=True)
-    (path / "summary.json").write_text(
-        json.dumps({"status": status, "target": "revenue", "run": {"id": run_id, "created_at": created}})
-    )
+    (path / "summary.json").write_text(json.dumps(fake_summary(run_id, created, status)))
     if accepted:
         (path / "ACCEPTED").touch()
     return path

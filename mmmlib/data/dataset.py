@@ -86,5 +86,5 @@ def load_dataset(path: str | Path, config: ModelConfig) -> Dataset:
     checked = check(raw, config)
     if checked.frame is None or checked.frequency is None:
         lines = checked.report.lines(limit=20)
-        raise InputError(f"{raw.path.name} is not usable: {len(checked.report.errors)} problems.\n" + "\n".join(lines))
+        raise InputError(f"{raw.path.name} is not usable: {checked.report.error_count} problems.\n" + "\n".join(lines))
     return Dataset(checked.frame, config, checked.frequency, checked.report, raw.path)

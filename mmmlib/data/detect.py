@@ -182,19 +182,22 @@ def detect(frame: pd.DataFrame) -> Detection:
         if col != det.geo_column:
             det.ignored[col] = "text, not numbers"
 
+    calendar = _calendar_fields(dates) if dates is not None and det.geo_column is None else None
     candidates: list[_Numeric] = []
     for col in numeric:
-        why = _structural_reason(col, dates, det.geo_column is not None)
+        why = _structural_reason(col, calendar)
         if why:
             det.ignored[col.name] = why
         else:
             candidates.append(col)
 
     spend_named = [c for c in candidates if _is_spend_named(c)]
-    activity = [c for c in candidates if c.words & ACTIVITY_WORDS and c not in spend_named]
+    named = {c.name for c in spend_named}  # sets of names: list membership of columns would be quadratic
+    activity = [c for c in candidates if c.words & ACTIVITY_WORDS and c.name not in named]
     for c in activity:
         det.ignored[c.name] = "media activity (impressions/clicks), not spend"
-    pool = [c for c in candidates if c not in activity]
+    active = {c.name for c in activity}
+    pool = [c for c in candidates if c.name not in active]
 
     det.target_column = _pick_target(pool, spend_named)
     target = next((c for c in pool if c.name == det.target_column), None)
@@ -213,7 +216,8 @@ def detect(frame: pd.DataFrame) -> Detection:
         pool.remove(c)
 
     if spend_named:
-        det.channel_columns = [c.name for c in spend_named if c in pool and (c.values.dropna() >= 0).all()]
+        in_pool = {c.name for c in pool}
+        det.channel_columns = [c.name for c in spend_named if c.name in in_pool and (c.values.dropna() >= 0).all()]
     else:
         det.channel_columns = [c.name for c in pool if _spend_like(c)]
     det.control_columns = [c.name for c in pool if c.name not in det.channel_columns]
@@ -239,19 +243,19 @@ def pick_geo(frame: pd.DataFrame, text_cols: list[str], dates: pd.Series | None)
     options = []
     for col in text_cols:
         n = frame[col].nunique()
-        if 1 < n <= len(frame) / 2 and not frame.assign(_d=dates).duplicated([col, "_d"]).any():
+        if 1 < n <= len(frame) / 2 and not pd.DataFrame({"g": frame[col], "d": dates}).duplicated().any():
             options.append((bool(set(words(col)) & GEO_WORDS), abs(n - repeats) < 1, col))
     options.sort(reverse=True)
     return options[0][2] if options else None
 
 
-def _structural_reason(col: _Numeric, dates: pd.Series | None, has_geo: bool) -> str | None:
+def _structural_reason(col: _Numeric, calendar: list[np.ndarray] | None) -> str | None:
     v = col.values.dropna()
     if len(v) == 0:
         return "empty"
     if v.nunique() <= 1:
         return "constant"
-    if dates is not None and not has_geo and _is_calendar(col.values, dates):
+    if calendar is not None and _is_calendar(col.values, calendar):
         return "calendar field derived from the date (seasonality is modelled)"
     if _is_counter(v):
         return "row counter or time index (the trend is modelled)"
@@ -263,13 +267,19 @@ def _is_counter(v: pd.Series) -> bool:
     return len(d) > 2 and bool(np.all(d == d[0])) and d[0] != 0
 
 
-def _is_calendar(values: pd.Series, dates: pd.Series) -> bool:
-    ok = values.notna() & dates.notna()
+def _calendar_fields(dates: pd.Series) -> list[np.ndarray]:
+    """Day of year, ISO week, month, year, day and quarter of each date (NaN where none), computed once per table."""
+    d = dates.dt
+    fields = [d.dayofyear, d.isocalendar().week, d.month, d.year, d.day, d.quarter]
+    return [np.asarray(f.astype("Float64").to_numpy(dtype=float, na_value=np.nan)) for f in fields]
+
+
+def _is_calendar(values: pd.Series, calendar: list[np.ndarray]) -> bool:
+    v = values.to_numpy(dtype=float)
+    ok = ~np.isnan(v) & ~np.isnan(calendar[0])
     if ok.sum() < 3:
         return False
-    v, d = values[ok].to_numpy(), dates[ok]
-    fields = [d.dt.dayofyear, d.dt.isocalendar().week.astype(int), d.dt.month, d.dt.year, d.dt.day, d.dt.quarter]
-    return any(np.array_equal(v, np.asarray(f, dtype=float)) for f in fields)
+    return any(np.array_equal(v[ok], f[ok]) for f in calendar)
 
 
 def _is_spend_named(col: _Numeric) -> bool:
@@ -294,9 +304,13 @@ def _spend_like(col: _Numeric) -> bool:
 
 def _pick_target(pool: list[_Numeric], spend_named: list[_Numeric]) -> str | None:
     spend = spend_named or [c for c in pool if _spend_like(c)]
+    # total spend once, each candidate's own spend taken out: summing the others per candidate would be quadratic
+    total = pd.concat([c.values for c in spend], axis=1).sum(axis=1) if spend else None
+    in_spend = {c.name for c in spend}
+    named = {c.name for c in spend_named}
     best, best_score = None, -np.inf
     for col in pool:
-        if col in spend_named:
+        if col.name in named:
             continue
         v = col.values
         score = 0.0
@@ -308,10 +322,9 @@ def _pick_target(pool: list[_Numeric], spend_named: list[_Numeric]) -> str | Non
             score -= 5.0
         if (v.dropna() > 0).mean() > 0.95:
             score += 1.0
-        others = [c.values for c in spend if c is not col]
-        if others:
-            total = pd.concat(others, axis=1).sum(axis=1)
-            corr = v.corr(total)
+        others = len(spend) - (col.name in in_spend)
+        if others and total is not None:
+            corr = v.corr(total - v.fillna(0.0) if col.name in in_spend else total)
             score += 0.0 if np.isnan(corr) else float(corr)
         # the KPI is usually the biggest positive series
         score += 0.1 * float(np.log10(max(v.abs().mean(), 1.0)))

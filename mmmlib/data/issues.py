@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from mmmlib.data.reader import spreadsheet_row
+
+MAX_LISTED = 20  # rows listed one by one per rule and column; a file wrong in every row still gives a short report
 
 
 @dataclass(frozen=True)
@@ -13,6 +18,34 @@ class Issue:
     message: str
     row: int | None = None
     column: str | None = None
+
+    def per_row(
+        self,
+        code: str,
+        positions: Sequence[int],
+        column: str,
+        message: Callable[[int], str],
+        warning: bool = False,
+    ) -> None:
+        """An issue for each data row at ``positions`` (0-based, ascending); ``message(i)`` says what is wrong in row i.
+
+        The first :data:`MAX_LISTED` are spelled out; the rest become one issue at the first unlisted row that
+        counts them and names the last, so the report stays short and its cost does not grow with the rows.
+        """
+        add = self.warn if warning else self.error
+        for i in positions[:MAX_LISTED]:
+            add(code, message(int(i)), row=spreadsheet_row(i), column=column)
+        rest = len(positions) - MAX_LISTED
+        if rest > 0:
+            last = spreadsheet_row(positions[-1])
+            more = "this row has" if rest == 1 else f"this row and {rest - 1:,} more up to row {last} have"
+            add(
+                code,
+                f"{more} the same problem ({code}); only the first {MAX_LISTED} rows are spelled out.",
+                row=spreadsheet_row(positions[MAX_LISTED]),
+                column=column,
+            )
+            self.unlisted["warning" if warning else "error"] += rest - 1
 
     def to_dict(self) -> dict:
         return {"row": self.row, "column": self.column, "code": self.code, "message": self.message}
@@ -34,16 +67,54 @@ class Report:
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unlisted: dict[str, int] = field(default_factory=lambda: {"error": 0, "warning": 0})  # counted, not spelled out
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def error_count(self) -> int:
+        """Errors found, including the rows counted in a "… more rows" issue."""
+        return len(self.errors) + self.unlisted["error"]
+
+    @property
+    def warning_count(self) -> int:
+        return len(self.warnings) + self.unlisted["warning"]
 
     def error(self, code: str, message: str, row: int | None = None, column: str | None = None) -> None:
         self.errors.append(Issue(code, message, row, column))
 
     def warn(self, code: str, message: str, row: int | None = None, column: str | None = None) -> None:
         self.warnings.append(Issue(code, message, row, column))
+
+    def per_row(
+        self,
+        code: str,
+        positions: Sequence[int],
+        column: str,
+        message: Callable[[int], str],
+        warning: bool = False,
+    ) -> None:
+        """An issue for each data row at ``positions`` (0-based, ascending); ``message(i)`` says what is wrong in row i.
+
+        The first :data:`MAX_LISTED` are spelled out; the rest become one issue at the first unlisted row that
+        counts them and names the last, so the report stays short and its cost does not grow with the rows.
+        """
+        add = self.warn if warning else self.error
+        for i in positions[:MAX_LISTED]:
+            add(code, message(int(i)), row=spreadsheet_row(i), column=column)
+        rest = len(positions) - MAX_LISTED
+        if rest > 0:
+            last = spreadsheet_row(positions[-1])
+            more = "this row has" if rest == 1 else f"this row and {rest - 1:,} more up to row {last} have"
+            add(
+                code,
+                f"{more} the same problem ({code}); only the first {MAX_LISTED} rows are spelled out.",
+                row=spreadsheet_row(positions[MAX_LISTED]),
+                column=column,
+            )
+            self.unlisted["warning" if warning else "error"] += rest - 1
 
     def to_dict(self) -> dict:
         return {
@@ -65,4 +136,4 @@ class Report:
 
     def summary_line(self) -> str:
         verdict = "usable" if self.ok else "not usable"
-        return f"{self.rows} data rows: {verdict}, {len(self.errors)} errors, {len(self.warnings)} warnings."
+        return f"{self.rows} data rows: {verdict}, {self.error_count} errors, {self.warning_count} warnings."

@@ -20,6 +20,7 @@ from mmmlib.data.reader import RawTable, spreadsheet_row
 MIN_PERIODS = {"weekly": 52, "daily": 180}
 SPARSE_SHARE = 0.10
 FREQ_DAYS = {1: "daily", 7: "weekly"}
+NAMED_COLUMNS = 40  # columns a "no such column" message lists
 
 
 @dataclass
@@ -38,12 +39,16 @@ def check(raw: RawTable, config: ModelConfig) -> Checked:
     decimal_comma = looks_decimal_comma(frame)
 
     missing = [c for c in config.referenced_columns if c not in frame.columns]
+    has = ", ".join(frame.columns[:NAMED_COLUMNS])  # once, and short: a config may name thousands of columns
+    if len(frame.columns) > NAMED_COLUMNS:
+        has += f" and {len(frame.columns) - NAMED_COLUMNS} more"
     for col in missing:
         report.error(
             "missing_column",
-            f"the config names column {col}, but the file has no such column (it has: {', '.join(frame.columns)}).",
+            f"the config names column {col}, but the file has no such column (it has: {has}).",
             column=col,
         )
+    _check_names(config, report)
     present = lambda cols: [c for c in cols if c in frame.columns]  # noqa: E731
 
     dates = None
@@ -96,17 +101,63 @@ def check(raw: RawTable, config: ModelConfig) -> Checked:
     return Checked(report, _clean_frame(dates, numbers, config, frequency, report), frequency)
 
 
+def _check_names(config: ModelConfig, report: Report) -> None:
+    """Column names the model cannot take, refused here rather than after sampling.
+
+    Channels, controls and the KPI become variables in ``posterior.nc`` (xarray refuses '/' there), channels are
+    written ``CHANNEL=VALUE`` in ``--bounds`` and ``--spend``, and the model adds its own ``date`` and trend columns.
+    """
+    from mmmlib.model import TREND_COLUMN  # local: the model imports the dataset, which imports this module
+
+    reserved = {"date": "dates", TREND_COLUMN: "trend term"} if config.trend else {"date": "dates"}
+    roles = [
+        ("channel_columns", config.channel_columns),
+        ("control_columns", config.control_columns),
+        ("target_column", [config.target_column]),
+    ]
+    for role, names in roles:
+        for name in names:
+            rename = f"rename the column in the file and in the config's {role}"
+            if name in reserved:
+                report.error(
+                    "bad_column_name",
+                    f"the model uses the name {name!r} for its own {reserved[name]}; {rename}.",
+                    column=name,
+                )
+                continue
+            bad = [c for c in ("/", "=") if c in name and (c != "=" or role == "channel_columns")]
+            if any(ord(c) < 32 or ord(c) == 127 for c in name):
+                bad.append("")
+            if bad:
+                report.error(
+                    "bad_column_name",
+                    f"the name contains {' and '.join(_NAME_CHARS[c][0] for c in bad)}, which the model cannot take "
+                    f"({'; '.join(_NAME_CHARS[c][1] for c in bad)}); {rename}: {', '.join(names)}.",
+                    column=name,
+                )
+
+
+_NAME_CHARS = {  # what a name may not hold: how the message names it, and why
+    "/": ("'/'", "it names a variable in posterior.nc, where '/' separates groups"),
+    "=": ("'='", "channels are written CHANNEL=VALUE in --bounds and --spend"),
+    "": ("a control character", "it is invisible, so no one could type the name"),
+}
+
+
 def _check_dates(text: pd.Series, col: str, report: Report) -> pd.Series:
     values, bad = parse_dates(text)
-    for i in np.flatnonzero(bad.to_numpy()):
-        report.error(
-            "bad_date",
-            f"{text.iloc[i]!r} is not a date; write dates as YYYY-MM-DD.",
-            row=spreadsheet_row(i),
-            column=col,
-        )
-    for i in np.flatnonzero((values.isna() & ~bad).to_numpy()):
-        report.error("missing_value", "empty value; every period needs a date.", row=spreadsheet_row(i), column=col)
+    report.per_row(
+        "bad_date",
+        np.flatnonzero(bad.to_numpy()),
+        col,
+        lambda i: f"{text.iloc[i]!r} is not a date; write dates as YYYY-MM-DD.",
+    )
+    report.per_row(
+        "missing_value",
+        np.flatnonzero((values.isna() & ~bad).to_numpy()),
+        col,
+        lambda i: "empty value; every period needs a date.",
+    )
     return values
 
 
@@ -121,22 +172,26 @@ _KIND_HINT = {
 def _check_numeric(text: pd.Series, col: str, report: Report, decimal_comma: bool, kind: str) -> pd.Series:
     values, bad = parse_numbers(text, decimal_comma)
     hint = _KIND_HINT[kind]
-    for i in np.flatnonzero(bad.to_numpy()):
-        report.error("not_a_number", f"{text.iloc[i]!r} is not a number; {hint}.", row=spreadsheet_row(i), column=col)
-    for i in np.flatnonzero((values.isna() & ~bad).to_numpy()):
+
+    def missing(i: int) -> str:
         what = "empty value" if not str(text.iloc[i]).strip() else f"missing value ({text.iloc[i]!r})"
-        report.error("missing_value", f"{what}; {hint}.", row=spreadsheet_row(i), column=col)
+        return f"{what}; {hint}."
+
+    report.per_row(
+        "not_a_number", np.flatnonzero(bad.to_numpy()), col, lambda i: f"{text.iloc[i]!r} is not a number; {hint}."
+    )
+    report.per_row("missing_value", np.flatnonzero((values.isna() & ~bad).to_numpy()), col, missing)
     if kind == "spend":
-        for i in np.flatnonzero((values < 0).to_numpy()):
-            report.error(
-                "negative_spend",
-                f"spend is negative ({values.iloc[i]:g}); spend cannot be below 0 (refunds belong in a control).",
-                row=spreadsheet_row(i),
-                column=col,
-            )
+        report.per_row(
+            "negative_spend",
+            np.flatnonzero((values < 0).to_numpy()),
+            col,
+            lambda i: f"spend is negative ({values.iloc[i]:g}); spend cannot be below 0 (refunds belong in a control).",
+        )
     if kind == "revenue_per_kpi":
-        for i in np.flatnonzero((values <= 0).to_numpy()):
-            report.error("non_positive", "revenue per KPI must be above 0.", row=spreadsheet_row(i), column=col)
+        report.per_row(
+            "non_positive", np.flatnonzero((values <= 0).to_numpy()), col, lambda i: "revenue per KPI must be above 0."
+        )
     return values
 
 
@@ -169,14 +224,13 @@ def _handle_geo(
             column=geo,
         )
         return None, numbers
-    dup = pd.DataFrame({"g": geos, "d": dates}).duplicated(keep="first")
-    for i in np.flatnonzero(dup.to_numpy()):
-        report.error(
-            "duplicate_date",
-            f"date {dates.iloc[i]:%Y-%m-%d} appears twice for {geo} {geos.iloc[i]}.",
-            row=spreadsheet_row(i),
-            column=config.date_column,
-        )
+    dup = pd.DataFrame({"g": geos, "d": dates}).duplicated(keep="first") & dates.notna()
+    report.per_row(
+        "duplicate_date",
+        np.flatnonzero(dup.to_numpy()),
+        config.date_column,
+        lambda i: f"date {dates.iloc[i]:%Y-%m-%d} appears twice for {geo} {geos.iloc[i]}.",
+    )
     counts = pd.DataFrame({"g": geos, "d": dates}).groupby("d")["g"].nunique()
     short = counts[counts < n_geo]
     if len(short):
@@ -205,16 +259,21 @@ def _handle_geo(
 
 
 def _check_duplicates(dates: pd.Series, col: str, report: Report) -> None:
+    """Repeated dates, each pointing at the row that has the date first (found by grouping: linear in rows)."""
     dup = dates.duplicated(keep="first") & dates.notna()
-    for i in np.flatnonzero(dup.to_numpy()):
-        first = int(np.flatnonzero((dates == dates.iloc[i]).to_numpy())[0])
-        report.error(
-            "duplicate_date",
-            f"date {dates.iloc[i]:%Y-%m-%d} already appears in row {spreadsheet_row(first)}; "
-            "each period must appear once (or name the geo column and set aggregate_geos: true).",
-            row=spreadsheet_row(i),
-            column=col,
-        )
+    positions = np.flatnonzero(dup.to_numpy())
+    if not len(positions):
+        return
+    first = pd.Series(np.arange(len(dates)), index=dates.index).groupby(dates).transform("min")
+    report.per_row(
+        "duplicate_date",
+        positions,
+        col,
+        lambda i: (
+            f"date {dates.iloc[i]:%Y-%m-%d} already appears in row {spreadsheet_row(first.iloc[i])}; "
+            "each period must appear once (or name the geo column and set aggregate_geos: true)."
+        ),
+    )
 
 
 def _check_sequence(dates: pd.Series, config: ModelConfig, report: Report) -> str | None:
@@ -258,42 +317,18 @@ def _check_sequence(dates: pd.Series, config: ModelConfig, report: Report) -> st
         weekdays = ordered.dt.dayofweek
         main_day = int(weekdays.mode().iloc[0])
         off_grid = steps[(steps % 7 != 0)]
-        for idx in ordered.index[weekdays != main_day]:
-            report.error(
-                "mixed_frequency",
-                f"{dates[idx]:%Y-%m-%d} is a {dates[idx]:%A} but the other weeks start on "
-                f"{pd.Timestamp(2024, 1, 1 + main_day):%A}s; weekly data needs one week start.",
-                row=spreadsheet_row(idx),
-                column=col,
-            )
+        report.per_row(
+            "mixed_frequency",
+            np.sort(ordered.index[weekdays != main_day].to_numpy()),
+            col,
+            lambda i: (
+                f"{dates[i]:%Y-%m-%d} is a {dates[i]:%A} but the other weeks start on "
+                f"{pd.Timestamp(2024, 1, 1 + main_day):%A}s; weekly data needs one week start."
+            ),
+        )
     elif len(off_grid):
         report.error("mixed_frequency", "the period lengths vary; use one frequency.", column=col)
-    gaps = steps[(steps > base) & (steps % base == 0)]
-    # a gap next to an unreadable or repeated date is that row's fault, already reported
-    broken = set(np.flatnonzero((dates.isna() | dates.duplicated(keep=False)).to_numpy()))
-    for idx, step in gaps.items():
-        prev_idx = ordered[ordered < ordered[idx]].index[-1]
-        low, high = sorted((int(prev_idx), int(idx)))
-        if any(low <= b <= high for b in broken):
-            continue
-        n_missing = step // base - 1
-        prev = ordered[ordered < ordered[idx]].iloc[-1]
-        what = f"{n_missing} {'week' if frequency == 'weekly' else 'day'}{'s' if n_missing > 1 else ''}"
-        message = f"{what} missing between {prev:%Y-%m-%d} and {ordered[idx]:%Y-%m-%d}"
-        if config.fill_missing_periods == "zero":
-            report.warn(
-                "missing_periods",
-                f"{message}; filled with zero spend, the KPI and controls interpolated from the neighbouring periods.",
-                row=spreadsheet_row(idx),
-                column=col,
-            )
-        else:
-            report.error(
-                "missing_periods",
-                f"{message}; add the missing periods or set fill_missing_periods: zero.",
-                row=spreadsheet_row(idx),
-                column=col,
-            )
+    _check_gaps(dates, ordered, steps, base, frequency, config, report)
     n_periods = int((ordered.iloc[-1] - ordered.iloc[0]).days // base) + 1
     minimum = MIN_PERIODS[frequency]
     if n_periods < minimum:
@@ -304,6 +339,41 @@ def _check_sequence(dates: pd.Series, config: ModelConfig, report: Report) -> st
             column=col,
         )
     return frequency
+
+
+def _check_gaps(
+    dates: pd.Series,
+    ordered: pd.Series,
+    steps: pd.Series,
+    base: int,
+    frequency: str,
+    config: ModelConfig,
+    report: Report,
+) -> None:
+    """Missing periods between consecutive dates (``ordered``: unique, sorted, indexed by data row)."""
+    step = steps.to_numpy()
+    at = np.flatnonzero((step > base) & (step % base == 0)) + 1  # positions in ordered of the date after each gap
+    rows = ordered.index.to_numpy()
+    low, high = np.minimum(rows[at - 1], rows[at]), np.maximum(rows[at - 1], rows[at])
+    # a gap next to an unreadable or repeated date is that row's fault, already reported
+    broken = np.flatnonzero((dates.isna() | dates.duplicated(keep=False)).to_numpy())
+    after_low = np.append(broken, np.iinfo(np.int64).max)[np.searchsorted(broken, low)]  # first broken row ≥ low
+    clean = after_low > high
+    at = at[clean]
+    by_row = dict(zip(rows[at].tolist(), at.tolist(), strict=True))
+    unit = "week" if frequency == "weekly" else "day"
+    fill = config.fill_missing_periods == "zero"
+
+    def message(i: int) -> str:
+        pos = by_row[i]
+        n_missing = int(step[pos - 1]) // base - 1
+        what = f"{n_missing} {unit}{'s' if n_missing > 1 else ''} missing between "
+        what += f"{ordered.iloc[pos - 1]:%Y-%m-%d} and {ordered.iloc[pos]:%Y-%m-%d}"
+        if fill:
+            return f"{what}; filled with zero spend, the KPI and controls interpolated from the neighbouring periods."
+        return f"{what}; add the missing periods or set fill_missing_periods: zero."
+
+    report.per_row("missing_periods", sorted(by_row), config.date_column, message, warning=fill)
 
 
 def _check_spend_coverage(values: pd.Series, col: str, report: Report) -> None:
@@ -327,21 +397,19 @@ def _check_spend_coverage(values: pd.Series, col: str, report: Report) -> None:
 
 
 def _check_target_values(values: pd.Series, col: str, report: Report) -> None:
-    for i in np.flatnonzero((values <= 0).to_numpy()):
-        report.warn(
-            "non_positive_target",
-            f"the KPI is {values.iloc[i]:g}; a KPI of zero or below is unusual — check this period.",
-            row=spreadsheet_row(i),
-            column=col,
-        )
+    report.per_row(
+        "non_positive_target",
+        np.flatnonzero((values <= 0).to_numpy()),
+        col,
+        lambda i: f"the KPI is {values.iloc[i]:g}; a KPI of zero or below is unusual — check this period.",
+        warning=True,
+    )
 
 
 def _clean_frame(
     dates: pd.Series, numbers: dict[str, pd.Series], config: ModelConfig, frequency: str | None, report: Report
 ) -> pd.DataFrame:
-    frame = pd.DataFrame({config.date_column: dates.to_numpy()})
-    for col, v in numbers.items():
-        frame[col] = v.to_numpy()
+    frame = pd.DataFrame({config.date_column: dates.to_numpy(), **{col: v.to_numpy() for col, v in numbers.items()}})
     frame = frame.sort_values(config.date_column, kind="stable").reset_index(drop=True)
     if frequency and config.fill_missing_periods == "zero":
         step = "7D" if frequency == "weekly" else "D"

@@ -9,6 +9,7 @@ else may list it, and the hub's own state (database, cookie secret) is root's al
 
 from __future__ import annotations
 
+import base64
 import grp
 import hashlib
 import logging
@@ -20,6 +21,7 @@ import stat
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 log = logging.getLogger("mmmlib.hub")
 
@@ -28,16 +30,26 @@ GROUP_PREFIX = "mmmc-"
 WRITER_PREFIX = "mmmw-"
 CLIENT_FOLDERS = ("datasets", "runs", "reports", ".locks")
 MAX_NAME = 32  # Linux user and group names
+READABLE = re.compile(r"[a-z0-9_-]+")  # names kept as they are (after the prefix)
+OWNER_COMMENT = "mmm hub user "
 
 
 def _unix_name(prefix: str, name: str) -> str:
-    """A valid Unix name for any hub or client name: readable when it fits, with a hash when cut or changed."""
-    clean = re.sub(r"[^a-z0-9_-]", "-", name.lower())
-    full = prefix + clean
-    if clean == name and len(full) <= MAX_NAME:
-        return full
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{prefix}{clean[: MAX_NAME - len(prefix) - 9]}-{digest}"
+    """A valid Unix name (at most 32 characters) for any hub or client name, one-to-one by construction.
+
+    A name of lower-case letters, digits, ``-`` and ``_`` that fits is kept readable: ``prefix + name``. Any
+    other name gets ``prefix`` with its ``-`` turned into ``_``, a readable cut, and 80 bits of a digest of the
+    full name. The two forms differ at the prefix's last character, so a user cannot pick a readable name equal
+    to someone else's hashed one (``exec-a-a4f21774`` against ``exec.a``, which an 8-hex digest appended only to
+    changed names allowed), and two hashed names meet only if their digests collide (2^80 tries for a chosen
+    victim). Readable names are what the hub has always given, so existing accounts and groups keep theirs.
+    """
+    if READABLE.fullmatch(name) and len(prefix) + len(name) <= MAX_NAME:
+        return prefix + name
+    hashed = prefix[:-1] + "_"
+    digest = base64.b32encode(hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()[:10]).decode().lower()
+    clean = re.sub(r"[^a-z0-9_-]", "-", name.lower())[: MAX_NAME - len(hashed) - 1 - len(digest)]
+    return f"{hashed}{clean}-{digest}"
 
 
 def account_name(user: str) -> str:
@@ -55,6 +67,18 @@ def writer_group_name(client: str) -> str:
     return _unix_name(WRITER_PREFIX, client)
 
 
+def owner_comment(user: str) -> str:
+    """The passwd comment recording which hub user an account belongs to (``:`` and newlines escaped).
+
+    Plain names read as before (``mmm hub user executive``), so accounts made by earlier versions still match.
+    """
+    return OWNER_COMMENT + quote(user, safe="")
+
+
+class AccountRefused(RuntimeError):
+    """The hub will not start a server on this account: another hub user owns it, or its home is not its own."""
+
+
 def _run(*cmd: str) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -70,21 +94,63 @@ def ensure_group(name: str) -> int:
 
 
 def ensure_account(user: str, homes: Path) -> pwd.struct_passwd:
-    """Create the user's account on first login (no password, no login shell); its home is private."""
+    """The user's account, created on first login (no password, no login shell), with a private home.
+
+    Refuses (:class:`AccountRefused`) an account whose recorded owner is another hub user, so two hub users
+    never share one. An account whose home is gone (a deleted temporary folder, a moved ``MMM_HUB_HOMES``)
+    gets a new one under ``homes``: recreating the old path would leave it under whatever parent survived,
+    possibly one the account cannot enter (``/tmp/pytest-of-root`` is 0700), and its server would never start.
+    """
     name = account_name(user)
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         homes.mkdir(parents=True, exist_ok=True)
         _run("useradd", "--create-home", "--home-dir", str(homes / name), "--shell", "/usr/sbin/nologin",
-             "--user-group", "--comment", f"mmm hub user {user}", name)  # fmt: skip
+             "--user-group", "--comment", owner_comment(user), name)  # fmt: skip
         entry = pwd.getpwnam(name)
-    home = Path(entry.pw_dir)
-    if not home.is_dir():  # the account outlived its home (moved MMM_HUB_HOMES, cleaned disk): give it a new one
-        home.mkdir(parents=True)
-        os.chown(home, entry.pw_uid, entry.pw_gid)
-    os.chmod(home, 0o700)
+    if entry.pw_gecos != owner_comment(user):
+        owner = entry.pw_gecos
+        owner = f"hub user {unquote(owner[len(OWNER_COMMENT) :])!r}" if owner.startswith(OWNER_COMMENT) else repr(owner)
+        log.error("Unix account %s belongs to %s, not to hub user %r: refusing to start the server", name, owner, user)
+        raise AccountRefused(
+            f"Cannot start a server for {user}: the Unix account {name} already belongs to someone else; "
+            "an administrator must remove or rename it (see hub_config/README.md)."
+        )
+    if not os.path.isdir(entry.pw_dir):
+        home = homes / name
+        homes.mkdir(parents=True, exist_ok=True)
+        if Path(entry.pw_dir) != home:
+            log.warning("Home %s of %s is gone: giving the account a new one, %s", entry.pw_dir, name, home)
+            _run("usermod", "--home", str(home), name)
+        try:
+            os.mkdir(home, 0o700)
+            fresh = True
+        except FileExistsError:
+            fresh = False  # kept only if it is already this account's directory (checked below)
+        entry = pwd.getpwnam(name)
+        _private_home(entry, fresh)
+    else:
+        _private_home(entry, fresh=False)
     return entry
+
+
+def _private_home(entry: pwd.struct_passwd, fresh: bool) -> None:
+    """Make the home the account's alone (``fresh``: just made by root, so hand it over), through a descriptor
+    that refuses a symlink in its place; a home owned by another account is refused, not taken over."""
+    try:
+        fd = os.open(entry.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise AccountRefused(f"The home {entry.pw_dir} of {entry.pw_name} is not a directory ({e.strerror}).") from e
+    try:
+        st = os.fstat(fd)
+        if fresh:
+            os.fchown(fd, entry.pw_uid, entry.pw_gid)
+        elif st.st_uid != entry.pw_uid:
+            raise AccountRefused(f"The home {entry.pw_dir} of {entry.pw_name} belongs to another account.")
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def set_client_groups(user: str, clients: Iterable[str], write: bool) -> list[str]:

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmmlib.errors import UsageError
 from mmmlib.hub import accounts
 from mmmlib.hub.authenticators import DEMO_USERS, MMMNativeAuthenticator, demo_password, oauth_settings
+from mmmlib.hub.kernels import DEFAULT_MAX_KERNELS
 from mmmlib.hub.roles import DASHBOARDS, access_of
 from mmmlib.hub.settings import ANALYST_FOLDERS, REPO, HubSettings, from_environment, proxy_command
 from mmmlib.store import clients
@@ -162,12 +164,23 @@ def seed_home_command() -> list[str]:
     return ["/bin/sh", "-c", copies]
 
 
+def server_environment() -> dict[str, str]:
+    """What every user's server gets from the hub's environment: its kind (overridden per role) and its kernel cap.
+
+    The cap is checked here, so a typo stops the hub at start instead of every user's server at spawn.
+    """
+    cap = os.environ.get("MMM_MAX_KERNELS", str(DEFAULT_MAX_KERNELS))
+    if not cap.isdigit() or int(cap) < 1:
+        raise UsageError(f"MMM_MAX_KERNELS must be a whole number of kernels per user, at least 1, not {cap!r}.")
+    return {"MMM_SERVER_KIND": "viewer", "MMM_MAX_KERNELS": str(int(cap))}
+
+
 def configure(c: Any, settings: HubSettings | None = None) -> HubSettings:
     """Fill the hub's config object ``c``; returns the settings used (tests read them)."""
     s = settings or from_environment()
     _authentication(c, s)
     c.Spawner.args = [f"--config={SERVER_CONFIG}"]
-    c.Spawner.environment = {"MMM_SERVER_KIND": "viewer"}
+    c.Spawner.environment = server_environment()
     c.Spawner.default_url = "/mmm/gallery"
     c.JupyterHub.default_url = "/hub/spawn"
 

@@ -2,15 +2,20 @@
 
 ``lab`` (analysts, admins): JupyterLab and the dashboards. ``viewer`` (executives) and ``manager``:
 Voilà and the gallery only, everything else refused by :class:`DashboardsOnlyAuthorizer`. All kinds cull
-idle kernels, because Voilà starts one per page load.
+idle kernels and keep at most ``MMM_MAX_KERNELS`` (:mod:`mmmlib.hub.kernels`), because Voilà starts one per
+page load.
 """
 # ruff: noqa: F821  (``c`` is the config object the Jupyter server injects)
 
 import os
 
+from mmmlib.hub.kernels import DEFAULT_MAX_KERNELS
+
 kind = os.environ.get("MMM_SERVER_KIND", "viewer")
 
 c.ServerApp.jpserver_extensions = {"mmmlib.hub.gallery": True, "voila": True}
+c.ServerApp.kernel_manager_class = "mmmlib.hub.kernels.CappedKernelManager"
+c.CappedKernelManager.max_kernels = int(os.environ.get("MMM_MAX_KERNELS", DEFAULT_MAX_KERNELS))
 c.MappingKernelManager.cull_idle_timeout = int(os.environ.get("MMM_KERNEL_CULL_SECONDS", "900"))
 c.MappingKernelManager.cull_interval = 60
 c.MappingKernelManager.cull_connected = False

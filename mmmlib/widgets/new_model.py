@@ -18,6 +18,7 @@ import ipywidgets as w
 
 from mmmlib import access, markup, store
 from mmmlib.config import ModelConfig, save_config
+from mmmlib.data import limits
 from mmmlib.data.dataset import propose_config
 from mmmlib.data.reader import read_raw
 from mmmlib.data.validate import check
@@ -26,6 +27,16 @@ from mmmlib.markup import text as esc
 from mmmlib.widgets.style import message
 
 POLL_SECONDS = 1.0
+# The Jupyter server's kernel websocket carries at most 10 MiB per message (tornado's default), so a larger
+# upload never reaches the kernel: the page states the smaller of this (10 MB, room left for the message's
+# framing) and MMM_MAX_FILE_MB.
+UPLOAD_TRANSPORT_BYTES = 10 * limits.MB
+
+
+def upload_limit_text() -> str:
+    """The largest file this page takes, as the page states it."""
+    largest = min(limits.max_bytes(), UPLOAD_TRANSPORT_BYTES)
+    return f"Files up to {largest / limits.MB:g} MB."
 
 
 def start_fit(data: Path, config: Path, run_dir: Path, mode: str) -> subprocess.Popen:
@@ -93,6 +104,11 @@ class NewModel:
             return
         item = self.upload.value[0]
         name = Path(item["name"]).name
+        try:  # the reader's sentence, before anything is written
+            limits.check_file_size(name, memoryview(item["content"]).nbytes)
+        except MMMError as exc:
+            self.status.value = message(str(exc), "error").value
+            return
         target = store.datasets_dir(self.client) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(bytes(item["content"]))
@@ -178,7 +194,8 @@ class NewModel:
             [
                 w.HTML(
                     f"<div style='color:#666'>Client <b>{esc(self.client)}</b>. Upload weekly (or daily) "
-                    "data: one row per period, a column per media spend, the KPI, optional controls.</div>"
+                    "data: one row per period, a column per media spend, the KPI, optional controls. "
+                    f"{esc(upload_limit_text())}</div>"
                 ),
                 self.upload,
                 self.status,

@@ -7,12 +7,15 @@ from typing import Any
 
 import ipywidgets as w
 
+from mmmlib.errors import MMMError
 from mmmlib.markup import text as esc
-from mmmlib.runs import POSTERIOR
+from mmmlib.runs import POSTERIOR, load_posterior, reading_posterior
 from mmmlib.views import diagnostics_table
 from mmmlib.widgets.charts import adstock_weights, fit_over_time, interval_bars, residuals, roas_distributions
 from mmmlib.widgets.source import load_or_message
-from mmmlib.widgets.style import health_badge, run_title
+from mmmlib.widgets.style import health_badge, message, run_title
+
+MEDIA = ("adstock_", "saturation_")  # the parameters whose priors the view sets against their posteriors
 
 
 def _table(summary: dict[str, Any]) -> w.HTML:
@@ -52,21 +55,24 @@ def quality_view(run: Path | None) -> w.Widget:
 def posterior_panels(run: Path | None, summary: dict[str, Any]) -> list[w.Widget]:
     """The panels drawn from the posterior's draws (ROAS distributions, priors against posteriors).
 
-    ``posterior.nc`` is read once, here, and only by this view.
+    ``posterior.nc`` is read once, here, and only by this view: the contributions and the media parameters.
     """
     if run is None or not (Path(run) / POSTERIOR).is_file():
         return []
-    import xarray as xr
-
-    tree = xr.open_datatree(Path(run) / POSTERIOR)
     try:
-        draws = _roas_by_channel(tree, summary)
-        try:
-            comparison = priors_against_posteriors(tree, summary)
-        except Exception as exc:  # an optional panel never takes the page down
-            comparison = w.HTML(f"<div class='mmm-msg'>Priors against posteriors are not available: {esc(exc)}</div>")
-    finally:
-        tree.close()
+        tree = load_posterior(
+            run,
+            keep=lambda name: name == "channel_contribution" or name.startswith(MEDIA),
+            need=["channel_contribution"],
+        )
+        with reading_posterior(run):
+            draws = _roas_by_channel(tree, summary)
+    except MMMError as exc:  # a damaged posterior: its sentence in place of these panels, the rest of the page stays
+        return [message(str(exc), "error")]
+    try:
+        comparison = priors_against_posteriors(tree, summary)
+    except Exception as exc:  # an optional panel never takes the page down
+        comparison = w.HTML(f"<div class='mmm-msg'>Priors against posteriors are not available: {esc(exc)}</div>")
     parts: list[w.Widget] = []
     if draws:
         parts += [

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import ipywidgets as w
 
 from mmmlib import access, markup
-from mmmlib.errors import MMMError
+from mmmlib.errors import MMMError, UsageError
 from mmmlib.runs import load_summary
 from mmmlib.widgets.style import message
 
@@ -63,12 +63,10 @@ def load_or_message(run: Path | None) -> tuple[dict[str, Any] | None, w.Widget |
         return summary, None
     except PermissionError:
         return None, message(access.no_access_sentence("this client's runs"), "error")
-    except FileNotFoundError:
+    except UsageError:
         return None, message(f"No results at {run}: the run is missing or its fit has not finished.")
-    except ValueError:
-        return None, message(
-            f"The results at {run} are damaged (summary.json is not valid JSON); refit this run.", "error"
-        )
+    except MMMError as exc:  # damaged or partial summary.json: load_summary's sentence names the run and file
+        return None, message(str(exc), "error")
 
 
 def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, client: str | None = None) -> w.Widget:
