@@ -30,6 +30,23 @@ def executives_only() -> bool:
     return role() == "executives"
 
 
+def shown_to_role(info: store.RunInfo | None) -> bool:
+    """Executives open published runs only (``ok`` or accepted); other roles open every run of their clients."""
+    return not executives_only() or (info is not None and info.published)
+
+
+def may_open_run(path: Path) -> bool:
+    """``shown_to_role`` for a run folder, whatever the URL asked for (``?run=``, ``mmm/run-report``)."""
+    return not executives_only() or shown_to_role(store.read_run_info(Path(path)))
+
+
+def unpublished_sentence() -> str:
+    return (
+        "This run is not published to executives: its model did not pass every check and no analyst has "
+        "accepted it. Open the latest published run from your dashboards page."
+    )
+
+
 def may_see_client(client: str) -> bool:
     allowed = allowed_clients()
     return allowed is None or client in allowed

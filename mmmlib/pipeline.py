@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmmlib import runs
+from mmmlib import runs, store
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError, UsageError
@@ -48,6 +48,7 @@ def fit_run(
     """Execute ``notebook`` into a staging directory and publish it at ``out``; returns the summary.
 
     ``chains``, ``tune`` and ``draws`` override the mode's sampler settings (``mmmlib.model.MODES``).
+    The run folder's name must follow ``store.RUN_ID``: it becomes a URL part and a download's file name.
     """
     import papermill as pm
 
@@ -59,6 +60,7 @@ def fit_run(
     except ValueError as exc:
         raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
     out = Path(os.path.abspath(out))  # not resolve(): a writer's link at the run's name must not move the run
+    store.check_run_id(out.name)
     data, config = Path(data).resolve(), Path(config).resolve()
     runs.remove_dead_attempts(out)  # what killed fits of this run left behind
     staging = runs.staging_dir(out)

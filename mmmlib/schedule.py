@@ -67,8 +67,8 @@ class Schedule:
         from croniter import croniter
 
         store.check_client(self.client)
-        if not self.name or "/" in self.name:
-            raise InputError(f"Schedule name {self.name!r} must be a non-empty name without '/'.")
+        # its runs are named <name>-<UTC stamp>, so the name follows the run-folder rule with room for the stamp
+        store.check_run_id(str(self.name or ""), "Schedule name", room=len("-20260101T000000Z"))
         if not croniter.is_valid(self.cron):
             raise InputError(f"Schedule {self.name}: cron expression {self.cron!r} is not valid.")
         if self.mode not in ("quick", "full"):

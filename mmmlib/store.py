@@ -18,6 +18,9 @@ from mmmlib.errors import MMMError, UsageError
 from mmmlib.runs import load_summary
 
 CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+RUN_ID_MAX = 100
+# run folder names reach URLs (the hub's run-report route), file names and pages: one rule, checked at creation
+RUN_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{RUN_ID_MAX - 1}}}$")
 
 
 def home() -> Path:
@@ -26,11 +29,22 @@ def home() -> Path:
 
 
 def check_client(client: str) -> str:
-    if not CLIENT_NAME.match(client or ""):
+    if not CLIENT_NAME.fullmatch(client or ""):  # fullmatch: "$" alone lets a final newline in
         raise UsageError(
             f"Client name {client!r} is not allowed: use lower-case letters, digits, '-' and '_' (at most 63)."
         )
     return client
+
+
+def check_run_id(run_id: str, what: str = "Run folder name", room: int = 0) -> str:
+    """Refuse a run (or schedule) name outside ``RUN_ID``; ``room`` keeps characters free for a suffix."""
+    limit = RUN_ID_MAX - room
+    if not RUN_ID.fullmatch(run_id or "") or len(run_id) > limit:
+        raise UsageError(
+            f"{what} {run_id!r} is not allowed: use letters, digits, '.', '-' and '_', starting with a letter "
+            f"or digit (at most {limit} characters)."
+        )
+    return run_id
 
 
 def client_dir(client: str, root: Path | None = None) -> Path:
@@ -73,6 +87,11 @@ class RunInfo:
     target: str
     accepted: bool
 
+    @property
+    def published(self) -> bool:
+        """Shown to executives: status ``ok``, or a ``warning`` run someone accepted."""
+        return self.status == "ok" or self.accepted
+
     def to_dict(self) -> dict:
         return {
             "client": self.client,
@@ -110,7 +129,9 @@ def read_run_info(path: Path, client: str = "") -> RunInfo | None:
 def list_runs(client: str | Iterable[str] | None = None, root: Path | None = None) -> list[RunInfo]:
     """Complete runs (those with a sound ``summary.json``) of one client, several, or all; newest first.
 
-    Failed attempts are not runs, and nor is a folder whose summary is damaged or partial: it is skipped.
+    Failed attempts are not runs, and nor is a folder whose summary is damaged or partial: it is skipped. Nor
+    is a folder whose name breaks ``RUN_ID`` (made by hand: it could never be linked to, so it is never listed,
+    nor chosen as a client's latest run).
     """
     if client is None:
         names = clients(root)
@@ -122,7 +143,7 @@ def list_runs(client: str | Iterable[str] | None = None, root: Path | None = Non
         if not base.is_dir():
             continue
         for path in base.iterdir():
-            if path.is_dir() and ".failed-" not in path.name and not path.name.startswith("."):
+            if path.is_dir() and ".failed-" not in path.name and RUN_ID.fullmatch(path.name):
                 info = read_run_info(path, name)
                 if info:
                     found.append(info)
@@ -139,6 +160,6 @@ def accept_run(path: Path, by: str) -> None:
 def latest_good_run(client: str, root: Path | None = None) -> RunInfo | None:
     """The newest run executives may see: status ``ok``, or a ``warning`` run someone accepted."""
     for info in list_runs(client, root):
-        if info.status == "ok" or info.accepted:
+        if info.published:
             return info
     return None

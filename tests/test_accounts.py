@@ -87,7 +87,11 @@ def test_the_owner_comment_is_a_valid_passwd_field_and_names_the_user() -> None:
 
 
 def _drop(name: str) -> None:
-    """Remove a test account and its group (never -r: a home may be a planted symlink)."""
+    """Remove a test account and its group (never -r: a home may be a planted symlink).
+
+    A hub test may have left a server or kernel running as that account, and userdel refuses a busy account.
+    """
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
     subprocess.run(["userdel", name], capture_output=True)
     subprocess.run(["groupdel", name], capture_output=True)
 

@@ -315,7 +315,7 @@ def test_csv_report_and_the_dashboard_download_neutralise_formulas(
     _assert_neutralised(rows, HOSTILE)
     assert "-2.5" in {c for row in rows for c in row}
     link = downloads(load_summary(hostile_run)).value
-    encoded = re.search(r"download='channels.csv' href='data:text/csv;base64,([^']+)'", link).group(1)
+    encoded = re.search(r'href="data:text/csv;base64,([^"]+)" download="channels.csv"', link).group(1)
     _assert_neutralised(_cells(base64.b64decode(encoded).decode()), HOSTILE)
 
 

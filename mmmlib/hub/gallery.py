@@ -7,7 +7,6 @@ not read cannot appear, whatever the page asks for.
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from tornado import web
 from mmmlib import access, store
 from mmmlib.errors import UsageError
 from mmmlib.hub.roles import LAB_ROLES
+from mmmlib.markup import attributes, path_part, text
 
 TITLES = {
     "executive": ("Executive summary", "What media returned, with intervals, and what to do next."),
@@ -29,7 +29,8 @@ TITLES = {
     "new_model": ("New model", "Upload data, check it, and start a fit."),
 }
 ACCENT = "#1f77b4"
-CLIENT = f"({store.CLIENT_NAME.pattern.strip('^$')})"  # URL part: the store's own rule for client names
+CLIENT = f"({store.CLIENT_NAME.pattern.strip('^$')})"  # URL parts: the store's own rules for client names
+RUN = f"({store.RUN_ID.pattern.strip('^$')})"  # and run folders
 CSS = f"""
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2433}}
 header{{background:#fff;border-bottom:1px solid #e3e6eb;padding:14px 32px;display:flex;justify-content:space-between}}
@@ -49,12 +50,14 @@ a.card span{{display:block;font-size:13px;color:#5b6475}}
 
 
 def _client_section(base: str, client: str, dashboards: tuple[str, ...]) -> str:
-    name = html.escape(client)
+    """One client's card: its latest published run and links. Run ids and dates come from the writers'
+    ``summary.json``, so every value is escaped here, and URL parts are percent-encoded."""
+    name = text(client)
     try:
         info = store.latest_good_run(client)
         report = store.latest_report_path(client).exists()
     except (PermissionError, UsageError):
-        return f'<section><h2>{name}</h2><p class="none">{html.escape(access.no_access_sentence(client))}</p></section>'
+        return f'<section><h2>{name}</h2><p class="none">{text(access.no_access_sentence(client))}</p></section>'
     if info is None:
         return (
             f'<section><h2>{name}</h2><p class="none">No published run for {name} yet: '
@@ -62,18 +65,18 @@ def _client_section(base: str, client: str, dashboards: tuple[str, ...]) -> str:
         )
     badge = "accepted" if info.status != "ok" else "ok"
     meta = (
-        f"Latest run {html.escape(info.run_id)} · {html.escape(info.created_at[:16].replace('T', ' '))} UTC · "
+        f"Latest run {text(info.run_id)} · {text(info.created_at[:16].replace('T', ' '))} UTC · "
         f'<span class="badge {"ok" if info.status == "ok" else "warning"}">model health: {badge}</span>'
     )
     cards = []
     for d in dashboards:
         title, blurb = TITLES[d]
-        href = url_path_join(base, "voila/render", f"{d}.ipynb") + f"?client={client}"
-        cards.append(f'<a class="card" href="{href}"><b>{title}</b><span>{blurb}</span></a>')
+        href = url_path_join(base, "voila/render", f"{d}.ipynb") + f"?client={path_part(client)}"
+        cards.append(f"<a{attributes(class_='card', href=href)}><b>{text(title)}</b><span>{text(blurb)}</span></a>")
     if report:
-        href = url_path_join(base, "mmm/report", client)
+        href = url_path_join(base, "mmm/report", path_part(client))
         cards.append(
-            f'<a class="card" href="{href}" download="{name}-report.html"><b>HTML report</b>'
+            f"<a{attributes(class_='card', href=href, download=f'{client}-report.html')}><b>HTML report</b>"
             "<span>The latest scheduled report: one file that opens offline.</span></a>"
         )
     return f'<section><h2>{name}</h2><div class="meta">{meta}</div><div class="cards">{"".join(cards)}</div></section>'
@@ -85,13 +88,12 @@ def gallery_html(base: str, user: str, hub_prefix: str = "/hub/") -> str:
     sections = [_client_section(base, c, dashboards) for c in clients] or [
         '<section><p class="none">You are not assigned to any client yet. Ask an administrator.</p></section>'
     ]
-    lab = url_path_join(base, "lab")
-    links = f'<a href="{lab}">JupyterLab</a>' if access.role() in LAB_ROLES else ""
-    logout = url_path_join(hub_prefix, "logout")
+    lab = f"<a{attributes(href=url_path_join(base, 'lab'))}>JupyterLab</a>" if access.role() in LAB_ROLES else ""
+    logout = attributes(href=url_path_join(hub_prefix, "logout"))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>MMM dashboards</title><style>{CSS}</style>"
-        f"</head><body><header><b>Marketing mix · dashboards</b><div>{html.escape(user)}{links}"
-        f'<a href="{logout}">Log out</a></div></header><main>{"".join(sections)}</main></body></html>'
+        f"</head><body><header><b>Marketing mix · dashboards</b><div>{text(user)}{lab}"
+        f"<a{logout}>Log out</a></div></header><main>{''.join(sections)}</main></body></html>"
     )
 
 
@@ -133,12 +135,17 @@ class ReportHandler(_ClientFileHandler):
 
 
 class RunReportHandler(_ClientFileHandler):
-    """One run's own ``report.html``."""
+    """One run's own ``report.html``; executives get only published runs' (``ok`` or accepted)."""
 
     @web.authenticated
     @authorized
     def get(self, client: str, run_id: str) -> None:
-        locate = lambda: store.runs_dir(client) / run_id / "report.html"  # noqa: E731
+        def locate() -> Path:
+            report = store.runs_dir(client) / run_id / "report.html"
+            if report.is_file() and not access.may_open_run(report.parent):  # a missing one stays a 404
+                raise web.HTTPError(403, access.unpublished_sentence())
+            return report
+
         self.serve(client, locate, f"Run {run_id} of {client} has no HTML report.")
 
 
@@ -153,6 +160,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         [
             (url_path_join(base, "mmm/gallery"), GalleryHandler),
             (url_path_join(base, f"mmm/report/{CLIENT}"), ReportHandler),
-            (url_path_join(base, f"mmm/run-report/{CLIENT}/([A-Za-z0-9][A-Za-z0-9_.-]*)"), RunReportHandler),
+            (url_path_join(base, f"mmm/run-report/{CLIENT}/{RUN}"), RunReportHandler),
         ],
     )

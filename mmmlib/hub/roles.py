@@ -92,7 +92,7 @@ def load_users(path: Path | None) -> dict[str, list[str]]:
         bad_roles = [r for r in roles if r not in ROLES]
         if bad_roles:
             raise UsageError(f"{path}: user {name!r} has unknown role(s) {bad_roles}; roles are {', '.join(ROLES)}.")
-        bad_clients = [c for c in clients if not CLIENT_NAME.match(str(c))]
+        bad_clients = [c for c in clients if not CLIENT_NAME.fullmatch(str(c))]
         if bad_clients:
             raise UsageError(f"{path}: user {name!r} has invalid client name(s) {bad_clients}.")
         out[str(name)] = roles + [client_group(c) for c in clients]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import store
+from mmmlib import markup, store
 from mmmlib.errors import MMMError
 from mmmlib.insights import money
 from mmmlib.widgets.charts import contribution_waterfall, contributions_over_time, interval_bars
@@ -45,7 +44,7 @@ def kpi_cards(summary: dict[str, Any]) -> w.HBox:
 
 
 def recommendation_list(summary: dict[str, Any]) -> w.HTML:
-    items = "".join(f"<li style='margin:4px 0'>{html.escape(s)}</li>" for s in summary["recommendations"])
+    items = "".join(f"<li style='margin:4px 0'>{markup.text(s)}</li>" for s in summary["recommendations"])
     return w.HTML(f"<h3>Recommendations</h3><ul class='mmm-recs'>{items}</ul>")
 
 
@@ -80,18 +79,21 @@ def html_report_link(run: Path | None) -> str:
     """The run's offline HTML report (11 MB with its charts' JavaScript, so served, not embedded).
 
     Under the hub the user's server serves it (``mmm/run-report``, or the client's latest published report);
-    outside it, the page names the file.
+    outside it, the page names the file. Folder names are the writers' to choose: a run whose name breaks
+    ``store.RUN_ID`` has no route to link to, and every name is escaped.
     """
     if run is None:
         return ""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     client, run_id = run.parent.parent.name, run.name
-    if prefix and (run / "report.html").exists():
-        return f"<a href='{prefix}mmm/run-report/{client}/{run_id}' download='{client}-{run_id}.html'>report.html</a>"
+    if prefix and store.RUN_ID.fullmatch(run_id) and (run / "report.html").exists():
+        href = f"{prefix}mmm/run-report/{markup.path_part(client)}/{markup.path_part(run_id)}"
+        return markup.link(href, "report.html", download=f"{client}-{run_id}.html")
     if prefix and store.latest_report_path(client).exists():
-        return f"<a href='{prefix}mmm/report/{client}' download='{client}-report.html'>latest published report.html</a>"
+        href = f"{prefix}mmm/report/{markup.path_part(client)}"
+        return markup.link(href, "latest published report.html", download=f"{client}-report.html")
     if (run / "report.html").exists():
-        return f"report.html at <code>{html.escape(str(run / 'report.html'))}</code>"
+        return f"report.html at <code>{markup.text(run / 'report.html')}</code>"
     return ""
 
 
@@ -108,7 +110,7 @@ def downloads(summary: dict[str, Any], run: Path | None = None) -> w.HTML:
         ("summary.json", "application/json", json.dumps(json_report(summary), indent=1)),
     ]
     links = " · ".join(
-        f"<a download='{name}' href='data:{mime};base64,{base64.b64encode(text.encode()).decode()}'>{name}</a>"
+        markup.link(f"data:{mime};base64,{base64.b64encode(text.encode()).decode()}", name, download=name)
         for name, mime, text in files
     )
     try:

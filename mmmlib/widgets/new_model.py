@@ -6,7 +6,6 @@ the page is closed and the kernel culled; the page only watches its log and its 
 
 from __future__ import annotations
 
-import html
 import subprocess
 import sys
 import threading
@@ -17,13 +16,14 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import access, store
+from mmmlib import access, markup, store
 from mmmlib.config import ModelConfig, save_config
 from mmmlib.data import limits
 from mmmlib.data.dataset import propose_config
 from mmmlib.data.reader import read_raw
 from mmmlib.data.validate import check
 from mmmlib.errors import MMMError
+from mmmlib.markup import text as esc
 from mmmlib.widgets.style import message
 
 POLL_SECONDS = 1.0
@@ -132,9 +132,7 @@ class NewModel:
         self.base_config = config
         for widget in (self.date, self.target, self.channels, self.controls):
             widget.observe(self._validate, "value")
-        self.status.value = (
-            f"<b>{html.escape(name)}</b>: {len(raw.frame)} rows; columns detected, change them if needed."
-        )
+        self.status.value = f"<b>{esc(name)}</b>: {len(raw.frame)} rows; columns detected, change them if needed."
         self.mapping.children = [self.date, self.target, w.HBox([self.channels, self.controls])]
         self._validate()
 
@@ -155,11 +153,11 @@ class NewModel:
             self.problems.value = message(str(exc), "error").value
             self.fit_button.disabled = True
             return
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in report.lines(limit=50))
+        items = "".join(f"<li>{esc(line)}</li>" for line in report.lines(limit=50))
         verdict = "ready to fit" if report.ok else "fix these problems in the file, then upload it again"
         kind = "ok" if report.ok else "error"
         self.problems.value = (
-            f"<div class='mmm-validation mmm-{kind}'><b>{html.escape(report.summary_line())}</b> "
+            f"<div class='mmm-validation mmm-{kind}'><b>{esc(report.summary_line())}</b> "
             f"({verdict})<ul>{items}</ul></div>"
         )
         self.fit_button.disabled = not report.ok
@@ -174,32 +172,30 @@ class NewModel:
         start_fit(self.data_path, config_path, run_dir, self.mode.value)
         self.fit_button.disabled = True
         self.run_dir = run_dir
-        self.progress.value = f"Fit started ({self.mode.value} mode): {html.escape(str(run_dir))}"
+        self.progress.value = f"Fit started ({self.mode.value} mode): {esc(run_dir)}"
         threading.Thread(target=self._watch, args=(run_dir,), daemon=True).start()
 
     def _watch(self, run_dir: Path) -> None:
         while True:
             state, tail = fit_progress(run_dir)
             if state == "done":
-                link = f"{self.dashboards_url}?run={run_dir}"
-                self.progress.value = (
-                    f"<div class='mmm-done'>Fit finished. <a href='{html.escape(link)}' target='_blank'>"
-                    "Open the results</a></div>"
-                )
+                href = f"{self.dashboards_url}?run={markup.query_value(run_dir)}"
+                opened = markup.link(href, "Open the results", target="_blank")
+                self.progress.value = f"<div class='mmm-done'>Fit finished. {opened}</div>"
                 return
             if state == "failed":
                 self.progress.value = message(f"The fit failed. {tail}", "error").value
                 return
-            self.progress.value = f"<div>Fitting… <pre style='font-size:11px'>{html.escape(tail)}</pre></div>"
+            self.progress.value = f"<div>Fitting… <pre style='font-size:11px'>{esc(tail)}</pre></div>"
             time.sleep(POLL_SECONDS)
 
     def view(self) -> w.Widget:
         return w.VBox(
             [
                 w.HTML(
-                    f"<div style='color:#666'>Client <b>{html.escape(self.client)}</b>. Upload weekly (or daily) "
+                    f"<div style='color:#666'>Client <b>{esc(self.client)}</b>. Upload weekly (or daily) "
                     "data: one row per period, a column per media spend, the KPI, optional controls. "
-                    f"{upload_limit_text()}</div>"
+                    f"{esc(upload_limit_text())}</div>"
                 ),
                 self.upload,
                 self.status,

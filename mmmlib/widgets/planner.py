@@ -3,7 +3,6 @@ re-optimise as they change (numpy on stored draws, no pymc), the outcome against
 
 from __future__ import annotations
 
-import html
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import ipywidgets as w
 
 from mmmlib.errors import MMMError
 from mmmlib.insights import money
+from mmmlib.markup import text as esc
 from mmmlib.optimize import Curves, allocate, frontier, load_curves
 from mmmlib.widgets.charts import allocation_bars, frontier_chart, interval_bars, response_curves
 from mmmlib.widgets.source import load_or_message
@@ -41,7 +41,7 @@ class BudgetPlanner:
             low = w.FloatText(value=round(now * (1 - DEFAULT_LIMIT_PCT / 100), 2), layout=w.Layout(width="120px"))
             high = w.FloatText(value=round(now * (1 + DEFAULT_LIMIT_PCT / 100), 2), layout=w.Layout(width="120px"))
             self.bounds[name] = (low, high)
-            rows += [w.HTML(html.escape(self.labels[name])), w.HTML(f"{now:,.0f}"), low, high]
+            rows += [w.HTML(esc(self.labels[name])), w.HTML(f"{now:,.0f}"), low, high]
         self.bounds_grid = w.GridBox(rows, layout=w.Layout(grid_template_columns="160px 100px 130px 130px"))
         self.outcome = w.HTML()
         self.outcome.add_class("mmm-outcome")
@@ -67,7 +67,7 @@ class BudgetPlanner:
         try:
             result = self._allocate()
         except MMMError as exc:
-            self.outcome.value = f"<div class='mmm-msg mmm-error' style='color:#8b1a1a'>{html.escape(str(exc))}</div>"
+            self.outcome.value = f"<div class='mmm-msg mmm-error' style='color:#8b1a1a'>{esc(exc)}</div>"
             return
         self.bars.marks[0].y = [c["optimal_spend"] for c in result["channels"]]
         self._show()
@@ -78,7 +78,7 @@ class BudgetPlanner:
         unit = self.summary.get("target", "KPI")
         self.outcome.value = (
             "<div style='font-size:15px'>"
-            f"Expected {html.escape(unit)} from media per period with this split: <b>{money(e['mean'])}</b> "
+            f"Expected {esc(unit)} from media per period with this split: <b>{money(e['mean'])}</b> "
             f"(94% HDI {money(e['hdi_low'])}–{money(e['hdi_high'])}); today's split: {money(c['mean'])} "
             f"({money(c['hdi_low'])}–{money(c['hdi_high'])}). Difference: <b>{g['mean']:+,.0f}</b> "
             f"(94% HDI {g['hdi_low']:+,.0f} to {g['hdi_high']:+,.0f}).</div>"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
 from mmmlib.errors import MMMError
+from mmmlib.markup import text as esc
 from mmmlib.runs import POSTERIOR, load_posterior, reading_posterior
 from mmmlib.views import diagnostics_table
 from mmmlib.widgets.charts import adstock_weights, fit_over_time, interval_bars, residuals, roas_distributions
@@ -21,8 +21,7 @@ MEDIA = ("adstock_", "saturation_")  # the parameters whose priors the view sets
 def _table(summary: dict[str, Any]) -> w.HTML:
     table = diagnostics_table(summary)
     rows = "".join(
-        f"<tr><td style='padding:2px 12px 2px 0'>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in table["value"].items()
+        f"<tr><td style='padding:2px 12px 2px 0'>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in table["value"].items()
     )
     return w.HTML(f"<table class='mmm-diagnostics'>{rows}</table>")
 
@@ -73,9 +72,7 @@ def posterior_panels(run: Path | None, summary: dict[str, Any]) -> list[w.Widget
     try:
         comparison = priors_against_posteriors(tree, summary)
     except Exception as exc:  # an optional panel never takes the page down
-        comparison = w.HTML(
-            f"<div class='mmm-msg'>Priors against posteriors are not available: {html.escape(str(exc))}</div>"
-        )
+        comparison = w.HTML(f"<div class='mmm-msg'>Priors against posteriors are not available: {esc(exc)}</div>")
     parts: list[w.Widget] = []
     if draws:
         parts += [

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 import ipywidgets as w
 
-from mmmlib import access
+from mmmlib import access, markup
 from mmmlib.errors import MMMError, UsageError
 from mmmlib.runs import load_summary
 from mmmlib.widgets.style import message
@@ -57,7 +57,10 @@ def load_or_message(run: Path | None) -> tuple[dict[str, Any] | None, w.Widget |
     if not access.may_see_run(run):
         return None, message(access.no_access_sentence("this client's runs"), "error")
     try:
-        return load_summary(run), None
+        summary = load_summary(run)
+        if not access.may_open_run(run):  # executives: published runs only, whatever ?run= names
+            return None, message(access.unpublished_sentence(), "error")
+        return summary, None
     except PermissionError:
         return None, message(access.no_access_sentence("this client's runs"), "error")
     except UsageError:
@@ -72,9 +75,7 @@ def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, c
 
     try:
         runs = list_runs(client or os.environ.get("MMM_CLIENT") or access.allowed_clients())
-        runs = [r for r in runs if access.may_see_client(r.client)]
-        if access.executives_only():
-            runs = [r for r in runs if r.status == "ok" or r.accepted]
+        runs = [r for r in runs if access.may_see_client(r.client) and access.shown_to_role(r)]
     except (MMMError, PermissionError):
         runs = []
     options = [(f"{r.created_at[:16].replace('T', ' ')} · {r.client} · {r.status}", str(r.path)) for r in runs]
@@ -82,7 +83,7 @@ def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, c
         options.insert(0, (f"{run}", str(run)))
     body = w.VBox([view(run)])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")  # under the hub: a way back to the user's gallery
-    nav = [w.HTML(f"<a href='{prefix}mmm/gallery' class='mmm-nav'>← All dashboards</a>")] if prefix else []
+    nav = [w.HTML(markup.link(f"{prefix}mmm/gallery", "← All dashboards", class_="mmm-nav"))] if prefix else []
     if len(options) < 2:
         return w.VBox([*nav, body]) if nav else body
     picker = w.Dropdown(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import ipywidgets as w
+
+from mmmlib.markup import text as esc
 
 PALETTE = [
     "#1f77b4",
@@ -42,7 +43,7 @@ def message(text: str, kind: str = "warning") -> w.HTML:
     bg, fg = colours[kind]
     return w.HTML(
         f'<div class="mmm-msg mmm-{kind}" style="background:{bg};color:{fg};padding:10px 14px;border-radius:6px;'
-        f'font-size:15px">{html.escape(text)}</div>'
+        f'font-size:15px">{esc(text)}</div>'
     )
 
 
@@ -62,15 +63,16 @@ def health_badge(summary: dict[str, Any]) -> w.HTML:
 def kpi_card(title: str, value: str, detail: str = "") -> w.HTML:
     return w.HTML(
         '<div class="mmm-card" style="border:1px solid #ddd;border-radius:8px;padding:10px 16px;min-width:180px">'
-        f'<div style="color:#666;font-size:13px">{html.escape(title)}</div>'
-        f'<div style="font-size:26px;font-weight:600">{html.escape(value)}</div>'
-        f'<div style="color:#666;font-size:12px">{html.escape(detail)}</div></div>'
+        f'<div style="color:#666;font-size:13px">{esc(title)}</div>'
+        f'<div style="font-size:26px;font-weight:600">{esc(value)}</div>'
+        f'<div style="color:#666;font-size:12px">{esc(detail)}</div></div>'
     )
 
 
 def run_title(summary: dict[str, Any]) -> w.HTML:
     """Which run the page shows (the page's own heading is the notebook's first cell)."""
+    period = summary["period"]
     return w.HTML(
-        f"<div style='color:#666'>Run {html.escape(summary['run']['id'])} · {summary['period']['start']} → "
-        f"{summary['period']['end']} · all intervals are 94% HDIs</div>"
+        f"<div style='color:#666'>Run {esc(summary['run']['id'])} · {esc(period['start'])} → "
+        f"{esc(period['end'])} · all intervals are 94% HDIs</div>"
     )
