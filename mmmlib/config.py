@@ -6,9 +6,10 @@ sentence naming the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -97,6 +98,12 @@ class ModelConfig:
         for key in ("channel_labels", "label_aliases", "priors"):
             if not isinstance(getattr(self, key), dict):
                 raise bad(key, "must be a mapping")
+        if self.lift_tests is not None:
+            if not isinstance(self.lift_tests, str) or not self.lift_tests.strip():
+                raise bad("lift_tests", "must name a file next to the config")
+            if PurePath(self.lift_tests).is_absolute() or ".." in PurePath(self.lift_tests).parts:
+                why = "must be a path inside the config's folder (no absolute path, no '..')"
+                raise bad("lift_tests", f"{self.lift_tests!r} {why}: the scheduler reads it with its own rights")
 
     @property
     def breakeven_roas(self) -> float:
@@ -134,6 +141,24 @@ class ModelConfig:
             raise InputError(f"Config key {missing[0]} is missing.")
         clean = {k: v for k, v in data.items() if v is not None or k in ("kpi_type", "revenue_per_kpi")}
         return cls(**clean)
+
+
+def lift_tests_path(cfg: ModelConfig, config_path: str | Path) -> Path:
+    """The config's lift-test file, which must stay inside the folder holding the config, links included.
+
+    Root's scheduler fits clients' configs: a ``lift_tests`` path leading outside would have it read (and copy
+    into the client's run, and quote in error messages) any file on the machine.
+    """
+    if not cfg.lift_tests:
+        raise ValueError("the config names no lift_tests file")
+    folder = Path(config_path).parent
+    path = folder / cfg.lift_tests
+    if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)):
+        raise InputError(
+            f"Config key lift_tests: {cfg.lift_tests} is a link to a file outside the config's folder; "
+            "copy the file next to the config instead."
+        )
+    return path
 
 
 def load_config(path: str | Path) -> ModelConfig:

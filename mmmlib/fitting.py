@@ -6,7 +6,6 @@ Kept out of the notebook so the notebook stays a few lines and the same code run
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from mmmlib import runs
-from mmmlib.config import load_config, save_config
+from mmmlib import runs, safe_fs
+from mmmlib.config import lift_tests_path, load_config, save_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.data.lift_tests import read_lift_tests
 from mmmlib.errors import InputError
@@ -54,9 +53,13 @@ def fit_to_directory(
     save_config(cfg, out_dir / "config.yaml")
     lift = None
     if cfg.lift_tests:
-        lift_path = Path(config).parent / cfg.lift_tests
-        lift = read_lift_tests(lift_path, cfg.channel_columns)
-        shutil.copy(lift_path, out_dir / "lift_tests.csv")
+        # copied first, then read from the copy: the file checked is the file read, even if swapped meanwhile
+        copy = out_dir / f"lift_tests{Path(cfg.lift_tests).suffix.lower() or '.csv'}"
+        try:
+            safe_fs.copy_file(lift_tests_path(cfg, config), copy)
+        except safe_fs.UnsafePathError as exc:
+            raise InputError(f"Config key lift_tests: {exc.strerror}.") from exc
+        lift = read_lift_tests(copy, cfg.channel_columns, name=Path(cfg.lift_tests).name)
     fitted = model.fit(
         dataset,
         mode=mode,

@@ -59,9 +59,10 @@ def fit_run(
         sampler_settings(mode, **overrides)
     except ValueError as exc:
         raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
-    out = Path(out).resolve()
+    out = Path(os.path.abspath(out))  # not resolve(): a writer's link at the run's name must not move the run
     store.check_run_id(out.name)
     data, config = Path(data).resolve(), Path(config).resolve()
+    runs.remove_dead_attempts(out)  # what killed fits of this run left behind
     staging = runs.staging_dir(out)
     handler = _log_handler(staging / "fit.log")
     pm_log = logging.getLogger("papermill")

@@ -6,12 +6,15 @@ its code hidden and its widget state kept, so the charts are the dashboard's own
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from mmmlib import safe_fs
 from mmmlib.csvsafe import csv_text
 from mmmlib.errors import UsageError
 from mmmlib.runs import load_summary, write_json_atomic
@@ -131,16 +134,15 @@ def html_to_pdf(html_path: Path, pdf_path: Path) -> None:
     """Print the offline HTML report to PDF in headless Chromium once its charts have drawn."""
     from playwright.sync_api import sync_playwright
 
-    tmp = pdf_path.with_name(f".{pdf_path.name}.tmp")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(Path(html_path).resolve().as_uri())
         page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=60_000)
         page.wait_for_timeout(500)  # let the last transitions finish
-        page.pdf(path=str(tmp), format="A4", landscape=True, print_background=True, scale=0.7)
+        pdf = page.pdf(format="A4", landscape=True, print_background=True, scale=0.7)
         browser.close()
-    os.replace(tmp, pdf_path)
+    safe_fs.write_bytes(pdf_path, pdf)
 
 
 JS_ROOT = Path(__file__).resolve().parent.parent / ".cache" / "js" / "node_modules"
@@ -184,29 +186,28 @@ def _safe_js(text: str) -> str:
 
 
 def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:
+    """Write one report; through :mod:`mmmlib.safe_fs`, as root's scheduler writes into the client's run."""
     run_dir = Path(run_dir)
+    # a run swapped for a link (to another client's run) is refused, not reported; a missing one is said below
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), safe_fs.dir_fd(run_dir):
+        pass
     summary = load_summary(run_dir)
     target = Path(out) if out else run_dir / f"report.{fmt}"
-    target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         write_json_atomic(target, json_report(summary))
         return target
     if fmt == "pdf":
-        html_path = target.with_name(f".{target.stem}.print.html")
-        html_path.write_text(html_report(run_dir), encoding="utf-8")
-        try:
+        with tempfile.TemporaryDirectory(prefix="mmm-print-") as private:  # Chromium prints from a file
+            html_path = Path(private) / "report.html"
+            html_path.write_text(html_report(run_dir), encoding="utf-8")
             html_to_pdf(html_path, target)
-        finally:
-            html_path.unlink(missing_ok=True)
         return target
     text = {
         "txt": lambda: text_report(summary),
         "csv": lambda: csv_report(summary),
         "html": lambda: html_report(run_dir),
     }[fmt]()
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    safe_fs.write_text(target, text)
     return target
 
 

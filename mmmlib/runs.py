@@ -1,25 +1,36 @@
 """Write a run directory (CONTRACT.md) so that it is either complete or absent, and read it back cheaply.
 
-The fitting notebook writes into a hidden temporary sibling; ``publish`` renames it into
-place only after ``summary.json`` (written last) exists. A failed attempt is renamed to
-``RUN_DIR.failed-<UTC timestamp>`` and the previous good run is never touched.
+The fitting notebook writes into a hidden staging folder that only the fitting account may enter, placed where
+no other account can rename it (:func:`staging_parent`: a writer's link swapped in for it would turn the fit's
+writes into writes elsewhere); ``publish`` opens it to the client and renames it into place only after
+``summary.json`` (written last) exists. A failed attempt is renamed to ``RUN_DIR.failed-<UTC timestamp>`` and the
+previous good run is never touched. Every step goes through :mod:`mmmlib.safe_fs`, so no name a writer planted
+is followed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
+import re
+import secrets
+import socket
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mmmlib import safe_fs
 from mmmlib.errors import InputError, UsageError
 
 SUMMARY = "summary.json"
 POSTERIOR = "posterior.nc"
+# ".RUN.tmp-<stamp>-<random>-<pid>@<host>" (a fit's staging folder) and ".RUN.old-…" (a run being replaced)
+ATTEMPT = re.compile(r"^\.(?P<run>.+)\.(?P<kind>tmp|old)-\d{8}T\d{6}Z-[0-9a-f]+-(?P<pid>\d+)@(?P<host>[^@/]+)$")
+_RENAME_CLASH = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
 
 
 def timestamp() -> str:
@@ -27,13 +38,8 @@ def timestamp() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, allow_nan=False, default=_jsonable)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write JSON to a new file beside ``path``, fsync, then rename it over ``path`` (never through a link)."""
+    safe_fs.write_text(path, json.dumps(data, indent=1, allow_nan=False, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:
@@ -44,35 +50,160 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"
+
+
+def _attempt_name(run_name: str, kind: str) -> str:
+    """A hidden sibling naming this process and machine, so a later fit can tell a dead attempt from a live one."""
+    return f".{run_name}.{kind}-{timestamp()}-{secrets.token_hex(3)}-{os.getpid()}@{_host()}"
+
+
+def staging_parent(run_parent: Path) -> Path:
+    """Where a fit of a run in ``run_parent`` stages: a folder nobody else can change, on the same disk.
+
+    Beside the run when nobody else may change ``run_parent``; else the folder above it when it is this
+    account's alone (root's client folder above the writers' ``runs/``): a writer may rename entries of
+    ``runs/``, and could swap a staging folder there for a link while root's kernel writes into it by name.
+    Else beside the run (a writer's own fit: the folder above is root's).
+    """
+    run_parent = Path(run_parent)
+    with safe_fs.dir_fd(run_parent, create=True) as fd:
+        here = os.fstat(fd)
+    if not safe_fs.others_can_change(here):
+        return run_parent
+    try:
+        with safe_fs.dir_fd(run_parent.parent) as fd:
+            up = os.fstat(fd)
+    except OSError:
+        return run_parent
+    if up.st_uid == os.geteuid() and not safe_fs.others_can_change(up) and up.st_dev == here.st_dev:
+        return run_parent.parent
+    return run_parent
+
+
 def staging_dir(run_dir: Path) -> Path:
+    """A new hidden folder that only this account may enter until ``publish`` (see :func:`staging_parent`).
+
+    It already has the run folder's group (and setgid), so what the fit writes in it is the client's.
+    """
     run_dir = Path(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    path = run_dir.parent / f".{run_dir.name}.tmp-{timestamp()}-{os.getpid()}"
-    path.mkdir()
-    return path
+    parent = staging_parent(run_dir.parent)
+    name = _attempt_name(run_dir.name, "tmp")
+    with safe_fs.dir_fd(parent) as pfd:
+        os.mkdir(name, 0o700, dir_fd=pfd)
+        if parent != run_dir.parent:
+            with safe_fs.dir_fd(run_dir.parent) as rfd:
+                runs = os.fstat(rfd)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:
+                os.fchown(fd, -1, runs.st_gid)
+                os.fchmod(fd, 0o700 | (runs.st_mode & stat.S_ISGID))
+            finally:
+                os.close(fd)
+    return parent / name
+
+
+def _open_to_client(name: str, parent: int) -> None:
+    """Give a finished staging folder the mode a plain ``mkdir`` would have (the umask's; setgid kept)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        os.fchmod(fd, (0o777 & ~safe_fs.umask()) | (os.fstat(fd).st_mode & stat.S_ISGID))
+    finally:
+        os.close(fd)
 
 
 def publish(staging: Path, run_dir: Path) -> Path:
-    """Move a complete staging directory to ``run_dir``, replacing an older run there only now."""
-    if not (staging / SUMMARY).is_file():
-        raise RuntimeError("refusing to publish a run without summary.json")
-    run_dir = Path(run_dir)
-    old = None
-    if run_dir.exists():
-        old = run_dir.parent / f".{run_dir.name}.old-{timestamp()}-{os.getpid()}"
-        os.replace(run_dir, old)
-    os.replace(staging, run_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Move a complete staging directory to ``run_dir``, replacing an older run there only now.
+
+    Safe when several processes publish the same ``run_dir`` at once: whatever sits at the name (an older
+    run, another process's run, a planted link or file) is moved aside and removed, and the rename retried.
+    """
+    staging, run_dir = Path(staging), Path(run_dir)
+    with safe_fs.dir_fd(staging.parent) as src, safe_fs.dir_fd(run_dir.parent) as dst:
+        try:
+            summary = os.stat(f"{staging.name}/{SUMMARY}", dir_fd=src, follow_symlinks=False)
+        except FileNotFoundError:
+            summary = None
+        if summary is None or not stat.S_ISREG(summary.st_mode):
+            raise RuntimeError("refusing to publish a run without summary.json")
+        _open_to_client(staging.name, src)
+        displaced = []
+        for _ in range(1000):
+            try:
+                os.rename(staging.name, run_dir.name, src_dir_fd=src, dst_dir_fd=dst)
+                break
+            except OSError as exc:
+                if exc.errno not in _RENAME_CLASH:
+                    raise
+            old = _attempt_name(run_dir.name, "old")
+            try:
+                os.rename(run_dir.name, old, src_dir_fd=dst, dst_dir_fd=dst)
+                displaced.append(old)
+            except FileNotFoundError:
+                pass  # another process moved it first
+        else:
+            raise RuntimeError(f"could not publish {run_dir}: other processes kept replacing it")
+        for old in displaced:
+            safe_fs.remove_entry(old, dst, ignore_errors=True)
     return run_dir
 
 
 def keep_failed(staging: Path, run_dir: Path) -> Path:
     """Rename a failed attempt beside the run directory, summary removed so it never reads as a run."""
-    failed = Path(run_dir).parent / f"{Path(run_dir).name}.failed-{timestamp()}"
-    (staging / SUMMARY).unlink(missing_ok=True)
-    os.replace(staging, failed)
-    return failed
+    staging, run_dir = Path(staging), Path(run_dir)
+    with safe_fs.dir_fd(staging.parent) as src, safe_fs.dir_fd(run_dir.parent) as dst:
+        try:
+            os.unlink(f"{staging.name}/{SUMMARY}", dir_fd=src)
+        except FileNotFoundError:
+            pass
+        _open_to_client(staging.name, src)
+        stamp = timestamp()
+        for n in range(1000):
+            failed = f"{run_dir.name}.failed-{stamp}" + (f"-{n}" if n else "")
+            try:
+                os.rename(staging.name, failed, src_dir_fd=src, dst_dir_fd=dst)
+                return run_dir.parent / failed
+            except OSError as exc:
+                if exc.errno not in _RENAME_CLASH:
+                    raise
+    raise RuntimeError(f"could not keep the failed attempt beside {run_dir}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_attempts(run_dir: Path) -> list[str]:
+    """Remove the staging and half-replaced folders of ``run_dir`` whose process (on this machine) is gone.
+
+    A fit killed mid-way (OOM, reboot, SIGKILL) leaves its hidden staging folder behind; the next fit of the
+    same run directory clears it. Attempts of other machines (pods sharing a volume) are left alone: their
+    process ids mean nothing here. Returns the names removed.
+    """
+    run_dir = Path(run_dir)
+    removed: list[str] = []
+    try:
+        folders = {run_dir.parent, staging_parent(run_dir.parent)}
+    except FileNotFoundError:
+        return removed
+    for folder in folders:
+        with safe_fs.dir_fd(folder) as parent:
+            for name in os.listdir(parent):
+                m = ATTEMPT.match(name)
+                if m and m["run"] == run_dir.name and m["host"] == _host() and not _alive(int(m["pid"])):
+                    try:
+                        safe_fs.remove_entry(name, parent)
+                    except OSError:  # another account's (root's): not ours to remove
+                        continue
+                    removed.append(name)
+    return removed
 
 
 NUMBER = (int, float)

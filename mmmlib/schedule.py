@@ -6,6 +6,10 @@ client's latest (``MMM_HOME/clients/<client>/reports/latest.html``), where the h
 client's users. A failed or ``warning`` run never replaces the last good report. A lock file per
 schedule keeps two overlapping runs of one schedule apart.
 
+The scheduler usually runs as root and writes into client folders whose writers may plant links there, so it
+writes through :mod:`mmmlib.safe_fs`; its own state and locks live in ``MMM_HOME/schedules/`` (mode 0700): no
+client can reach them, and the state names every client and run.
+
 ```yaml
 schedules:
   - name: sample-weekly
@@ -26,8 +30,8 @@ import glob
 import json
 import logging
 import os
-import shutil
 import signal
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from mmmlib import store
+from mmmlib import safe_fs, store
 from mmmlib.errors import InputError, MMMError, UsageError
 
 log = logging.getLogger("mmmlib.schedule")
@@ -118,6 +122,25 @@ def load_schedules(path: str | Path) -> list[Schedule]:
     return out
 
 
+def _private_dir(root: Path | None = None, *sub: str) -> Path:
+    """``MMM_HOME/schedules[/sub]``: the scheduler's alone (0700), refused when another account owns it."""
+    path = root or store.home()
+    with safe_fs.dir_fd(path, create=True):
+        pass
+    for part in ("schedules", *sub):
+        path = path / part
+        with safe_fs.dir_fd(path, create=True, mode=0o700) as fd:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid():
+                raise UsageError(
+                    f"{path} belongs to another account; the scheduler keeps its state and locks there, "
+                    "so run it as that account or give the folder to this one."
+                )
+            if stat.S_IMODE(st.st_mode) != 0o700:
+                os.fchmod(fd, 0o700)
+    return path
+
+
 def _state_path(root: Path | None = None) -> Path:
     return (root or store.home()) / "schedules" / "state.json"
 
@@ -131,19 +154,20 @@ def read_state(root: Path | None = None) -> dict[str, Any]:
 
 
 def _write_state(state: dict[str, Any], root: Path | None = None) -> None:
-    path = _state_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    """The schedules' last runs, owner-only: it names every client and run path."""
+    safe_fs.write_text(_private_dir(root) / "state.json", json.dumps(state, indent=1), mode=0o600)
 
 
 @contextmanager
 def schedule_lock(sched: Schedule, root: Path | None = None) -> Iterator[bool]:
-    """Yield True when this process holds the schedule's lock, False when another run holds it."""
-    path = store.client_dir(sched.client, root) / ".locks" / f"{sched.name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    """Yield True when this process holds the schedule's lock, False when another run holds it.
+
+    The lock file lives in ``MMM_HOME/schedules/locks/`` (0700), never in a client's folder, where a writer
+    could plant a link in its place and root's next write of its PID would land in any file.
+    """
+    with safe_fs.dir_fd(_private_dir(root, "locks")) as locks:
+        fd = os.open(f"{sched.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=locks)
+    with os.fdopen(fd, "r+") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -194,20 +218,19 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
 
 
 def _publish(report: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(report, tmp)
-    os.replace(tmp, target)
+    """Copy the run's report over the client's latest, atomically; a link at either end is not followed."""
+    safe_fs.copy_file(report, target)
 
 
 def _prune(sched: Schedule, root: Path | None = None) -> None:
-    """Keep the newest ``keep`` runs of this schedule, and as many failed attempts."""
+    """Keep the newest ``keep`` runs of this schedule, and as many failed attempts (links are not runs)."""
     base = store.runs_dir(sched.client, root)
     prefix = f"{sched.name}-"
-    done = sorted((p for p in base.glob(f"{prefix}*") if p.is_dir() and ".failed-" not in p.name), reverse=True)
-    failed = sorted((p for p in base.glob(f"{prefix}*.failed-*") if p.is_dir()), reverse=True)
+    runs = [p for p in base.glob(f"{prefix}*") if p.is_dir() and not p.is_symlink()]
+    done = sorted((p for p in runs if ".failed-" not in p.name), reverse=True)
+    failed = sorted((p for p in runs if ".failed-" in p.name), reverse=True)
     for old in done[sched.keep :] + failed[sched.keep :]:
-        shutil.rmtree(old, ignore_errors=True)
+        safe_fs.remove_tree(old, ignore_errors=True)
 
 
 def run_due(schedules: list[Schedule], now: datetime | None = None, root: Path | None = None) -> list[dict[str, Any]]:

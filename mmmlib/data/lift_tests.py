@@ -27,8 +27,11 @@ ALIASES = {
 }
 
 
-def read_lift_tests(path: str | Path, channels: list[str]) -> pd.DataFrame:
-    """Columns ``channel, x, delta_x, delta_y, sigma`` (pymc-marketing's names); every bad cell is reported."""
+def read_lift_tests(path: str | Path, channels: list[str], name: str | None = None) -> pd.DataFrame:
+    """Columns ``channel, x, delta_x, delta_y, sigma`` (pymc-marketing's names); every bad cell is reported.
+
+    ``name`` is the file's name in messages (the user's, when ``path`` is the run's copy of it).
+    """
     raw = read_raw(path)
     frame = raw.frame
     lower = {c.lower().strip(): c for c in frame.columns}
@@ -69,5 +72,7 @@ def read_lift_tests(path: str | Path, channels: list[str]) -> pd.DataFrame:
                 )
         out[key] = values
     if not report.ok:
-        raise InputError(f"{Path(path).name} has {len(report.errors)} problems.\n" + "\n".join(report.lines(20)))
+        raise InputError(
+            f"{name or Path(path).name} has {len(report.errors)} problems.\n" + "\n".join(report.lines(20))
+        )
     return out.reset_index(drop=True)

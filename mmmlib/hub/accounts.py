@@ -10,6 +10,7 @@ else may list it, and the hub's own state (database, cookie secret) is root's al
 from __future__ import annotations
 
 import base64
+import contextlib
 import grp
 import hashlib
 import logging
@@ -23,12 +24,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from mmmlib import runs, safe_fs
+
 log = logging.getLogger("mmmlib.hub")
 
 ACCOUNT_PREFIX = "mmm-"
 GROUP_PREFIX = "mmmc-"
 WRITER_PREFIX = "mmmw-"
-CLIENT_FOLDERS = ("datasets", "runs", "reports", ".locks")
+CLIENT_FOLDERS = ("datasets", "runs", "reports")
 MAX_NAME = 32  # Linux user and group names
 READABLE = re.compile(r"[a-z0-9_-]+")  # names kept as they are (after the prefix)
 OWNER_COMMENT = "mmm hub user "
@@ -168,9 +171,13 @@ def set_client_groups(user: str, clients: Iterable[str], write: bool) -> list[st
     return groups
 
 
-def _own(path: Path, gid: int, mode: int) -> None:
-    os.chown(path, -1, gid)
-    os.chmod(path, mode)
+def _own(path: Path | str, gid: int, mode: int, dir_fd: int | None = None, keep: int = 0) -> bool:
+    """chgrp + chmod the entry itself, through a descriptor opened without following links (safe_fs.set_mode).
+
+    Writers may swap any entry below a client's folder for a link between a check and the change; changing
+    a path by name would then change the file the link points to (a root-only file made group-writable).
+    """
+    return safe_fs.set_mode(path, mode, gid=gid, dir_fd=dir_fd, keep=keep)
 
 
 def secure_client(client_dir: Path, client: str) -> None:
@@ -178,27 +185,27 @@ def secure_client(client_dir: Path, client: str) -> None:
 
     ``clients/<c>`` is root's with group ``mmmc-<c>`` (read, 2750 — not setgid, so a folder made in it later is
     not handed to readers); everything below belongs to ``mmmw-<c>`` (setgid 2775 folders, 664 files: the
-    "other" bits only reach people already let through by the parent's group).
+    "other" bits only reach people already let through by the parent's group). Links, files with other hard
+    links and fits still staging (private until published) are left as they are.
     """
     readers = ensure_group(client_group_name(client))
     writers = ensure_group(writer_group_name(client))
-    client_dir.mkdir(parents=True, exist_ok=True)
-    _own(client_dir, readers, 0o750)
-    for sub in CLIENT_FOLDERS:
-        (client_dir / sub).mkdir(exist_ok=True)
-    for entry in client_dir.iterdir():
-        if entry.is_symlink():
-            continue
-        if entry.is_file():
-            _own(entry, readers, 0o640)
-            continue
-        for root, dirs, files in os.walk(entry):
-            _own(Path(root), writers, 0o2775)
-            dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
-            for f in files:
-                p = Path(root) / f
-                if not p.is_symlink():
-                    _own(p, writers, (p.stat().st_mode & 0o111) | 0o664)
+    with safe_fs.dir_fd(client_dir, create=True) as top:
+        _own(".", readers, 0o750, dir_fd=top)
+        for sub in CLIENT_FOLDERS:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(sub, dir_fd=top)
+        for name in os.listdir(top):
+            if runs.ATTEMPT.match(name):
+                continue
+            if not stat.S_ISDIR(os.stat(name, dir_fd=top, follow_symlinks=False).st_mode):
+                _own(name, readers, 0o640, dir_fd=top)
+                continue
+            for _root, dirs, files, fd in os.fwalk(name, dir_fd=top):  # fd-based; links are not followed
+                _own(".", writers, 0o2775, dir_fd=fd)
+                dirs[:] = [d for d in dirs if not runs.ATTEMPT.match(d)]
+                for f in files:
+                    _own(f, writers, 0o664, dir_fd=fd, keep=0o111)
 
 
 def is_secured(client_dir: Path, client: str) -> bool:
@@ -212,22 +219,21 @@ def is_secured(client_dir: Path, client: str) -> bool:
 
 def secure_store(home: Path, clients: Iterable[str]) -> None:
     """MMM_HOME and clients/ are traversable but not listable; each client's tree is its group's alone."""
-    (home / "clients").mkdir(parents=True, exist_ok=True)
-    os.chmod(home, 0o711)
-    os.chmod(home / "clients", 0o711)
+    for folder in (home, home / "clients"):
+        with safe_fs.dir_fd(folder, create=True) as fd:
+            _own(".", -1, 0o711, dir_fd=fd)
     for client in clients:
         secure_client(home / "clients" / client, client)
-    if (home / "demo_credentials.txt").exists():
-        os.chmod(home / "demo_credentials.txt", 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        _own(home / "demo_credentials.txt", -1, 0o600)
 
 
 def secure_state(state: Path) -> None:
     """The hub's database, cookie secret and proxy token: root only."""
-    state.mkdir(parents=True, exist_ok=True)
-    os.chmod(state, 0o700)
-    for p in state.iterdir():
-        if p.is_file():
-            os.chmod(p, 0o600)
+    with safe_fs.dir_fd(state, create=True) as fd:
+        _own(".", -1, 0o700, dir_fd=fd)
+        for name in os.listdir(fd):
+            safe_fs.set_mode(name, 0o600, dir_fd=fd, only=stat.S_IFREG)
 
 
 def make_traversable(paths: Iterable[Path]) -> list[Path]:
