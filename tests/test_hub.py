@@ -226,7 +226,8 @@ def test_a_manager_starts_a_fit_that_lands_in_their_clients_store(hub: Hub, synt
 def test_analyst_reaches_jupyterlab_with_the_notebooks(hub: Hub) -> None:
     b = logged_in(hub, "analyst")
     r = b.open_server("analyst")
-    assert r.url.endswith("/user/analyst/lab") and r.status_code == 200
+    # the hub may redirect once more while the new server's route is added (``?redirects=1``): same page
+    assert r.url.split("?")[0].endswith("/user/analyst/lab") and r.status_code == 200
     listing = b.get("/user/analyst/api/contents/notebooks").json()
     assert "fit_model.ipynb" in {c["name"] for c in listing["content"]}
 
