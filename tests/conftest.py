@@ -173,3 +173,16 @@ def scheduled(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return {"root": root, "file": schedules, "results": json.loads(run.stdout), "env": env}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium for the dashboard pages of one test module."""
+    from playwright.sync_api import sync_playwright
+
+    from mmmlib.reports import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

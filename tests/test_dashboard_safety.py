@@ -132,18 +132,6 @@ def executive(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from mmmlib.reports import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _page(browser, server: str, path: str, wait_for: str = ".bqplot rect.bar"):
     """Log in with the server's token, open ``path``, wait for ``wait_for``."""
     base, token = server.split("|")

@@ -27,18 +27,6 @@ def voila(synth_run: dict, tmp_path_factory: pytest.TempPathFactory):
         yield {"url": base, "home": home}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from mmmlib.reports import CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _open(browser, url: str, shot: str):
     page = browser.new_page(viewport={"width": 1400, "height": 3000})  # Voilà scrolls inside its own container
     page.goto(url, timeout=120_000)

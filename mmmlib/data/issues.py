@@ -19,34 +19,6 @@ class Issue:
     row: int | None = None
     column: str | None = None
 
-    def per_row(
-        self,
-        code: str,
-        positions: Sequence[int],
-        column: str,
-        message: Callable[[int], str],
-        warning: bool = False,
-    ) -> None:
-        """An issue for each data row at ``positions`` (0-based, ascending); ``message(i)`` says what is wrong in row i.
-
-        The first :data:`MAX_LISTED` are spelled out; the rest become one issue at the first unlisted row that
-        counts them and names the last, so the report stays short and its cost does not grow with the rows.
-        """
-        add = self.warn if warning else self.error
-        for i in positions[:MAX_LISTED]:
-            add(code, message(int(i)), row=spreadsheet_row(i), column=column)
-        rest = len(positions) - MAX_LISTED
-        if rest > 0:
-            last = spreadsheet_row(positions[-1])
-            more = "this row has" if rest == 1 else f"this row and {rest - 1:,} more up to row {last} have"
-            add(
-                code,
-                f"{more} the same problem ({code}); only the first {MAX_LISTED} rows are spelled out.",
-                row=spreadsheet_row(positions[MAX_LISTED]),
-                column=column,
-            )
-            self.unlisted["warning" if warning else "error"] += rest - 1
-
     def to_dict(self) -> dict:
         return {"row": self.row, "column": self.column, "code": self.code, "message": self.message}
 
