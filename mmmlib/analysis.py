@@ -8,12 +8,15 @@ are tested against pymc-marketing's own curves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mmmlib import baseline, structures
 
 HDI_PROB = 0.94
 # Diagnostic thresholds per mode: a miss sets status "warning"; an R-hat above UNUSABLE_RHAT fails the fit.
@@ -96,12 +99,22 @@ class Posterior:
 
 
 def saturation_params(post: Posterior) -> dict[str, np.ndarray]:
-    """Saturation parameter draws ``(draw, channel)`` keyed by their pymc-marketing names."""
+    """Saturation parameter draws ``(draw, channel)`` keyed by their pymc-marketing names.
+
+    A combined posterior (:mod:`mmmlib.stacking`) also gives ``family``: each draw's returns family as an index into
+    ``structures.SATURATIONS``, with NaN in the parameters its family does not have.
+    """
     names = [str(n) for n in post.idata["posterior"].data_vars if str(n).startswith("saturation_")]
-    return {n.removeprefix("saturation_"): post.draws(n) for n in names}
+    params = {n.removeprefix("saturation_"): post.draws(n) for n in names}
+    if "family" in params:
+        params["family"] = np.broadcast_to(params["family"].reshape(-1, 1), (len(params["family"]), len(post.channels)))
+    return params
 
 
 def saturation_kind(params: dict[str, np.ndarray]) -> str:
+    """The returns family of the draws, or ``mixed`` when each draw carries its own (``family``)."""
+    if "family" in params:
+        return "mixed"
     if {"slope", "kappa"} <= set(params):
         return "hill"
     if {"alpha", "lam"} <= set(params) and "beta" not in params:
@@ -109,23 +122,41 @@ def saturation_kind(params: dict[str, np.ndarray]) -> str:
     return "logistic"
 
 
+def _per_family(kind: str, params: dict[str, np.ndarray], shape: tuple[int, ...], fn: Any) -> np.ndarray | Any:
+    """``fn(family, params)`` for one family, or for a mixture each draw by its own family."""
+    p = {k: v.reshape(shape) for k, v in params.items()}
+    if kind != "mixed":
+        return fn(kind, p)
+    codes = p.pop("family")
+    out: Any = 0.0
+    for code in np.unique(codes[np.isfinite(codes)]).astype(int):
+        family = structures.SATURATIONS[code]
+        mine = codes == code
+        q = {k: np.where(mine, np.nan_to_num(v, nan=1.0), 1.0) for k, v in p.items()}
+        out = np.where(mine, fn(family, q), out)
+    return out
+
+
 def saturation(kind: str, params: dict[str, np.ndarray], z: np.ndarray, out_ndim: int = 3) -> np.ndarray:
-    """pymc-marketing's saturation families on max-scaled input ``z``, for parameter draws ``(draw, channel)``.
+    """The registry's returns families on max-scaled input ``z``, for parameter draws ``(draw, channel)``.
 
     Parameters are broadcast to ``(draw, 1, ..., channel)`` with ``out_ndim`` dimensions; ``z`` must broadcast
-    against that. The one copy of these formulas: response curves, the optimiser and forecasts all call it.
+    against that. Response curves, the optimiser and forecasts all call this one function.
     """
     n_draw, n_channel = next(iter(params.values())).shape
     shape = (n_draw, *([1] * (out_ndim - 2)), n_channel)
-    p = {k: v.reshape(shape) for k, v in params.items()}
     z = np.asarray(z, dtype=float)
-    if kind == "hill":
-        zs = np.power(np.maximum(z, 0), p["slope"])
-        return p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
-    if kind == "michaelis_menten":
-        return p["alpha"] * z / (p["lam"] + z)
-    e = np.exp(-p["lam"] * z)
-    return p["beta"] * (1 - e) / (1 + e)
+    return _per_family(kind, params, shape, lambda family, p: structures.SATURATION_FORMULAS[family](p, z))
+
+
+def saturation_gradient(kind: str, params: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    """d saturation / d z for draws ``(draw, channel)`` at ``z`` ``(channel,)``: ``(draw, channel)``."""
+    return _per_family(
+        kind,
+        params,
+        next(iter(params.values())).shape,
+        lambda family, p: structures.SATURATION_GRADIENTS[family](p, np.asarray(z, dtype=float)),
+    )
 
 
 def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.ndarray:
@@ -184,22 +215,27 @@ def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -
 def adstock_weight_draws(post: Posterior, max_lag: int) -> np.ndarray | None:
     """Carry-over weights ``(draw, lag, channel)``, normalised, exactly as pymc-marketing applies them.
 
-    Geometric: ``alpha**l``. Weibull (PDF form, which can peak after a delay): the Weibull density
-    at lags ``1..L``, min-max scaled, as in ``pymc_marketing.mmm.transformers.weibull_adstock``.
+    The formulas are the registry's (:func:`mmmlib.structures.adstock_weights`); a combined posterior gives each
+    draw its own family (``adstock_family``).
     """
     pv = post.idata["posterior"].data_vars
-    lags = np.arange(max_lag)
-    if "adstock_alpha" in pv:
-        w = post.draws("adstock_alpha")[:, None, :] ** lags[None, :, None]
-    elif {"adstock_lam", "adstock_k"} <= set(pv):
-        lam, k = post.draws("adstock_lam")[:, None, :], post.draws("adstock_k")[:, None, :]
-        t = (lags + 1.0)[None, :, None]
-        w = (k / lam) * np.power(t / lam, k - 1) * np.exp(-np.power(t / lam, k))
-        lo, hi = w.min(axis=1, keepdims=True), w.max(axis=1, keepdims=True)
-        w = (w - lo) / np.where(hi > lo, hi - lo, 1.0)
-    else:
+    params = {
+        str(n).removeprefix("adstock_"): post.draws(str(n))[:, None, :]
+        for n in pv
+        if str(n).startswith("adstock_") and str(n) != "adstock_family"
+    }
+    families = [f for f in structures.ADSTOCKS if set(structures.ADSTOCK_PARAMS[f]) <= set(params)]
+    if not families:
         return None
-    return w / w.sum(axis=1, keepdims=True)
+    if "adstock_family" not in pv:
+        return structures.adstock_weights(families[0], params, max_lag)
+    codes = post.draws("adstock_family").reshape(-1, 1, 1)
+    out = np.zeros((codes.shape[0], max_lag, len(post.channels)))
+    for family in families:
+        mine = codes == structures.ADSTOCKS.index(family)
+        q = {k: np.where(mine, np.nan_to_num(v, nan=0.5), 0.5) for k, v in params.items()}
+        out = np.where(mine, structures.adstock_weights(family, q, max_lag), out)
+    return out
 
 
 def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[float]]] | None:
@@ -233,8 +269,22 @@ def fit_quality(post: Posterior) -> dict[str, Any]:
 
 
 def diagnostics(idata: Any) -> dict[str, Any]:
-    """Max R-hat, min bulk and tail ESS over the sampled parameters, and divergences."""
+    """Max R-hat, min bulk and tail ESS over the sampled parameters, and divergences.
+
+    For a combined posterior these are the worst over the candidates that contributed draws, each measured on its
+    own chains (``mmmlib.stacking``): a mixture's draws have no chains of their own to compare.
+    """
     import arviz as az
+
+    records = json.loads(idata.attrs.get("candidates") or "null")
+    if records:
+        used = [r for r in records if r.get("draws_per_chain", 1) > 0] or records
+        return {
+            "r_hat_max": max(r["r_hat_max"] for r in used),
+            "ess_bulk_min": min(r["ess_bulk_min"] for r in used),
+            "ess_tail_min": min(r["ess_tail_min"] for r in used),
+            "divergences": int(sum(r["divergences"] for r in used)),
+        }
 
     names = [str(n) for n in idata["posterior"].data_vars if not any(s in str(n) for s in FREE_VARS_SKIP)]
     rhat = az.rhat(idata, var_names=names)
@@ -287,8 +337,10 @@ def decomposition(post: Posterior) -> dict[str, Any]:
         ctl = post.draws("control_contribution") * scale  # (draw, date, control)
         names = [str(c) for c in post.idata["posterior"]["control"].values]
         for k, name in enumerate(names):
-            key = "trend" if name == "trend" else f"control:{name}"
-            parts[key] = ctl[:, :, k]
+            if baseline.is_trend(name):  # the straight trend and its changepoints are one trend
+                parts["trend"] = parts.get("trend", 0) + ctl[:, :, k]
+            else:
+                parts[f"control:{name}"] = ctl[:, :, k]
     if "yearly_seasonality_contribution" in pv:
         parts["seasonality"] = post.draws("yearly_seasonality_contribution") * scale
     contrib = post.contributions()

@@ -14,10 +14,12 @@ from typing import Any
 
 import yaml
 
+from mmmlib import structures
 from mmmlib.errors import InputError, UsageError
 
-ADSTOCKS = ("geometric", "weibull")
-SATURATIONS = ("logistic", "hill", "michaelis_menten")
+ADSTOCKS = (structures.AUTO, *structures.ADSTOCKS)
+SATURATIONS = (structures.AUTO, *structures.SATURATIONS)
+BASELINES = (structures.AUTO, *structures.BASELINES)
 KPI_TYPES = ("revenue", "count")
 FILL_MODES = ("error", "zero")
 
@@ -30,8 +32,9 @@ class ModelConfig:
     target_column: str
     channel_columns: list[str]
     control_columns: list[str] = field(default_factory=list)
-    adstock: str = "geometric"
-    saturation: str = "logistic"
+    adstock: str = structures.AUTO
+    saturation: str = structures.AUTO
+    baseline: str = structures.AUTO
     adstock_max_lag: int = 8
     yearly_seasonality: int = 2
     trend: bool = True
@@ -47,6 +50,7 @@ class ModelConfig:
     label_aliases: dict[str, str] = field(default_factory=dict)
     priors: dict[str, Any] = field(default_factory=dict)
     lift_tests: str | None = None
+    roas_prior: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._check()
@@ -72,6 +76,9 @@ class ModelConfig:
             raise bad("adstock", f"{self.adstock!r} is not one of {', '.join(ADSTOCKS)}")
         if self.saturation not in SATURATIONS:
             raise bad("saturation", f"{self.saturation!r} is not one of {', '.join(SATURATIONS)}")
+        if self.baseline not in BASELINES:
+            raise bad("baseline", f"{self.baseline!r} is not one of {', '.join(BASELINES)}")
+        self._check_roas_prior(bad)
         for key, low in (("adstock_max_lag", 1), ("yearly_seasonality", 0), ("holdout_periods", 0)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -104,6 +111,27 @@ class ModelConfig:
             if PurePath(self.lift_tests).is_absolute() or ".." in PurePath(self.lift_tests).parts:
                 why = "must be a path inside the config's folder (no absolute path, no '..')"
                 raise bad("lift_tests", f"{self.lift_tests!r} {why}: the scheduler reads it with its own rights")
+
+    def _check_roas_prior(self, bad: Any) -> None:
+        if not isinstance(self.roas_prior, dict):
+            raise bad("roas_prior", "must map channel names to [low, high]")
+        for name, value in self.roas_prior.items():
+            if name not in self.channel_columns:
+                raise bad("roas_prior", f"{name!r} is not one of the channel_columns")
+            ok = isinstance(value, list | tuple) and len(value) == 2
+            ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            if not ok or not 0 < value[0] < value[1]:
+                raise bad(
+                    "roas_prior", f"{name}: give [low, high] with 0 < low < high (a 94 % interval), not {value!r}"
+                )
+            self.roas_prior[name] = [float(value[0]), float(value[1])]
+
+    @property
+    def baseline_form(self) -> str:
+        """The trend the model fits: ``trend: false`` means a flat baseline whatever ``baseline`` says."""
+        if not self.trend:
+            return "flat"
+        return structures.AUTO_BASELINE if self.baseline == structures.AUTO else self.baseline
 
     @property
     def breakeven_roas(self) -> float:

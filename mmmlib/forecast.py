@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmmlib import baseline
 from mmmlib.analysis import (
     HDI_PROB,
     Posterior,
@@ -82,17 +83,16 @@ class Forecaster:
 
     def _control_terms(self, dates: pd.DatetimeIndex, offsets: np.ndarray, given: dict[str, np.ndarray]) -> np.ndarray:
         """Trend and controls ``(draw, period)``: design() scales them, so apply the same transform here."""
-        from mmmlib.model import TREND_COLUMN
-
         if not self.controls:
             return np.zeros((self.post.draws("intercept_contribution").shape[0], len(dates)))
         gamma = stacked(self.post.idata, "gamma_control")  # (draw, control)
         n_all = len(self.frame)
         cols = []
+        # design(): the trend columns are functions of the row number over every row, held-out rows included
+        trend = baseline.trend_columns("changepoints", n_all, offsets, config_frequency(self.frame, self.config))
         for name in self.controls:
-            if name == TREND_COLUMN:
-                # design(): linspace(-0.5, 0.5, n) over every row of the data, held-out rows included
-                cols.append(-0.5 + offsets / max(n_all - 1, 1))
+            if baseline.is_trend(name):
+                cols.append(trend[name])
                 continue
             raw = self.frame[name].to_numpy(dtype=float)
             binary = set(np.unique(raw)) <= {0.0, 1.0}

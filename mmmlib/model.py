@@ -1,11 +1,9 @@
-"""Build and fit the pymc-marketing MMM for a :class:`~mmmlib.data.dataset.Dataset`.
+"""Build and fit the pymc-marketing MMM for a :class:`~mmmlib.data.dataset.Dataset`, one structure at a time.
 
-pymc-marketing supplies the model (adstock, saturation, Fourier seasonality, controls,
-lift-test calibration) and the samplers; this module only chooses components and priors
-from the config and the sampler settings from the mode. Priors follow the frameworks' own
-recovery benchmark (pymc-labs/mmm-param-recovery): carry-over ``Beta(1, 3)``, media effects
-scaled by each channel's spend share so that small channels are shrunk, and a logistic
-steepness prior that keeps curves from going flat inside the observed spend range.
+pymc-marketing supplies the model (adstock, saturation, Fourier seasonality, controls, lift-test calibration) and
+the samplers; this module builds one candidate structure (:mod:`mmmlib.structures`) with its priors (the return
+priors of :mod:`mmmlib.roas_priors`, the trend of :mod:`mmmlib.baseline`), fits every candidate the config asks for
+and hands them to :mod:`mmmlib.stacking`, which weighs them out of sample and combines their draws.
 pymc is imported inside functions: dashboards import ``mmmlib`` without paying ~5 s for it.
 """
 
@@ -20,15 +18,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from mmmlib import baseline, roas_priors, structures
 from mmmlib.data.dataset import Dataset
 
 log = logging.getLogger("mmmlib.model")
 
-TREND_COLUMN = "trend"
+TREND_COLUMN = baseline.TREND
 
 # Sampler settings per mode, from benchmarks/ (README). cores=chains: PyMC would guess half the CPUs.
 MODES: dict[str, dict[str, Any]] = {
-    "quick": {"chains": 2, "tune": 1000, "draws": 1500, "target_accept": 0.95},
+    # every candidate structure is fitted (mmmlib.structures): 2 × (600 + 600) each keeps min ESS above quick's 200
+    "quick": {"chains": 2, "tune": 600, "draws": 600, "target_accept": 0.95},
     # 1000 draws and 0.95 left max R-hat 1.014 (seasonal-spend, seed 1) and a divergence in 1 of 5 seeds (3-channel
     # data), both from one weakly identified channel's saturation curve; 1500 draws at 0.97: ≤ 1.008, none (README)
     "full": {"chains": 4, "tune": 1500, "draws": 1500, "target_accept": 0.97},
@@ -66,9 +66,9 @@ def sampler_settings(mode: str = "quick", channels: int | None = None, **overrid
 
 @dataclass
 class Fitted:
-    """A fitted model with what analysis needs beside the posterior."""
+    """A fitted model (one structure, or the stacked candidates) with what analysis needs beside the posterior."""
 
-    mmm: Any  # pymc_marketing.mmm.MMM
+    mmm: Any  # pymc_marketing.mmm.MMM; for a combination, the list of the candidates' models
     idata: Any  # xarray.DataTree
     X: pd.DataFrame
     y: pd.Series
@@ -80,10 +80,14 @@ class Fitted:
     holdout: int = 0
     tune: int = 0
     target_accept: float = 0.0
+    structure: structures.Structure | None = None
+    candidates: list[dict[str, Any]] | None = None  # the stacking record (mmmlib.stacking.compare)
+    weights: list[float] | None = None
+    members: list[Fitted] | None = None
 
 
-def design(dataset: Dataset) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:
-    """The model's inputs: dates, spend, controls scaled to [-1, 1] (continuous ones centred), a centred trend."""
+def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:
+    """The model's inputs: dates, spend, controls scaled to [-1, 1] (continuous ones centred), the trend columns."""
     cfg = dataset.config
     frame = dataset.frame
     X = pd.DataFrame({"date": pd.to_datetime(frame[cfg.date_column]).to_numpy()})
@@ -98,116 +102,107 @@ def design(dataset: Dataset) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]
         scale = float(np.abs(values - centre).max()) or 1.0
         scales[ctl] = scale
         X[ctl] = (values - centre) / scale
-    if cfg.trend:
-        X[TREND_COLUMN] = np.linspace(-0.5, 0.5, len(frame))
+    n = len(frame)
+    for name, values in baseline.trend_columns(form or cfg.baseline_form, n, np.arange(n), dataset.frequency).items():
+        X[name] = values
     y = pd.Series(frame[cfg.target_column].astype(float).to_numpy(), name=cfg.target_column)
     return X, y, scales
 
 
-def _components(dataset: Dataset, X: pd.DataFrame) -> tuple[Any, Any, dict[str, Any]]:
-    from pymc_extras.prior import Prior
-    from pymc_marketing.mmm import (
-        GeometricAdstock,
-        HillSaturation,
-        LogisticSaturation,
-        MichaelisMentenSaturation,
-        WeibullPDFAdstock,
-    )
+def _fit_rows(dataset: Dataset, X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    holdout = dataset.config.holdout_periods
+    return (X.iloc[:-holdout], y.iloc[:-holdout]) if holdout else (X, y)
+
+
+def _value_per_kpi(dataset: Dataset) -> tuple[float, bool]:
+    """What one KPI unit is worth for ROAS, and whether ROAS is in money (the default ROAS prior applies)."""
+    from mmmlib.summary import resolve_kpi_type, revenue_per_kpi_value
 
     cfg = dataset.config
-    spend = X[cfg.channel_columns].sum()
-    share = (spend / spend.sum()).to_numpy()
-    effect_sigma = xr.DataArray(np.maximum(len(share) * share, 0.05), dims=("channel",))
-    if cfg.adstock == "weibull":
-        # the PDF form can peak after a delay (TV, print); with k ≤ 1 it decays from the first week
-        adstock = WeibullPDFAdstock(l_max=cfg.adstock_max_lag)
-    else:
-        adstock = GeometricAdstock(
-            l_max=cfg.adstock_max_lag, priors={"alpha": Prior("Beta", alpha=1, beta=3, dims="channel")}
-        )
-    if cfg.saturation == "hill":
-        saturation = HillSaturation(
-            priors={
-                "beta": Prior("HalfNormal", sigma=effect_sigma, dims="channel"),
-                "kappa": Prior("Beta", alpha=2, beta=2, dims="channel"),
-                "slope": Prior("Gamma", alpha=2, beta=1, dims="channel"),
-            }
-        )
-    elif cfg.saturation == "michaelis_menten":
-        saturation = MichaelisMentenSaturation(
-            priors={
-                "alpha": Prior("HalfNormal", sigma=effect_sigma, dims="channel"),
-                "lam": Prior("Gamma", mu=1, sigma=0.5, dims="channel"),
-            }
-        )
-    else:
-        saturation = LogisticSaturation(
-            priors={
-                "beta": Prior("HalfNormal", sigma=effect_sigma, dims="channel"),
-                # Gamma(4, 2): mean 2, sd 1 on max-scaled spend. pymc-marketing's Gamma(3, 1) lets an always-on
-                # channel's curve go flat (lam > 5), where its effect becomes a constant that trades off with
-                # the intercept: a funnel that gave 8–30 divergences and bulk ESS < 150 on the sample data.
-                "lam": Prior("Gamma", alpha=4, beta=2, dims="channel"),
-            }
-        )
+    if resolve_kpi_type(cfg) == "revenue":
+        return 1.0, True
+    rpk = revenue_per_kpi_value(cfg, dataset.frame)
+    return (rpk, True) if rpk else (1.0, False)
+
+
+def effect_prior(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> Any:
+    """The effect-size prior of ``family`` implied by each channel's ROAS prior on the rows the model is fitted to."""
+    cfg = dataset.config
+    X_fit, y_fit = _fit_rows(dataset, X, y)
+    spend = X_fit[cfg.channel_columns].to_numpy(dtype=float)
+    value, valued = _value_per_kpi(dataset)
+    mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, float(y_fit.sum()), valued, cfg.roas_prior)
+    return roas_priors.effect_prior(
+        family,
+        mu,
+        sigma,
+        spend=spend,
+        channel_scale=np.abs(spend).max(axis=0),  # pymc-marketing's max scaling, as fitted
+        target_scale=float(np.abs(y_fit.to_numpy()).max()),
+        value=value,
+    )
+
+
+def _model_config(cfg: Any, controls: list[str]) -> dict[str, Any]:
+    from pymc_extras.prior import Prior
+
     model_config: dict[str, Any] = {}
+    if controls:
+        sd = [baseline.prior_sd(c) if baseline.is_trend(c) else baseline.TREND_SD for c in controls]
+        model_config["gamma_control"] = Prior("Normal", mu=0, sigma=xr.DataArray(sd, dims=("control",)), dims="control")
     for name, spec in (cfg.priors or {}).items():
         spec = dict(spec)
         model_config[name] = Prior(spec.pop("dist"), **spec)
-    return adstock, saturation, model_config
+    return model_config
 
 
-def build(dataset: Dataset) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, float]]:
-    """An unfitted pymc-marketing MMM and its inputs."""
+def build(
+    dataset: Dataset, structure: structures.Structure | None = None
+) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, float]]:
+    """An unfitted pymc-marketing MMM of one structure (the config's first candidate by default) and its inputs."""
     from pymc_marketing.mmm import MMM
 
-    X, y, scales = design(dataset)
     cfg = dataset.config
+    structure = structure or structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)[0]
+    X, y, scales = design(dataset, structure.baseline)
     controls = [c for c in X.columns if c not in ("date", *cfg.channel_columns)]
-    adstock, saturation, model_config = _components(dataset, X)
     mmm = MMM(
         date_column="date",
         channel_columns=list(cfg.channel_columns),
         target_column=cfg.target_column,
         control_columns=controls or None,
-        adstock=adstock,
-        saturation=saturation,
+        adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
+        saturation=structures.saturation_component(
+            structure.saturation, effect_prior(dataset, structure.saturation, X, y)
+        ),
         yearly_seasonality=cfg.yearly_seasonality or None,
-        model_config=model_config or None,
+        model_config=_model_config(cfg, controls) or None,
     )
     return mmm, X, y, scales
 
 
-def fit(
-    dataset: Dataset,
-    mode: str = "quick",
-    seed: int = 0,
-    sampler: str | None = None,
-    progressbar: bool = True,
-    lift_tests: pd.DataFrame | None = None,
-    chains: int | None = None,
-    tune: int | None = None,
-    draws: int | None = None,
-) -> Fitted:
-    """Fit with NUTS; ``sampler`` is nutpie (default, fastest here), pymc or numpyro.
+PRIOR_DRAWS = 500  # prior draws kept per candidate for the "not identified" rule (prior vs posterior sd)
 
-    ``chains``, ``tune`` and ``draws`` override the mode's settings (power users; too few gives unusable fits).
-    """
-    channels = len(dataset.config.channel_columns)
-    settings = sampler_settings(mode, channels=channels, chains=chains, tune=tune, draws=draws)
-    sampler = sampler or DEFAULT_SAMPLER
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-    holdout = dataset.config.holdout_periods
-    mmm, X, y, scales = build(dataset)
-    X_fit, y_fit = (X.iloc[:-holdout], y.iloc[:-holdout]) if holdout else (X, y)
+
+def fit_structure(
+    dataset: Dataset,
+    structure: structures.Structure,
+    settings: dict[str, Any],
+    sampler: str,
+    seed: int,
+    progressbar: bool,
+    lift_tests: pd.DataFrame | None,
+) -> Fitted:
+    """Fit one structure with NUTS; the pointwise log-likelihood is kept for the out-of-sample comparison."""
+    mmm, X, y, scales = build(dataset, structure)
+    X_fit, y_fit = _fit_rows(dataset, X, y)
+    mmm.build_model(X_fit, y_fit)
     if lift_tests is not None and len(lift_tests):
-        mmm.build_model(X_fit, y_fit)
         mmm.add_lift_test_measurements(lift_tests[["channel", "x", "delta_x", "delta_y", "sigma"]])
         log.info("calibrating with %d lift tests", len(lift_tests))
     log.info(
         "sampling %s: %s chains × %s draws (%s tune) with %s, target_accept %s",
-        mode,
+        structure.name,
         settings["chains"],
         settings["draws"],
         settings["tune"],
@@ -223,12 +218,15 @@ def fit(
         draws=settings["draws"],
         tune=settings["tune"],
         target_accept=settings["target_accept"],
-        nuts_sampler=sampler if sampler != "pymc" else "pymc",
+        nuts_sampler=sampler,
         random_seed=seed,
         progressbar=progressbar,
     )
+    _add_log_likelihood(idata, mmm, "likelihood" in (dataset.config.priors or {}))
+    _add_prior(idata, structure, dataset.config.adstock_max_lag, seed)
     seconds = time.perf_counter() - start
-    log.info("sampled in %.1f s", seconds)
+    log.info("%s sampled in %.1f s", structure.name, seconds)
+    holdout = dataset.config.holdout_periods
     return Fitted(
         mmm,
         idata,
@@ -242,13 +240,89 @@ def fit(
         holdout,
         settings["tune"],
         settings["target_accept"],
+        structure=structure,
     )
+
+
+def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
+    """Pointwise log-likelihood of the observed weeks, for PSIS-LOO: in numpy for the default Normal likelihood
+    (from ``mu`` and ``y_sigma``, no second compile), through PyMC for a likelihood the config replaced."""
+    if custom:
+        import pymc as pm
+
+        with mmm.model:
+            pm.compute_log_likelihood(idata, var_names=["y"], extend_inferencedata=True, progressbar=False)
+        return
+    post = idata["posterior"]
+    const = idata["constant_data"]
+    y = const["target_data"].sel(date=post["date"]) / const["target_scale"]
+    sigma = post["y_sigma"]
+    ll = -0.5 * np.log(2 * np.pi * sigma**2) - (y - post["mu"]) ** 2 / (2 * sigma**2)
+    idata["log_likelihood"] = xr.Dataset({"y": ll.transpose("chain", "draw", "date")})
+
+
+def _add_prior(idata: Any, structure: structures.Structure, l_max: int, seed: int) -> None:
+    """Prior draws of the channel contributions (``prior`` group), for the prior sd of each channel's ROAS."""
+    from mmmlib.priors import prior_contributions
+
+    post = idata["posterior"]
+    const = idata["constant_data"]
+    spend = np.asarray(const["channel_data"].sel(date=post["date"]).values, dtype=float)
+    scale = np.asarray(const["channel_scale"].values, dtype=float).reshape(-1)
+    draws = prior_contributions(
+        dict(idata.attrs), structure.adstock, structure.saturation, spend, scale, l_max, PRIOR_DRAWS, seed
+    )
+    if draws is None:
+        return
+    idata["prior"] = xr.Dataset(
+        {"channel_contribution": (("chain", "draw", "date", "channel"), draws[None])},
+        coords={
+            "chain": [0],
+            "draw": np.arange(PRIOR_DRAWS),
+            "date": post["date"].values,
+            "channel": post["channel"].values,
+        },
+    )
+
+
+def fit(
+    dataset: Dataset,
+    mode: str = "quick",
+    seed: int = 0,
+    sampler: str | None = None,
+    progressbar: bool = True,
+    lift_tests: pd.DataFrame | None = None,
+    chains: int | None = None,
+    tune: int | None = None,
+    draws: int | None = None,
+) -> Fitted:
+    """Fit every candidate structure with NUTS and combine them (``sampler``: nutpie, the default, pymc or numpyro).
+
+    ``chains``, ``tune`` and ``draws`` override the mode's settings (power users; too few gives unusable fits).
+    """
+    from mmmlib import stacking
+
+    cfg = dataset.config
+    settings = sampler_settings(mode, channels=len(cfg.channel_columns), chains=chains, tune=tune, draws=draws)
+    sampler = sampler or DEFAULT_SAMPLER
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
+    members = [
+        fit_structure(dataset, s, settings, sampler, seed, progressbar, lift_tests)
+        for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
+    ]
+    return stacking.combine(members, seed=seed)
 
 
 def predict_holdout(fitted: Fitted, seed: int = 0) -> np.ndarray | None:
     """Posterior draws of the noise-free KPI on the held-out periods, ``(draw, period)``, carry-over included."""
     if not fitted.holdout:
         return None
+    if fitted.members:
+        from mmmlib.stacking import mix_draws
+
+        parts = [predict_holdout(m, seed) for m in fitted.members]
+        return mix_draws([p for p in parts if p is not None], fitted.weights or [], seed)
     X_new = fitted.X.iloc[-fitted.holdout :]
     pp = fitted.mmm.sample_posterior_predictive(
         X_new,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from mmmlib.analysis import Posterior, interval, saturation, saturation_kind, saturation_params
+from mmmlib.analysis import Posterior, interval, saturation, saturation_gradient, saturation_kind, saturation_params
 from mmmlib.errors import InputError, UsageError
 
 GRID = 400  # budget steps in the dynamic programme
@@ -63,18 +63,8 @@ class Curves:
 
     def mean_gradient(self, x: np.ndarray) -> np.ndarray:
         """d E[f_c] / d x_c, per channel (exact, by the chain rule on each family)."""
-        p = self.params
         z = np.asarray(x, dtype=float) / self.channel_scale
-        if self.kind == "hill":
-            s, k, b = p["slope"], p["kappa"], p["beta"]
-            zs = np.power(np.maximum(z, 1e-12), s)
-            ks = np.power(k, s)
-            d = b * s * zs / np.maximum(z, 1e-12) * ks / (zs + ks) ** 2
-        elif self.kind == "michaelis_menten":
-            d = p["alpha"] * p["lam"] / (p["lam"] + z) ** 2
-        else:
-            e = np.exp(-p["lam"] * z)
-            d = p["beta"] * 2 * p["lam"] * e / (1 + e) ** 2
+        d = saturation_gradient(self.kind, self.params, z)
         return d.mean(axis=0) * self.target_scale * self.value_per_kpi / self.channel_scale
 
 

@@ -13,8 +13,11 @@ import numpy as np
 
 
 def _draw(dist: str, kwargs: dict[str, Any], size: tuple[int, int], rng: np.random.Generator) -> np.ndarray | None:
-    try:
-        k = {name: np.asarray(value, dtype=float) for name, value in kwargs.items()}
+    try:  # per-channel parameters are stored as {"class": "DataArray", "data": [...]}
+        k = {
+            name: np.asarray(value["data"] if isinstance(value, dict) and "data" in value else value, dtype=float)
+            for name, value in kwargs.items()
+        }
     except (TypeError, ValueError):
         return None  # a hierarchical prior (a prior on a parameter): not drawn here
     if dist == "Beta":
@@ -53,3 +56,34 @@ def media_prior_draws(attrs: dict[str, Any], channels: list[str], draws: int = 4
             if values is not None:
                 out[f"{prefix}_{name}"] = values
     return out
+
+
+def prior_contributions(
+    attrs: dict[str, Any],
+    adstock: str,
+    saturation: str,
+    spend: np.ndarray,
+    channel_scale: np.ndarray,
+    l_max: int,
+    draws: int = 500,
+    seed: int = 0,
+) -> np.ndarray | None:
+    """Channel contributions under the prior, ``(draw, period, channel)`` on the scaled target, in numpy.
+
+    The prior of each channel's ROAS, for the "not identified" rule, without compiling a second model: parameters
+    drawn from the stored priors, then the registry's carry-over and returns formulas on the max-scaled spend.
+    """
+    from mmmlib import structures
+
+    channels = list(range(spend.shape[1]))
+    params = media_prior_draws(attrs, [str(c) for c in channels], draws=draws, seed=seed)
+    ads = {n: params.get(f"adstock_{n}") for n in structures.ADSTOCK_PARAMS[adstock]}
+    sat = {n: params.get(f"saturation_{n}") for n in structures.SATURATION_PARAMS[saturation]}
+    if any(v is None for v in (*ads.values(), *sat.values())):
+        return None
+    w = structures.adstock_weights(adstock, {k: v[:, None, :] for k, v in ads.items()}, l_max)  # (draw, lag, ch)
+    z = spend / np.where(channel_scale > 0, channel_scale, 1.0)
+    carried = np.zeros((draws, *z.shape))
+    for lag in range(l_max):
+        carried[:, lag:, :] += w[:, lag, None, :] * z[None, : z.shape[0] - lag, :]
+    return structures.SATURATION_FORMULAS[saturation]({k: v[:, None, :] for k, v in sat.items()}, carried)

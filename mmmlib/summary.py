@@ -52,6 +52,16 @@ def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: se
     return result
 
 
+def model_section(idata: Any) -> dict[str, Any] | None:
+    """The candidate structures, their out-of-sample scores and stacking weights (``mmmlib.stacking``)."""
+    from mmmlib.stacking import candidate_records
+
+    records = candidate_records(idata)
+    if not records:
+        return None
+    return {"selection": "stacking" if len(records) > 1 else "single", "candidates": records}
+
+
 def build_summary(
     idata: Any,
     config: ModelConfig,
@@ -108,6 +118,7 @@ def build_summary(
     media = summary["totals"]["media_contribution"]
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
+    summary["model"] = model_section(idata)
     uncertain = {c["name"] for c in channels if too_uncertain(c)}
     summary["reallocation"] = reallocation(post, analysis.kpi_value(kpi_type, rpk), uncertain)
     summary["recommendations"] = recommendations(summary)

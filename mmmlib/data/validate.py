@@ -107,9 +107,9 @@ def _check_names(config: ModelConfig, report: Report) -> None:
     Channels, controls and the KPI become variables in ``posterior.nc`` (xarray refuses '/' there), channels are
     written ``CHANNEL=VALUE`` in ``--bounds`` and ``--spend``, and the model adds its own ``date`` and trend columns.
     """
-    from mmmlib.model import TREND_COLUMN  # local: the model imports the dataset, which imports this module
+    from mmmlib import baseline
 
-    reserved = {"date": "dates", TREND_COLUMN: "trend term"} if config.trend else {"date": "dates"}
+    trend = config.baseline_form != "flat"
     roles = [
         ("channel_columns", config.channel_columns),
         ("control_columns", config.control_columns),
@@ -118,10 +118,11 @@ def _check_names(config: ModelConfig, report: Report) -> None:
     for role, names in roles:
         for name in names:
             rename = f"rename the column in the file and in the config's {role}"
-            if name in reserved:
+            own = "dates" if name == "date" else "trend term" if trend and baseline.is_trend(name) else None
+            if own:
                 report.error(
                     "bad_column_name",
-                    f"the model uses the name {name!r} for its own {reserved[name]}; {rename}.",
+                    f"the model uses the name {name!r} for its own {own}; {rename}.",
                     column=name,
                 )
                 continue

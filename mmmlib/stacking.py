@@ -1,0 +1,238 @@
+"""Weigh candidate structures out of sample and combine their posteriors into one.
+
+Each candidate is scored by PSIS-LOO (arviz) and weighted by pseudo-BMA+ (Yao, Vehtari, Simpson & Gelman 2018,
+``arviz.compare(method="BB-pseudo-BMA")``; see ``WEIGHTING`` for why not stacking proper). The combined posterior
+is that mixture: each candidate contributes a share of every chain's draws equal to its weight, so what is unknown about the structure widens the intervals instead
+of hiding in one choice. Draws keep their candidate's index in ``structure``; parameters a candidate does not have are
+NaN in its draws, and :mod:`mmmlib.analysis` evaluates each draw with its own family's formula.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from mmmlib import structures
+
+log = logging.getLogger("mmmlib.stacking")
+
+OBSERVED = "y"
+# Pseudo-BMA+ (Bayesian-bootstrap pseudo-Bayesian model averaging, Yao et al. 2018): weights follow each candidate's
+# out-of-sample elpd and its uncertainty, so candidates that predict equally well share the draws. Stacking proper
+# optimises the mixture's prediction of the KPI; when candidates predict the KPI alike (usual: the structures differ
+# in how they split the KPI among channels, not in the KPI) it gives one of them all the weight, arbitrarily, and
+# the structure's uncertainty about ROAS would hide instead of widening the intervals.
+WEIGHTING = "BB-pseudo-BMA"
+STRUCTURE_VAR = "structure"
+CANDIDATES_ATTR = "candidates"
+# posterior variables the product reads downstream (analysis, forecast, priors view); the rest are not kept
+KEEP_PREFIXES = (
+    "adstock_",
+    "saturation_",
+    "gamma_",
+    "intercept",
+    "y_sigma",
+    "channel_contribution",
+    "mu",
+    "control_contribution",
+    "yearly_seasonality_contribution",
+    "fourier",
+)
+
+
+def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
+    """Stacking weights and, per candidate, its structure, PSIS-LOO elpd ± se, effective parameters and diagnostics."""
+    import arviz as az
+
+    from mmmlib.analysis import diagnostics
+
+    names = [m.structure.name for m in members]
+    records: list[dict[str, Any]] = []
+    for m in members:
+        diag = diagnostics(m.idata)
+        records.append(
+            {
+                **m.structure.to_dict(),
+                "name": m.structure.name,
+                "r_hat_max": diag["r_hat_max"],
+                "ess_bulk_min": diag["ess_bulk_min"],
+                "ess_tail_min": diag["ess_tail_min"],
+                "divergences": diag["divergences"],
+                "elpd_loo": None,
+                "elpd_se": None,
+                "p_loo": None,
+                "pareto_k_max": None,
+                "seconds": round(m.fit_seconds, 2),
+            }
+        )
+    if len(members) == 1:
+        weights = [1.0]
+    else:
+        table = az.compare(
+            {n: m.idata for n, m in zip(names, members, strict=True)}, method=WEIGHTING, var_name=OBSERVED, round_to=6
+        )
+        weights = [float(table.loc[n, "weight"]) for n in names]
+        for n, rec in zip(names, records, strict=True):
+            rec.update(
+                {
+                    "elpd_loo": float(table.loc[n, "elpd"]),
+                    "elpd_se": float(table.loc[n, "se"]),
+                    "p_loo": float(table.loc[n, "p"]),
+                }
+            )
+    for m, rec in zip(members, records, strict=True):
+        if rec["elpd_loo"] is None:
+            loo = az.loo(m.idata, var_name=OBSERVED)
+            rec.update({"elpd_loo": float(loo.elpd), "elpd_se": float(loo.se), "p_loo": float(loo.p)})
+        rec["pareto_k_max"] = _pareto_k_max(m.idata)
+    total = sum(weights) or 1.0
+    weights = [w / total for w in weights]
+    for w, rec in zip(weights, records, strict=True):
+        rec["weight"] = round(w, 4)
+    return weights, records
+
+
+def _pareto_k_max(idata: Any) -> float | None:
+    import arviz as az
+
+    try:
+        return float(np.nanmax(np.asarray(az.loo(idata, var_name=OBSERVED, pointwise=True).pareto_k)))
+    except Exception:
+        return None
+
+
+def allocate(weights: list[float], total: int) -> list[int]:
+    """Whole numbers of draws per candidate summing to ``total``, proportional to the weights (largest remainder)."""
+    raw = np.asarray(weights, dtype=float) * total
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts))[: total - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+def _pick(ds: xr.Dataset, chain_draws: list[np.ndarray]) -> xr.Dataset:
+    """The draws ``chain_draws[c]`` of each chain ``c`` (same count per chain), renumbered from 0."""
+    n = len(chain_draws[0])
+    parts = [ds.isel(chain=c, draw=idx).assign_coords(draw=np.arange(n)) for c, idx in enumerate(chain_draws)]
+    return xr.concat(parts, dim="chain").assign_coords(chain=ds["chain"].values)
+
+
+def mix_groups(
+    datasets: list[xr.Dataset], counts: list[int], rng: np.random.Generator
+) -> tuple[xr.Dataset, np.ndarray]:
+    """Per chain, ``counts[m]`` random draws of candidate ``m``'s ``datasets[m]``; variables missing in one are NaN."""
+    names: list[str] = []
+    for ds in datasets:
+        names += [str(v) for v in ds.data_vars if str(v) not in names]
+    picked, index = [], []
+    for m, (ds, n) in enumerate(zip(datasets, counts, strict=True)):
+        if n == 0:
+            continue
+        chains, draws = ds.sizes["chain"], ds.sizes["draw"]
+        idx = [np.sort(rng.choice(draws, size=n, replace=n > draws)) for _ in range(chains)]
+        part = _pick(ds, idx)
+        for v in names:
+            if v not in part.data_vars:
+                template = next(d[v] for d in datasets if v in d.data_vars)
+                shape = {d: part.sizes[d] if d in ("chain", "draw") else template.sizes[d] for d in template.dims}
+                coords = {
+                    d: template[d].values for d in template.dims if d not in ("chain", "draw") and d in template.coords
+                }
+                part[v] = xr.DataArray(np.full(tuple(shape.values()), np.nan), dims=tuple(shape), coords=coords)
+        picked.append(part)
+        index.append(np.full((part.sizes["chain"], n), m))
+    picked = [
+        p.assign_coords(draw=np.arange(start, start + p.sizes["draw"]))
+        for p, start in zip(picked, np.cumsum([0] + [p.sizes["draw"] for p in picked[:-1]]), strict=True)
+    ]
+    out = xr.concat(picked, dim="draw", data_vars="all", coords="minimal", compat="override", join="outer")
+    out = out.assign_coords(draw=np.arange(out.sizes["draw"]))
+    return out, np.concatenate(index, axis=1)
+
+
+def combine(members: list[Any], seed: int = 0) -> Any:
+    """One :class:`~mmmlib.model.Fitted` whose posterior is the stacking mixture of the candidates' posteriors."""
+    from mmmlib.model import Fitted
+
+    weights, records = compare(members)
+    for rec in records:
+        log.info(
+            "candidate %s: elpd_loo %.1f ± %.1f, weight %.2f",
+            rec["name"],
+            rec["elpd_loo"] or np.nan,
+            rec["elpd_se"] or np.nan,
+            rec["weight"],
+        )
+    rng = np.random.default_rng(seed)
+    first = members[0]
+    draws = first.idata["posterior"].sizes["draw"]
+    counts = allocate(weights, draws)
+    posteriors = [_kept(m.idata["posterior"].to_dataset()) for m in members]
+    posterior, index = mix_groups(posteriors, counts, rng)
+    posterior[STRUCTURE_VAR] = xr.DataArray(index, dims=("chain", "draw"))
+    for part, registry in (("adstock", structures.ADSTOCKS), ("saturation", structures.SATURATIONS)):
+        codes = np.array([registry.index(getattr(m.structure, part)) for m in members], dtype=float)
+        posterior[f"{part}_family"] = xr.DataArray(codes[index], dims=("chain", "draw"))
+    for rec, n in zip(records, counts, strict=True):
+        rec["draws_per_chain"] = int(n)
+    stats, _ = mix_groups(
+        [m.idata["sample_stats"].to_dataset()[["diverging"]] for m in members], counts, np.random.default_rng(seed)
+    )  # same seed: the same draws as the posterior's
+    groups = {"posterior": posterior, "sample_stats": stats}
+    if all("prior" in m.idata.children for m in members):
+        prior_draws = [m.idata["prior"].to_dataset() for m in members]
+        groups["prior"], _ = mix_groups(prior_draws, allocate(weights, prior_draws[0].sizes["draw"]), rng)
+    for name in first.idata.children:
+        if name not in groups and name not in ("log_likelihood", "observed_data_lift"):
+            groups[name] = first.idata[name].to_dataset()
+    tree = xr.DataTree.from_dict(groups)
+    best = members[int(np.argmax(weights))]
+    tree.attrs.update(best.idata.attrs)
+    tree.attrs[CANDIDATES_ATTR] = json.dumps(records)
+    tree.attrs["structures"] = json.dumps([m.structure.to_dict() for m in members])
+    tree.attrs["component_priors"] = json.dumps(
+        [{"adstock": m.idata.attrs.get("adstock"), "saturation": m.idata.attrs.get("saturation")} for m in members]
+    )
+    return Fitted(
+        mmm=[m.mmm for m in members],
+        idata=tree,
+        X=first.X,
+        y=first.y,
+        control_scales=first.control_scales,
+        sampler=first.sampler,
+        chains=first.chains,
+        draws=first.draws,
+        fit_seconds=sum(m.fit_seconds for m in members),
+        holdout=first.holdout,
+        tune=first.tune,
+        target_accept=first.target_accept,
+        structure=best.structure,
+        candidates=records,
+        weights=weights,
+        members=members,
+    )
+
+
+def _kept(ds: xr.Dataset) -> xr.Dataset:
+    keep = [v for v in ds.data_vars if str(v).startswith(KEEP_PREFIXES)]
+    return ds[keep]
+
+
+def candidate_records(idata: Any) -> list[dict[str, Any]] | None:
+    """The stacking record stored with a combined posterior (None for a single structure fitted before stacking)."""
+    raw = idata.attrs.get(CANDIDATES_ATTR)
+    return json.loads(raw) if raw else None
+
+
+def mix_draws(parts: list[np.ndarray], weights: list[float], seed: int = 0) -> np.ndarray:
+    """Draws ``(draw, ...)`` of each candidate mixed in proportion to the weights (held-out predictions)."""
+    rng = np.random.default_rng(seed)
+    total = min(len(p) for p in parts)
+    chosen = [
+        p[rng.choice(len(p), size=n, replace=False)] for p, n in zip(parts, allocate(weights, total), strict=True) if n
+    ]
+    return np.concatenate(chosen, axis=0)
