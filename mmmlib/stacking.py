@@ -1,10 +1,11 @@
 """Weigh candidate structures out of sample and combine their posteriors into one.
 
 Each candidate is scored by PSIS-LOO (arviz) and weighted by pseudo-BMA+ (Yao, Vehtari, Simpson & Gelman 2018,
-``arviz.compare(method="BB-pseudo-BMA")``; see ``WEIGHTING`` for why not stacking proper). The combined posterior
-is that mixture: each candidate contributes a share of every chain's draws equal to its weight, so what is unknown about the structure widens the intervals instead
-of hiding in one choice. Draws keep their candidate's index in ``structure``; parameters a candidate does not have are
-NaN in its draws, and :mod:`mmmlib.analysis` evaluates each draw with its own family's formula.
+``arviz.compare(method="BB-pseudo-BMA")``; ``WEIGHTING`` says why not stacking proper). The combined posterior is
+that mixture: each candidate contributes a share of every chain's draws equal to its weight, so what is unknown
+about the structure widens the intervals instead of hiding in one choice. Draws keep their candidate's index in
+``structure`` and their families in ``adstock_family`` / ``saturation_family``; parameters a candidate does not have
+are NaN in its draws, and :mod:`mmmlib.analysis` evaluates each draw with its own family's formula.
 """
 
 from __future__ import annotations
