@@ -782,7 +782,7 @@ def suite_block(suite: str, mode: str, names: list[str], ours: dict[str, dict], 
                 str(sum(c["error"] <= 0.35 for c in ok)),
                 num(r.get("seconds"), ".0f"),
             ]
-        n = max((len(r["channels"]) for r in (ours.get(w), peer.get(w)) if r), default=0)
+        n = max((len(r["channels"]) for r in (ours.get(w), peer.get(w)) if r), default="")
         lines.append(f"| {w} | {n} | " + " | ".join(cells) + " |")
     return lines
 
