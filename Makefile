@@ -96,13 +96,15 @@ voila: report-sample
 
 demo: hub
 
-# Whole-process benchmarks (tens of minutes); results land in benchmarks/results/ and the README.
+# Whole-process benchmarks; results land in benchmarks/results/ and the README. The recovery suite (24 + 12 worlds,
+# ours and the peer) takes hours on 2 cores and resumes where it stopped (benchmarks/results/recovery_suite.json).
 benchmarks: venv fit-sample
 	$(VENV)/bin/python benchmarks/validation_speed.py
 	$(VENV)/bin/python benchmarks/input_limits.py
 	$(VENV)/bin/python benchmarks/optimizer_speed.py $(DEMO_RUN) | tee benchmarks/results/optimizer.md
 	$(VENV)/bin/python benchmarks/samplers.py
 	$(VENV)/bin/python benchmarks/recovery.py
+	$(VENV)/bin/python benchmarks/recovery.py --suite --modes quick
 	$(VENV)/bin/python benchmarks/calibration.py
 
 clean:
