@@ -358,9 +358,18 @@ def kpi_value(kpi_type: str | None, revenue_per_kpi: float | None) -> float:
     return revenue_per_kpi if (kpi_type == "count" and revenue_per_kpi) else 1.0
 
 
-def roas_draws(post: Posterior, value: float = 1.0) -> np.ndarray:
-    """ROAS draws ``(draw, channel)``: total contribution × ``value`` over total spend (0 where nothing was spent)."""
-    contrib = post.contributions().sum(axis=1)
+def roas_draws(post: Posterior, value: float = 1.0, group: str = "posterior") -> np.ndarray:
+    """ROAS draws ``(draw, channel)``: total contribution × ``value`` over total spend (0 where nothing was spent).
+
+    ``group="prior"`` gives the prior's ROAS draws from the prior's ``channel_contribution`` over the same periods.
+    """
+    if group == "posterior":
+        contrib = post.contributions().sum(axis=1)
+    else:
+        da = post.idata[group]["channel_contribution"]
+        da = da.sel({k: v for k, v in (("date", post.dates), ("channel", post.channels)) if k in da.coords})
+        values = np.asarray(da.transpose("chain", "draw", "date", "channel").values, dtype=float)
+        contrib = values.reshape(-1, *values.shape[2:]).sum(axis=1) * post.target_scale
     spend = post.spend.sum(axis=0)
     return np.where(spend > 0, contrib * value / np.where(spend > 0, spend, 1.0), 0.0)
 

@@ -136,16 +136,51 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _hold_unidentified(run_dir: str, channels: list[str], bounds: list[str]) -> tuple[list[str], list[str]]:
+    """The user's bounds plus ``CH=fixed`` for each channel the run's summary marks not identified and the user
+    did not bound: optimize and scenarios never move money on a return the data cannot tell unless asked to."""
+    from mmmlib.identification import unidentified
+    from mmmlib.optimize import hold_unidentified
+    from mmmlib.runs import load_summary
+
+    return hold_unidentified(channels, unidentified(load_summary(run_dir)), bounds)
+
+
+def _held_line(held: list[str]) -> str:
+    return (
+        f"Held at today's spend, not identified by this data (run a lift test; --bounds {held[0]}=MIN:MAX moves it): "
+        f"{', '.join(held)}."
+    )
+
+
+def _holding(held: list[str], run: Callable[[], dict]) -> dict:
+    """``run()``, with an infeasible budget's sentence saying which channels the hold fixed."""
+    try:
+        return run()
+    except InputError as exc:
+        if not held:
+            raise
+        raise InputError(
+            f"{str(exc).rstrip('.')}; {', '.join(held)} held at today's spend because the data do not identify "
+            "them (move them with --bounds CH=MIN:MAX)."
+        ) from exc
+
+
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from mmmlib.optimize import allocate, load_curves
 
-    result = allocate(load_curves(args.run_dir), args.budget, args.bounds).to_dict()
+    curves = load_curves(args.run_dir)
+    bounds, held = _hold_unidentified(args.run_dir, curves.channels, args.bounds)
+    result = _holding(held, lambda: allocate(curves, args.budget, bounds).to_dict())
+    result["held"] = held
     if args.out:
         _export_allocation(result, Path(args.out))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"Budget per period: {result['budget']:,.2f}")
+    if held:
+        print(_held_line(held))
     print(f"{'channel':<24}{'current':>14}{'optimal':>14}{'change':>12}  expected contribution (94% HDI)")
     for ch in result["channels"]:
         e = ch["expected_contribution"]
@@ -175,15 +210,20 @@ def _export_allocation(result: dict, path: Path) -> None:
     elif suffix in (".csv", ".txt"):
         buf = io.StringIO()
         fields = ["name", "current_spend", "optimal_spend", "change", "min_spend", "max_spend"]
-        extra = [f"expected_contribution_{k}" for k in ("mean", "hdi_low", "hdi_high")]
+        extra = [f"expected_contribution_{k}" for k in ("mean", "hdi_low", "hdi_high")] + ["held_not_identified"]
+        held = result.get("held", [])
         if suffix == ".csv":
             rows = [
-                [ch[f] for f in fields] + [ch["expected_contribution"][k] for k in ("mean", "hdi_low", "hdi_high")]
+                [ch[f] for f in fields]
+                + [ch["expected_contribution"][k] for k in ("mean", "hdi_low", "hdi_high")]
+                + [ch["name"] in held]
                 for ch in result["channels"]
             ]
             buf.write(csv_text([fields + extra, *rows]))
         else:
             buf.write(f"Budget per period: {result['budget']:,.2f}\n")
+            if held:
+                buf.write(_held_line(held) + "\n")
             for ch in result["channels"]:
                 e = ch["expected_contribution"]
                 buf.write(
@@ -206,15 +246,22 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
     curves = load_curves(args.run_dir)
     threshold = args.min_mroas if args.min_mroas is not None else load_summary(args.run_dir).get("breakeven_roas", 1.0)
-    result = {
-        "current_budget": float(curves.current.sum()),
-        "frontier": frontier(curves, args.low, args.high, args.steps, args.bounds),
-        "largest_budget_at_min_mroas": largest_budget_with_marginal(curves, threshold, args.bounds),
-    }
+    bounds, held = _hold_unidentified(args.run_dir, curves.channels, args.bounds)
+    result = _holding(
+        held,
+        lambda: {
+            "current_budget": float(curves.current.sum()),
+            "frontier": frontier(curves, args.low, args.high, args.steps, bounds),
+            "largest_budget_at_min_mroas": largest_budget_with_marginal(curves, threshold, bounds),
+            "held": held,
+        },
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"Today's budget per period: {result['current_budget']:,.2f}")
+    if held:
+        print(_held_line(held))
     print(f"{'change':>8}{'budget':>14}  {'expected contribution (94% HDI)':<40}{'marginal ROAS':>14}")
     for p in result["frontier"]:
         e = p["expected_contribution"]
@@ -369,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="CHANNEL=MIN:MAX",
-        help="spend per period (tv=1000:5000), percent of current (tv=-20%%:+30%%) or tv=fixed",
+        help="spend per period (tv=1000:5000), percent of current (tv=-20%%:+30%%) or tv=fixed; channels the data "
+        "do not identify are held at today's spend unless bounded here",
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write the allocation to a .json, .csv or .txt file")
@@ -383,7 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--high", type=float, default=50, help="largest budget change in %% of today (default +50)")
     p.add_argument("--steps", type=int, default=9)
     p.add_argument("--min-mroas", type=float, help="marginal ROAS floor (default: break-even, 1 / margin)")
-    p.add_argument("--bounds", nargs="*", default=[], metavar="CHANNEL=MIN:MAX")
+    p.add_argument(
+        "--bounds",
+        nargs="*",
+        default=[],
+        metavar="CHANNEL=MIN:MAX",
+        help="as for optimize; channels the data do not identify are held at today's spend unless bounded here",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_scenarios)
 

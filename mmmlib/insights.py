@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-UNCERTAIN_WIDTH = 1.5  # HDI width over mean ROAS above which a channel is "too uncertain to act on"
+from mmmlib.identification import is_identified
 
 
 def money(x: float, currency: str = "") -> str:
@@ -21,12 +21,6 @@ def money(x: float, currency: str = "") -> str:
 
 def _iv(i: dict[str, float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(i['mean'])} (94% HDI {fmt.format(i['hdi_low'])}–{fmt.format(i['hdi_high'])})"
-
-
-def too_uncertain(channel: dict[str, Any]) -> bool:
-    """ROAS interval wider than 1.5× its mean: no budget advice on this channel until a lift test narrows it."""
-    r = channel["roas"]
-    return (r["hdi_high"] - r["hdi_low"]) / max(abs(r["mean"]), 1e-9) > UNCERTAIN_WIDTH
 
 
 def recommendations(summary: dict[str, Any]) -> list[str]:
@@ -47,13 +41,13 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
     channels = summary["channels"]
     certain = []
     for ch in channels:
-        r = ch["roas"]
-        if too_uncertain(ch):
-            out.append(
-                f"{ch['label']}: too uncertain to act on — ROAS {_iv(r)}; run a lift test before changing its budget."
-            )
-        else:
+        if is_identified(ch, breakeven):
             certain.append(ch)
+        else:  # no headroom or cut advice on a return the data cannot tell
+            out.append(
+                f"{ch['label']}: not identified by this data — ROAS {_iv(ch['roas'])}; hold its budget and run a "
+                "lift test."
+            )
     for ch in certain:
         m = ch["mroas"]
         if m["hdi_high"] < breakeven:
@@ -101,7 +95,7 @@ def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
         )
     fmt = lambda cs: ", ".join(f"{labels[c['name']]} {c['change']:+,.0f}" for c in cs)  # noqa: E731
     held = [labels[n] for n in move.get("held", []) if n in labels]
-    kept = f"; {', '.join(held)} kept at today's spend (too uncertain)" if held else ""
+    kept = f"; {', '.join(held)} kept at today's spend (not identified)" if held else ""
     return (
         f"Move budget at the same total ({money(move['budget'])} per period): {fmt(add)}; {fmt(cut)} per period "
         f"(each channel within ±{limit}%{kept}). Expected gain {money(gain['mean'])} per period "

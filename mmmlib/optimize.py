@@ -130,6 +130,14 @@ def parse_bounds(specs: list[str], channels: list[str], current: np.ndarray) -> 
     return lower, upper
 
 
+def hold_unidentified(channels: list[str], held: list[str], bounds: list[str] | None) -> tuple[list[str], list[str]]:
+    """Bounds that keep each channel of ``held`` (not identified by the data) at today's spend, unless ``bounds``
+    names it: an explicit bound is the user choosing to move it. Returns the bounds and the channels held."""
+    named = {spec.partition("=")[0] for spec in bounds or []}
+    holding = [c for c in channels if c in set(held) and c not in named]
+    return [f"{c}=fixed" for c in holding] + list(bounds or []), holding
+
+
 def _bound_value(text: str, current: float, default: float) -> float:
     text = text.strip()
     if not text:

@@ -17,6 +17,7 @@ from typing import Any
 from mmmlib import safe_fs
 from mmmlib.csvsafe import csv_text
 from mmmlib.errors import UsageError
+from mmmlib.identification import is_identified
 from mmmlib.runs import load_summary, write_json_atomic
 from mmmlib.views import channel_table, diagnostics_table
 
@@ -31,18 +32,35 @@ def text_report(summary: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {s}" for s in summary["recommendations"]]
+    table = channel_table(summary)
+    table["identified"] = ["yes" if ok else "NO" for ok in _identified(summary)]
     lines += ["", "Diagnostics", diagnostics_table(summary).to_string(), "", "Channels (mean [94% HDI])"]
-    lines += [channel_table(summary).to_string(), ""]
+    lines += [table.to_string(), ""]
+    if not all(_identified(summary)):
+        lines += [
+            "identified NO: not identified by this data — the ROAS interval cannot tell a loss from a gain, or the",
+            "data barely narrowed the prior; hold the channel's budget and run a lift test.",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _identified(summary: dict[str, Any]) -> list[bool]:
+    """Each channel's ``identified`` flag (old runs: the interval rule on their stored ROAS HDI)."""
+    breakeven = summary.get("breakeven_roas") or 1.0
+    return [is_identified(ch, breakeven) for ch in summary["channels"]]
 
 
 def csv_report(summary: dict[str, Any]) -> str:
     """The channel table as CSV (``mmm report --format csv``, the dashboard's channels.csv), formulas neutralised."""
     metrics = ["contribution", "share", "roas", "mroas"]
     header = ["channel", "label", "spend"] + [f"{m}_{k}" for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
+    header.append("identified")
     rows = [
-        [ch["name"], ch["label"], ch["spend"]] + [ch[m][k] for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
-        for ch in summary["channels"]
+        [ch["name"], ch["label"], ch["spend"]]
+        + [ch[m][k] for m in metrics for k in ("mean", "hdi_low", "hdi_high")]
+        + [ok]
+        for ch, ok in zip(summary["channels"], _identified(summary), strict=True)
     ]
     return csv_text([header, *rows])
 
@@ -59,9 +77,14 @@ def json_report(summary: dict[str, Any]) -> dict[str, Any]:
         "totals",
         "channels",
         "diagnostics",
+        "model",
         "recommendations",
     )
-    return {k: summary[k] for k in keys if k in summary}
+    out = {k: summary[k] for k in keys if k in summary}
+    out["channels"] = [
+        {**ch, "identified": ok} for ch, ok in zip(summary["channels"], _identified(summary), strict=True)
+    ]
+    return out
 
 
 def html_report(run_dir: Path, notebook: Path | None = None) -> str:

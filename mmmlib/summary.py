@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from mmmlib import analysis
+from mmmlib import analysis, identification
 from mmmlib.config import ModelConfig
 from mmmlib.data.labels import channel_label
-from mmmlib.insights import recommendations, too_uncertain
+from mmmlib.insights import recommendations
 
 SCHEMA_VERSION = 1
 
@@ -38,7 +38,7 @@ REALLOCATION_LIMIT_PCT = 30  # move each channel by at most ±30 % of its curren
 def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: set[str] | None = None) -> dict[str, Any]:
     """The best split of today's budget with every channel within ±30 % of today, and its expected gain.
 
-    Channels in ``hold`` (too uncertain to act on) keep today's spend: advice never moves money on them.
+    Channels in ``hold`` (not identified by this data) keep today's spend: advice never moves money on them.
     """
     from mmmlib.optimize import Curves, allocate
 
@@ -61,6 +61,17 @@ def model_section(idata: Any) -> dict[str, Any] | None:
         return None
     return {"selection": "stacking" if len(records) > 1 else "single", "candidates": records}
 
+def identify_channels(post: analysis.Posterior, channels: list[dict[str, Any]], value: float, breakeven: float) -> None:
+    """Mark each channel row ``identified`` (:mod:`mmmlib.identification`), from the posterior's ROAS draws and,
+    when the fit kept them (a ``prior`` group), the prior's."""
+    prior = None
+    if "prior" in post.idata.children and "channel_contribution" in post.idata["prior"].data_vars:
+        prior = analysis.roas_draws(post, value, group="prior")
+    verdicts = identification.identify(analysis.roas_draws(post, value), prior, breakeven)
+    for row, verdict in zip(channels, verdicts, strict=True):
+        row["identified"] = verdict.pop("identified")
+        row["identification"] = verdict
+
 
 def build_summary(
     idata: Any,
@@ -78,6 +89,7 @@ def build_summary(
     channels = analysis.channel_metrics(post, kpi_type, rpk)
     for row in channels:
         row["label"] = channel_label(row["name"], config.label_aliases, config.channel_labels)
+    identify_channels(post, channels, analysis.kpi_value(kpi_type, rpk), config.breakeven_roas)
     diag = analysis.diagnostics(idata)
     quality = analysis.fit_quality(post)
     diag.update({"r2": quality["r2"], "mape": quality["mape"], "holdout_mape": holdout_mape})
@@ -119,7 +131,7 @@ def build_summary(
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
     summary["model"] = model_section(idata)
-    uncertain = {c["name"] for c in channels if too_uncertain(c)}
-    summary["reallocation"] = reallocation(post, analysis.kpi_value(kpi_type, rpk), uncertain)
+    held = {c["name"] for c in channels if not c["identified"]}
+    summary["reallocation"] = reallocation(post, analysis.kpi_value(kpi_type, rpk), held)
     summary["recommendations"] = recommendations(summary)
     return summary

@@ -177,7 +177,7 @@ def test_recommendations_name_saturated_headroom_and_uncertain_channels() -> Non
     joined = "\n".join(text)
     assert "TV is past its saturation point" in joined
     assert "Search has headroom" in joined
-    assert "Radio: too uncertain to act on" in joined
+    assert "Radio: not identified by this data" in joined
     assert "Shift budget from TV (marginal ROAS 0.40) to Search (marginal ROAS 2.20)" in joined
 
 
@@ -197,7 +197,7 @@ def test_recommendations_state_the_reallocation_and_its_gain() -> None:
     summary["reallocation"]["held"] = ["radio"]
     joined = "\n".join(recommendations(summary))
     assert "Search +3,000; TV -3,000 per period" in joined
-    assert "Radio kept at today's spend (too uncertain)" in joined
+    assert "Radio kept at today's spend (not identified)" in joined
     assert "Expected gain 5.2k per period (94% HDI 3.1k–7.0k)" in joined
     assert "Shift budget" not in joined  # the optimiser's move replaces the pairwise hint
     summary["reallocation"]["expected_gain"] = iv(100.0, -800.0, 900.0)

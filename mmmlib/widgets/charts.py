@@ -8,13 +8,24 @@ import bqplot as bq
 import ipywidgets as w
 import numpy as np
 
+from mmmlib.identification import unidentified
 from mmmlib.widgets.style import BASE_COLOURS, channel_colours
 
+NOT_IDENTIFIED = "not identified"  # appended to a channel's label where its return is shown
+NOT_IDENTIFIED_LEGEND = (
+    "Faded bars marked “not identified”: this data cannot tell the channel's return (its interval holds both half "
+    "and twice break-even, or the data barely narrowed the prior); hold its budget and run a lift test."
+)
 
-def interval_bars(summary: dict[str, Any], metric: str, title: str, fmt: str = ".2f") -> bq.Figure:
-    """Bars of a channel metric's posterior mean with 94% HDI whiskers."""
+
+def interval_bars(
+    summary: dict[str, Any], metric: str, title: str, fmt: str = ".2f", mark_unidentified: bool = False
+) -> bq.Figure:
+    """Bars of a channel metric's posterior mean with 94% HDI whiskers; with ``mark_unidentified`` the channels the
+    data do not identify are faded and labelled so (see ``NOT_IDENTIFIED_LEGEND``)."""
     channels = summary["channels"]
-    labels = [c["label"] for c in channels]
+    hide = set(unidentified(summary)) if mark_unidentified else set()
+    labels = [f"{c['label']} ({NOT_IDENTIFIED})" if c["name"] in hide else c["label"] for c in channels]
     colours = channel_colours(summary)
     x = bq.OrdinalScale(domain=labels)
     y = bq.LinearScale(min=0.0)
@@ -23,6 +34,7 @@ def interval_bars(summary: dict[str, Any], metric: str, title: str, fmt: str = "
         y=[c[metric]["mean"] for c in channels],
         scales={"x": x, "y": y},
         colors=[colours[c["name"]] for c in channels],
+        opacities=[0.35 if c["name"] in hide else 1.0 for c in channels],
         tooltip=bq.Tooltip(fields=["x", "y"], formats=["", fmt], labels=["channel", "mean"]),
     )
     whiskers = bq.Lines(
@@ -377,3 +389,12 @@ def roas_distributions(summary: dict[str, Any], draws: dict[str, Any]) -> w.Grid
             )
         )
     return w.GridBox(figures, layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width="100%"))
+
+
+def unidentified_legend(summary: dict[str, Any]) -> w.HTML:
+    """The one-line legend under a chart that marks unidentified channels (empty when every channel is identified)."""
+    from mmmlib.markup import text as esc
+
+    if not unidentified(summary):
+        return w.HTML("")
+    return w.HTML(f"<div class='mmm-unidentified' style='color:#666;font-size:13px'>{esc(NOT_IDENTIFIED_LEGEND)}</div>")

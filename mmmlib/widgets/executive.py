@@ -10,8 +10,14 @@ import ipywidgets as w
 
 from mmmlib import markup, store
 from mmmlib.errors import MMMError
+from mmmlib.identification import unidentified
 from mmmlib.insights import money
-from mmmlib.widgets.charts import contribution_waterfall, contributions_over_time, interval_bars
+from mmmlib.widgets.charts import (
+    contribution_waterfall,
+    contributions_over_time,
+    interval_bars,
+    unidentified_legend,
+)
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, kpi_card, run_title
 
@@ -19,9 +25,8 @@ from mmmlib.widgets.style import health_badge, kpi_card, run_title
 def kpi_cards(summary: dict[str, Any]) -> w.HBox:
     t = summary["totals"]
     share, roas = t["media_share"], t["blended_roas"]
-    channels = summary["channels"]
-    best = max(channels, key=lambda c: c["roas"]["mean"])
-    worst = min(channels, key=lambda c: c["roas"]["mean"])
+    hidden = set(unidentified(summary))
+    channels = [c for c in summary["channels"] if c["name"] not in hidden]  # only returns the data can tell
     p = summary["period"]
     cards = [
         kpi_card(f"Total {summary['target']}", money(t["kpi"]), f"{p['start']} → {p['end']}"),
@@ -29,17 +34,15 @@ def kpi_cards(summary: dict[str, Any]) -> w.HBox:
             "Media-driven share", f"{share['mean']:.0%}", f"94% HDI {share['hdi_low']:.0%}–{share['hdi_high']:.0%}"
         ),
         kpi_card("Blended ROAS", f"{roas['mean']:.2f}", f"94% HDI {roas['hdi_low']:.2f}–{roas['hdi_high']:.2f}"),
-        kpi_card(
-            "Best channel (ROAS)",
-            best["label"],
-            f"{best['roas']['mean']:.2f} [{best['roas']['hdi_low']:.2f}, {best['roas']['hdi_high']:.2f}]",
-        ),
-        kpi_card(
-            "Worst channel (ROAS)",
-            worst["label"],
-            f"{worst['roas']['mean']:.2f} [{worst['roas']['hdi_low']:.2f}, {worst['roas']['hdi_high']:.2f}]",
-        ),
     ]
+    if channels:
+        best = max(channels, key=lambda c: c["roas"]["mean"])
+        worst = min(channels, key=lambda c: c["roas"]["mean"])
+        for title, ch in (("Best identified channel (ROAS)", best), ("Worst identified channel (ROAS)", worst)):
+            r = ch["roas"]
+            cards.append(kpi_card(title, ch["label"], f"{r['mean']:.2f} [{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]"))
+    else:
+        cards.append(kpi_card("Best channel (ROAS)", "none identified", "this data cannot tell any channel's return"))
     return w.HBox(cards, layout=w.Layout(flex_flow="row wrap", gap="10px"))
 
 
@@ -64,10 +67,11 @@ def executive_view(run: Path | None) -> w.Widget:
             w.HBox(
                 [
                     interval_bars(summary, "share", "Share of media contribution", ".0%"),
-                    interval_bars(summary, "roas", "ROAS (return per unit of spend)"),
+                    interval_bars(summary, "roas", "ROAS (return per unit of spend)", mark_unidentified=True),
                 ],
                 layout=w.Layout(width="100%"),
             ),
+            unidentified_legend(summary),
             contribution_waterfall(summary),
             contributions_over_time(summary),
         ],

@@ -10,10 +10,17 @@ from typing import Any
 import ipywidgets as w
 
 from mmmlib.errors import MMMError
+from mmmlib.identification import unidentified
 from mmmlib.insights import money
 from mmmlib.markup import text as esc
-from mmmlib.optimize import Curves, allocate, frontier, load_curves
-from mmmlib.widgets.charts import allocation_bars, frontier_chart, interval_bars, response_curves
+from mmmlib.optimize import Curves, allocate, frontier, hold_unidentified, load_curves
+from mmmlib.widgets.charts import (
+    allocation_bars,
+    frontier_chart,
+    interval_bars,
+    response_curves,
+    unidentified_legend,
+)
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, message, run_title
 
@@ -36,13 +43,18 @@ class BudgetPlanner:
             style={"description_width": "110px"},
         )
         self.bounds: dict[str, tuple[w.FloatText, w.FloatText]] = {}
+        # channels the data do not identify start held at today's spend (min = max); widening them is the user's call
+        self.held = hold_unidentified(curves.channels, unidentified(summary), [])[1]
         rows = [w.HTML("<b>Channel</b>"), w.HTML("<b>today</b>"), w.HTML("<b>min</b>"), w.HTML("<b>max</b>")]
         for name, now in zip(curves.channels, curves.current, strict=True):
-            low = w.FloatText(value=round(now * (1 - DEFAULT_LIMIT_PCT / 100), 2), layout=w.Layout(width="120px"))
-            high = w.FloatText(value=round(now * (1 + DEFAULT_LIMIT_PCT / 100), 2), layout=w.Layout(width="120px"))
+            pct = 0 if name in self.held else DEFAULT_LIMIT_PCT
+            low = w.FloatText(value=round(now * (1 - pct / 100), 2), layout=w.Layout(width="120px"))
+            high = w.FloatText(value=round(now * (1 + pct / 100), 2), layout=w.Layout(width="120px"))
             self.bounds[name] = (low, high)
-            rows += [w.HTML(esc(self.labels[name])), w.HTML(f"{now:,.0f}"), low, high]
-        self.bounds_grid = w.GridBox(rows, layout=w.Layout(grid_template_columns="160px 100px 130px 130px"))
+            mark = " <span style='color:#8a4b00'>(not identified: held)</span>" if name in self.held else ""
+            rows += [w.HTML(esc(self.labels[name]) + mark), w.HTML(f"{now:,.0f}"), low, high]
+        self.bounds_grid = w.GridBox(rows, layout=w.Layout(grid_template_columns="220px 100px 130px 130px"))
+        self.held_note = w.HTML(self._held_note())
         self.outcome = w.HTML()
         self.outcome.add_class("mmm-outcome")
         self.timing = w.HTML()
@@ -53,6 +65,17 @@ class BudgetPlanner:
         for low, high in self.bounds.values():
             low.observe(self._changed, "value")
             high.observe(self._changed, "value")
+
+    def _held_note(self) -> str:
+        """Why some channels start with min = max: a sentence, or nothing when every channel is identified."""
+        if not self.held:
+            return ""
+        names = ", ".join(self.labels[n] for n in self.held)
+        return (
+            "<div class='mmm-held' style='color:#8a4b00'>"
+            f"{esc(names)}: not identified by this data, so min and max start at today's spend (held). Widen them "
+            "to move these channels; the plan then rests on a return the data cannot tell — a lift test can.</div>"
+        )
 
     def _specs(self) -> list[str]:
         return [f"{name}={low.value}:{high.value}" for name, (low, high) in self.bounds.items()]
@@ -86,7 +109,7 @@ class BudgetPlanner:
         self.timing.value = f"<span style='color:#999;font-size:11px'>optimised in {self.seconds * 1000:.0f} ms</span>"
 
     def view(self) -> w.Widget:
-        points = frontier(self.curves, -30, 50, 9)
+        points = frontier(self.curves, -30, 50, 9, [f"{name}=fixed" for name in self.held])
         return w.VBox(
             [
                 run_title(self.summary),
@@ -99,13 +122,15 @@ class BudgetPlanner:
                 response_curves(self.summary),
                 w.HBox(
                     [
-                        interval_bars(self.summary, "roas", "ROAS"),
-                        interval_bars(self.summary, "mroas", "Marginal ROAS at today's spend"),
+                        interval_bars(self.summary, "roas", "ROAS", mark_unidentified=True),
+                        interval_bars(self.summary, "mroas", "Marginal ROAS at today's spend", mark_unidentified=True),
                     ],
                     layout=w.Layout(width="100%"),
                 ),
+                unidentified_legend(self.summary),
                 w.HTML("<h3>Plan a budget</h3>"),
                 self.budget,
+                self.held_note,
                 self.bounds_grid,
                 self.outcome,
                 self.timing,

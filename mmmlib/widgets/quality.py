@@ -8,10 +8,18 @@ from typing import Any
 import ipywidgets as w
 
 from mmmlib.errors import MMMError
+from mmmlib.identification import is_identified
 from mmmlib.markup import text as esc
 from mmmlib.runs import POSTERIOR, load_posterior, reading_posterior
 from mmmlib.views import diagnostics_table
-from mmmlib.widgets.charts import adstock_weights, fit_over_time, interval_bars, residuals, roas_distributions
+from mmmlib.widgets.charts import (
+    adstock_weights,
+    fit_over_time,
+    interval_bars,
+    residuals,
+    roas_distributions,
+    unidentified_legend,
+)
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, message, run_title
 
@@ -26,6 +34,92 @@ def _table(summary: dict[str, Any]) -> w.HTML:
     return w.HTML(f"<table class='mmm-diagnostics'>{rows}</table>")
 
 
+CELL = "style='padding:2px 12px 2px 0;text-align:left'"
+
+
+def _html_table(css: str, header: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th {CELL}>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td {CELL}>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table class='{css}'><tr>{head}</tr>{body}</table>"
+
+
+def _number(value: Any, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def structures_table(summary: dict[str, Any]) -> w.HTML:
+    """The candidate model structures the fit compared, their out-of-sample score and weight (``summary["model"]``)."""
+    model = summary.get("model")
+    if not model or not model.get("candidates"):
+        return w.HTML(
+            "<h3>Model structures</h3><div class='mmm-structures'>This run records no comparison of model structures "
+            "(it was fitted with one fixed structure, before candidates were compared).</div>"
+        )
+    rows = []
+    for c in model["candidates"]:
+        elpd = "—" if c.get("elpd_loo") is None else f"{c['elpd_loo']:,.1f} ± {_number(c.get('elpd_se'), ',.1f')}"
+        rows.append(
+            [
+                c.get("adstock", "—"),
+                c.get("saturation", "—"),
+                c.get("baseline", "—"),
+                elpd,
+                _number(c.get("weight"), ".2f"),
+                _number(c.get("r_hat_max"), ".3f"),
+                _number(c.get("divergences"), "d"),
+            ]
+        )
+    how = (
+        "the candidates' posterior draws are combined by these stacking weights"
+        if model.get("selection") == "stacking"
+        else "one structure was selected"
+    )
+    header = [
+        "carry-over",
+        "returns",
+        "baseline",
+        "out-of-sample elpd (PSIS-LOO) ± se",
+        "weight",
+        "max R-hat",
+        "divergences",
+    ]
+    return w.HTML(
+        f"<h3>Model structures</h3><div style='color:#666'>Compared out of sample; {esc(how)}. Higher elpd predicts "
+        f"unseen weeks better.</div>{_html_table('mmm-structures', header, rows)}"
+    )
+
+
+def identification_table(summary: dict[str, Any]) -> w.HTML:
+    """Which channels this data does not identify, and why: ROAS posterior sd against its prior sd, and the HDI."""
+    breakeven = summary.get("breakeven_roas") or 1.0
+    rows = []
+    for ch in summary["channels"]:
+        if is_identified(ch, breakeven):
+            continue
+        info = ch.get("identification") or {}
+        r = ch["roas"]
+        why = "; ".join(info.get("reasons") or []) or "its ROAS interval holds both half and twice break-even"
+        rows.append(
+            [
+                ch["label"],
+                f"{r['mean']:.2f} [{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]",
+                _number(info.get("roas_sd"), ".2f"),
+                _number(info.get("prior_sd"), ".2f"),
+                why,
+            ]
+        )
+    title = "<h3>Channels this data does not identify</h3>"
+    if not rows:
+        return w.HTML(f"{title}<div class='mmm-identification'>Every channel is identified by this data.</div>")
+    rule = (
+        "Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior), or a 94% HDI "
+        f"holding both {0.5 * breakeven:.2f} and {2 * breakeven:.2f} (half and twice break-even). Their budgets are "
+        "held and a lift test is the way to learn their return."
+    )
+    header = ["channel", "ROAS (94% HDI)", "posterior sd", "prior sd", "why"]
+    return w.HTML(f"{title}<div style='color:#666'>{esc(rule)}</div>{_html_table('mmm-identification', header, rows)}")
+
+
 def quality_view(run: Path | None) -> w.Widget:
     summary, problem = load_or_message(run)
     if summary is None:
@@ -35,15 +129,18 @@ def quality_view(run: Path | None) -> w.Widget:
         health_badge(summary),
         w.HTML("<h3>Diagnostics</h3>"),
         _table(summary),
+        structures_table(summary),
+        identification_table(summary),
         fit_over_time(summary),
         residuals(summary),
         w.HBox(
             [
-                interval_bars(summary, "roas", "ROAS posterior (mean, 94% HDI)"),
+                interval_bars(summary, "roas", "ROAS posterior (mean, 94% HDI)", mark_unidentified=True),
                 interval_bars(summary, "contribution", "Contribution posterior (mean, 94% HDI)", ".3s"),
             ],
             layout=w.Layout(width="100%"),
         ),
+        unidentified_legend(summary),
     ]
     parts += posterior_panels(run, summary)
     carry = adstock_weights(summary)

@@ -1,0 +1,66 @@
+"""Can this data tell this channel's return? The one rule behind "not identified" (issue #12, item 4).
+
+A channel is NOT identified when the data barely narrowed what the priors already said (its ROAS posterior sd is
+more than half its prior sd), or when its 94 % HDI holds both half and twice break-even ROAS (the data cannot say
+whether it loses money or doubles it). Such a channel gets no precise-looking advice: every reader (summary,
+recommendations, optimiser, planner, dashboards, reports) holds its budget and asks for a lift test instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mmmlib.analysis import HDI_PROB, hdi
+
+SD_SHARE = 0.5  # posterior sd above this share of the prior sd: the data said little about the return
+LOW_FACTOR, HIGH_FACTOR = 0.5, 2.0  # an HDI holding both 0.5× and 2× break-even cannot tell loss from gain
+
+
+def spans_breakeven(low: float, high: float, breakeven: float) -> bool:
+    """Whether an interval holds both half and twice break-even ROAS (the interval half of the rule)."""
+    return bool(low <= LOW_FACTOR * breakeven and high >= HIGH_FACTOR * breakeven)
+
+
+def identify(roas: np.ndarray, prior: np.ndarray | None, breakeven: float) -> list[dict[str, Any]]:
+    """Per channel ``{"identified", "reasons", "roas_sd", "prior_sd"}`` from ROAS draws ``(draw, channel)``.
+
+    ``prior`` holds prior ROAS draws ``(draw, channel)``, or None (an old run without prior draws): then only the
+    interval rule applies and ``prior_sd`` is None.
+    """
+    roas = np.asarray(roas, dtype=float)
+    low, high = hdi(roas, HDI_PROB)
+    post_sd = roas.std(axis=0)
+    prior_sd = None if prior is None else np.asarray(prior, dtype=float).std(axis=0)
+    out = []
+    for j in range(roas.shape[1]):
+        reasons = []
+        psd = None if prior_sd is None else float(prior_sd[j])
+        if psd is not None and np.isfinite(psd) and psd > 0 and post_sd[j] > SD_SHARE * psd:
+            reasons.append(
+                f"the data barely narrowed the prior: ROAS posterior sd {post_sd[j]:.2f} is more than half "
+                f"the prior sd {psd:.2f}"
+            )
+        if spans_breakeven(low[j], high[j], breakeven):
+            reasons.append(
+                f"its 94% HDI {low[j]:.2f}–{high[j]:.2f} holds both half ({LOW_FACTOR * breakeven:.2f}) and twice "
+                f"({HIGH_FACTOR * breakeven:.2f}) break-even ROAS"
+            )
+        out.append({"identified": not reasons, "reasons": reasons, "roas_sd": float(post_sd[j]), "prior_sd": psd})
+    return out
+
+
+def is_identified(channel: dict[str, Any], breakeven: float) -> bool:
+    """A ``summary.json`` channel row's flag; rows of runs made before the flag existed get the interval rule
+    on their stored ROAS HDI (the prior half of the rule needs draws those runs did not keep)."""
+    if "identified" in channel:
+        return bool(channel["identified"])
+    r = channel["roas"]
+    return not spans_breakeven(r["hdi_low"], r["hdi_high"], breakeven)
+
+
+def unidentified(summary: dict[str, Any]) -> list[str]:
+    """Names of the channels of a summary that the data do not identify, in the run's order."""
+    breakeven = summary.get("breakeven_roas") or 1.0
+    return [c["name"] for c in summary["channels"] if not is_identified(c, breakeven)]
