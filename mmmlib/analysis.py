@@ -271,8 +271,10 @@ def fit_quality(post: Posterior) -> dict[str, Any]:
 def diagnostics(idata: Any) -> dict[str, Any]:
     """Max R-hat, min bulk and tail ESS over the sampled parameters, and divergences.
 
-    For a combined posterior these are the worst over the candidates that contributed draws, each measured on its
-    own chains (``mmmlib.stacking``): a mixture's draws have no chains of their own to compare.
+    For a combined posterior (``mmmlib.stacking``), R-hat is the worst of the candidates that contributed draws and
+    divergences their sum, each measured on its own chains; ESS is the mixture's: a candidate holding a share ``w`` of
+    the draws contributes a random ``w`` of its own, so the mixture's ESS is ``1 / Σ (w / ESS)``, the weighted
+    harmonic mean of theirs.
     """
     import arviz as az
 
@@ -281,8 +283,8 @@ def diagnostics(idata: Any) -> dict[str, Any]:
         used = [r for r in records if r.get("draws_per_chain", 1) > 0] or records
         return {
             "r_hat_max": max(r["r_hat_max"] for r in used),
-            "ess_bulk_min": min(r["ess_bulk_min"] for r in used),
-            "ess_tail_min": min(r["ess_tail_min"] for r in used),
+            "ess_bulk_min": _mixture_ess(used, "ess_bulk_min"),
+            "ess_tail_min": _mixture_ess(used, "ess_tail_min"),
             "divergences": int(sum(r["divergences"] for r in used)),
         }
 
@@ -302,6 +304,11 @@ def diagnostics(idata: Any) -> dict[str, Any]:
         "ess_tail_min": extreme(ess_tail, np.nanmin),
         "divergences": int(np.asarray(div).sum()),
     }
+
+
+def _mixture_ess(records: list[dict[str, Any]], key: str) -> float:
+    total = sum(r.get("draws_per_chain", 1) for r in records) or 1
+    return 1.0 / sum((r.get("draws_per_chain", 1) / total) / max(r[key], 1e-9) for r in records)
 
 
 def status_of(diag: dict[str, Any], mode: str) -> tuple[str, list[str]]:

@@ -27,8 +27,9 @@ TREND_COLUMN = baseline.TREND
 
 # Sampler settings per mode, from benchmarks/ (README). cores=chains: PyMC would guess half the CPUs.
 MODES: dict[str, dict[str, Any]] = {
-    # every candidate structure is fitted (mmmlib.structures): 2 × (600 + 600) each keeps min ESS above quick's 200
-    "quick": {"chains": 2, "tune": 600, "draws": 600, "target_accept": 0.95},
+    # every candidate structure is fitted (mmmlib.structures), so each gets fewer steps than one fit used to: at
+    # 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200)
+    "quick": {"chains": 2, "tune": 600, "draws": 800, "target_accept": 0.95},
     # 1000 draws and 0.95 left max R-hat 1.014 (seasonal-spend, seed 1) and a divergence in 1 of 5 seeds (3-channel
     # data), both from one weakly identified channel's saturation curve; 1500 draws at 0.97: ≤ 1.008, none (README)
     "full": {"chains": 4, "tune": 1500, "draws": 1500, "target_accept": 0.97},

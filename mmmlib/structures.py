@@ -36,7 +36,7 @@ AUTO = "auto"
 # what ``auto`` fits: carry-over that peaks at once (geometric) or after a delay (Jin et al.'s delayed form, which
 # sampled without the divergences the Weibull PDF form gave), and the two returns families that between them hold
 # the concave, S-shaped and nearly linear curves (Michaelis-Menten is Hill with slope 1)
-AUTO_ADSTOCKS = ("geometric", "weibull", "delayed")
+AUTO_ADSTOCKS = ("geometric", "delayed")
 AUTO_SATURATIONS = ("logistic", "hill")
 AUTO_BASELINE = "changepoints"
 

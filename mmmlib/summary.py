@@ -53,13 +53,14 @@ def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: se
 
 
 def model_section(idata: Any) -> dict[str, Any] | None:
-    """The candidate structures, their out-of-sample scores and stacking weights (``mmmlib.stacking``)."""
+    """The candidate structures, their out-of-sample scores and weights (``mmmlib.stacking``)."""
     from mmmlib.stacking import candidate_records
 
     records = candidate_records(idata)
     if not records:
         return None
-    return {"selection": "stacking" if len(records) > 1 else "single", "candidates": records}
+    return {"selection": "weighted" if len(records) > 1 else "single", "candidates": records}
+
 
 def identify_channels(post: analysis.Posterior, channels: list[dict[str, Any]], value: float, breakeven: float) -> None:
     """Mark each channel row ``identified`` (:mod:`mmmlib.identification`), from the posterior's ROAS draws and,

@@ -293,7 +293,7 @@ def test_views_mark_unidentified_channels_and_show_the_structures(hand_run: Path
     assert f"{info['prior_sd']:.2f}" in table and f"{info['roas_sd']:.2f}" in table
     assert "records no comparison" in structures_table(summary).value  # no model section: a sentence
     summary["model"] = {
-        "selection": "stacking",
+        "selection": "weighted",
         "candidates": [
             {"adstock": "geometric", "saturation": "hill", "baseline": "changepoints", "elpd_loo": -120.5,
              "elpd_se": 8.25, "p_loo": 12.0, "weight": 0.7, "r_hat_max": 1.004, "divergences": 0},
@@ -302,7 +302,7 @@ def test_views_mark_unidentified_channels_and_show_the_structures(hand_run: Path
         ],
     }  # fmt: skip
     shown = structures_table(summary).value
-    assert "-120.5 ± 8.2" in shown and "0.70" in shown and "1.004" in shown and "stacking" in shown
+    assert "-120.5 ± 8.2" in shown and "0.70" in shown and "1.004" in shown and "pseudo-BMA+" in shown
     assert "&lt;i&gt;x&lt;/i&gt;" in shown and "<i>" not in shown
 
     planner = BudgetPlanner(summary, load_curves(hand_run))

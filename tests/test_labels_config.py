@@ -43,7 +43,9 @@ def test_config_round_trip_and_defaults(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("date_column: week\ntarget_column: revenue\nchannel_columns: [tv, search]\n")
     cfg = load_config(path)
-    assert cfg.adstock == "geometric" and cfg.saturation == "logistic" and cfg.adstock_max_lag == 8
+    # structure chosen from the data unless the config names one (#12)
+    assert cfg.adstock == cfg.saturation == cfg.baseline == "auto" and cfg.adstock_max_lag == 8
+    assert cfg.baseline_form == "changepoints" and cfg.roas_prior == {}
     assert cfg.breakeven_roas == 1.0
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -56,6 +58,10 @@ def test_config_round_trip_and_defaults(tmp_path: Path) -> None:
         ("date_column: w\ntarget_column: y\nchannel_columns: []\n", "at least one"),
         ("date_column: w\ntarget_column: y\nchannel_columns: [a, y]\n", "more than one role"),
         ("date_column: w\ntarget_column: y\nchannel_columns: [a]\nmargin: 0\n", "margin"),
+        ("date_column: w\ntarget_column: y\nchannel_columns: [a]\nbaseline: wiggly\n", "baseline"),
+        ("date_column: w\ntarget_column: y\nchannel_columns: [a]\nroas_prior: {b: [1, 2]}\n", "not one of the channel"),
+        ("date_column: w\ntarget_column: y\nchannel_columns: [a]\nroas_prior: {a: [2, 1]}\n", "0 < low < high"),
+        ("date_column: w\ntarget_column: y\nchannel_columns: [a]\nroas_prior: {a: 3}\n", "0 < low < high"),
         ("target_column: y\nchannel_columns: [a]\n", "date_column is missing"),
         ("date_column: w\n  bad: [\n", "not valid YAML at line"),
     ],

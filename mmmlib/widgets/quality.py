@@ -70,9 +70,10 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
             ]
         )
     how = (
-        "the candidates' posterior draws are combined by these stacking weights"
-        if model.get("selection") == "stacking"
-        else "one structure was selected"
+        "the candidates' posterior draws are combined by these weights (pseudo-BMA+ on PSIS-LOO: candidates that "
+        "predict held-out weeks equally well share the draws)"
+        if model.get("selection") == "weighted"
+        else "one structure was fitted"
     )
     header = [
         "carry-over",

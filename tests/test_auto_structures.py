@@ -1,0 +1,79 @@
+"""A real fit with ``adstock: auto``, ``saturation: auto``: every candidate sampled, weighed out of sample and
+combined, and every consumer of the run (summary, optimiser, forecast, quality view) working on the mixture."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from mmmlib import structures
+
+
+def mmm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("auto-data")
+    assert mmm("synth", "--out", str(data), "--weeks", "104", "--channels", "2", "--seed", "7").returncode == 0
+    config = (data / "config.yaml").read_text()
+    config = config.replace("adstock: geometric", "adstock: auto").replace("saturation: logistic", "saturation: auto")
+    (data / "config.yaml").write_text(config)
+    run = tmp_path_factory.mktemp("auto-store") / "clients" / "acme" / "runs" / "auto"
+    fit = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--seed", "2")
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    return run
+
+
+def test_every_candidate_is_fitted_scored_and_weighed(auto_run: Path) -> None:
+    summary = json.loads((auto_run / "summary.json").read_text())
+    model = summary["model"]
+    assert model["selection"] == "weighted"
+    names = [(c["adstock"], c["saturation"]) for c in model["candidates"]]
+    assert names == [(a, s) for a in structures.AUTO_ADSTOCKS for s in structures.AUTO_SATURATIONS]
+    assert sum(c["weight"] for c in model["candidates"]) == pytest.approx(1.0, abs=1e-3)
+    for c in model["candidates"]:
+        assert np.isfinite(c["elpd_loo"]) and c["elpd_se"] > 0 and c["p_loo"] > 0
+        assert c["baseline"] == "changepoints"
+    for ch in summary["channels"]:
+        assert isinstance(ch["identified"], bool)
+        assert ch["identification"]["prior_sd"] is not None  # the prior's ROAS, from the fit's prior group
+        r = ch["roas"]
+        assert 0 <= r["hdi_low"] <= r["mean"] <= r["hdi_high"]
+
+
+def test_the_posterior_is_the_weighted_mixture_of_candidates(auto_run: Path) -> None:
+    summary = json.loads((auto_run / "summary.json").read_text())
+    tree = xr.open_datatree(auto_run / "posterior.nc")
+    post = tree["posterior"]
+    index = post["structure"].values
+    chains, draws = index.shape
+    for k, c in enumerate(summary["model"]["candidates"]):
+        assert (index == k).sum() == chains * c["draws_per_chain"]
+        assert abs(c["draws_per_chain"] - c["weight"] * draws) <= 1
+    hill = post["saturation_family"].values == structures.SATURATIONS.index("hill")
+    kappa = post["saturation_kappa"].values[..., 0]
+    assert np.isfinite(kappa[hill]).all() and np.isnan(kappa[~hill]).all()
+    assert "prior" in tree.children and "log_likelihood" not in tree.children
+
+
+def test_optimiser_forecast_and_quality_view_work_on_the_mixture(auto_run: Path) -> None:
+    summary = json.loads((auto_run / "summary.json").read_text())
+    budget = sum(ch["spend"] for ch in summary["channels"]) / summary["period"]["periods"]
+    opt = mmm("optimize", str(auto_run), "--budget", f"{budget:.2f}", "--json")
+    assert opt.returncode == 0, opt.stderr
+    result = json.loads(opt.stdout)
+    assert result["expected"]["total"]["hdi_low"] <= result["expected"]["total"]["mean"]
+    fc = mmm("forecast", str(auto_run), "--periods", "8", "--json")
+    assert fc.returncode == 0, fc.stderr
+    from mmmlib.widgets.quality import structures_table
+
+    shown = structures_table(summary).value
+    assert shown.count("changepoints") == len(summary["model"]["candidates"])

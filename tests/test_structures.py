@@ -1,0 +1,195 @@
+"""Structures from the data (#12): the registry's formulas against pymc-marketing, the mixture of candidates, the
+ROAS priors and the changepoint trend, on cases with known answers (no sampling)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from mmmlib import analysis, baseline, roas_priors, stacking, structures
+from mmmlib.optimize import Curves
+
+
+def test_candidates_expand_auto_and_keep_named_forms() -> None:
+    auto = structures.candidates("auto", "auto", "auto")
+    assert [(s.adstock, s.saturation) for s in auto] == [
+        (a, s) for a in structures.AUTO_ADSTOCKS for s in structures.AUTO_SATURATIONS
+    ]
+    assert all(s.baseline == "changepoints" for s in auto)
+    assert structures.candidates("geometric", "hill", "linear") == [structures.Structure("geometric", "hill", "linear")]
+    assert [s.adstock for s in structures.candidates("auto", "logistic", "flat")] == list(structures.AUTO_ADSTOCKS)
+
+
+@pytest.mark.parametrize("family", ["geometric", "delayed", "weibull"])
+def test_carry_over_weights_match_pymc_marketing(family: str) -> None:
+    """The numpy weights the optimiser and forecasts use are pymc-marketing's kernel, lag by lag."""
+    params = {"geometric": {"alpha": 0.6}, "delayed": {"alpha": 0.5, "theta": 1.7}, "weibull": {"lam": 2.5, "k": 1.8}}
+    component = structures.adstock_component(family, 8)
+    impulse = np.zeros(12)
+    impulse[0] = 1.0
+    x = xr.DataArray(impulse, dims=("date",))
+    theirs = np.asarray(component.function(x, **params[family], dim="date").eval())[:8]
+    ours = structures.adstock_weights(family, {k: np.array([[v]]) for k, v in params[family].items()}, 8)[:, 0]
+    assert ours == pytest.approx(theirs, abs=1e-9)
+
+
+@pytest.mark.parametrize("family", structures.SATURATIONS)
+def test_returns_formulas_and_gradients_match_pymc_marketing(family: str) -> None:
+    params = {
+        "logistic": {"lam": 2.2, "beta": 0.7},
+        "hill": {"slope": 1.6, "kappa": 0.4, "beta": 0.7},
+        "michaelis_menten": {"alpha": 0.7, "lam": 0.8},
+    }[family]
+    from pymc_extras.prior import Prior
+
+    component = structures.saturation_component(family, Prior("LogNormal", mu=0, sigma=1, dims="channel"))
+    z = np.linspace(0, 1.5, 7)
+    theirs = np.asarray(component.function(xr.DataArray(z, dims=("x",)), **params).eval())
+    p = {k: np.asarray(v) for k, v in params.items()}
+    assert structures.SATURATION_FORMULAS[family](p, z) == pytest.approx(theirs, rel=1e-9)
+    z, step = z[1:], 1e-6  # Hill's slope at 0 is infinite for slope < 1: difference quotients from 0.25 up
+    numeric = (
+        structures.SATURATION_FORMULAS[family](p, z + step) - structures.SATURATION_FORMULAS[family](p, z)
+    ) / step
+    assert structures.SATURATION_GRADIENTS[family](p, z + step / 2) == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+def mixed_posterior() -> xr.DataTree:
+    """Four draws, one channel: two logistic draws and two Hill draws, each with its own parameters (NaN elsewhere)."""
+    nan = np.nan
+    coords = {
+        "chain": [0],
+        "draw": np.arange(4),
+        "channel": ["c0"],
+        "date": pd.date_range("2024-01-01", periods=3, freq="7D"),
+    }
+    sat = {
+        "lam": [2.0, 3.0, nan, nan],
+        "beta": [0.5, 0.4, 0.6, 0.3],
+        "slope": [nan, nan, 1.0, 2.0],
+        "kappa": [nan, nan, 0.5, 0.25],
+        "family": [0, 0, 1, 1],
+    }
+    ads = {"alpha": [0.5, 0.5, 0.3, 0.5], "theta": [nan, nan, nan, 1.0], "family": [0, 0, 0, 2]}
+    post = {
+        f"saturation_{k}": (("chain", "draw", "channel"), np.array(v, float).reshape(1, 4, 1))
+        for k, v in sat.items()
+        if k != "family"
+    }
+    post |= {
+        f"adstock_{k}": (("chain", "draw", "channel"), np.array(v, float).reshape(1, 4, 1))
+        for k, v in ads.items()
+        if k != "family"
+    }
+    post["saturation_family"] = (("chain", "draw"), np.array([sat["family"]], float))
+    post["adstock_family"] = (("chain", "draw"), np.array([ads["family"]], float))
+    post["channel_contribution"] = (("chain", "draw", "date", "channel"), np.zeros((1, 4, 3, 1)))
+    const = xr.Dataset(
+        {
+            "channel_data": (("date", "channel"), np.full((3, 1), 50.0)),
+            "target_data": (("date",), np.ones(3)),
+            "target_scale": ((), 100.0),
+            "channel_scale": (("channel",), np.array([100.0])),
+        },
+        coords={"date": coords["date"], "channel": ["c0"]},
+    )
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(post, coords=coords), "constant_data": const})
+
+
+def test_mixed_draws_use_each_draws_own_family() -> None:
+    post = analysis.Posterior.from_idata(mixed_posterior())
+    z = 0.5
+    resp = analysis.steady_state_response(post, np.array([[50.0]]))[:, 0, 0] / 100.0
+    logistic = [b * (1 - np.exp(-lam * z)) / (1 + np.exp(-lam * z)) for lam, b in ((2.0, 0.5), (3.0, 0.4))]
+    hill = [b * z**s / (z**s + k**s) for s, k, b in ((1.0, 0.5, 0.6), (2.0, 0.25, 0.3))]
+    assert resp == pytest.approx(logistic + hill, rel=1e-12)
+    curves = Curves.from_posterior(post)
+    assert curves.kind == "mixed"
+    grad = curves.mean_gradient(np.array([50.0]))
+    numeric = (curves.mean_response(np.array([[50.01]])) - curves.mean_response(np.array([[49.99]]))) / 0.02
+    assert grad == pytest.approx(numeric[0], rel=1e-5)
+    w = analysis.adstock_weight_draws(post, 3)[:, :, 0]
+    assert w[0] == pytest.approx(np.array([1, 0.5, 0.25]) / 1.75)
+    assert w[3] == pytest.approx(np.array([0.5, 1.0, 0.5]) / 2)  # delayed: 0.5 ** ((lag - 1) ** 2), peak at lag 1
+
+
+def dataset(offset: float, extra: str, chains: int = 2, draws: int = 50) -> xr.Dataset:
+    shape = (chains, draws, 2)
+    return xr.Dataset(
+        {
+            "shared": (("chain", "draw", "channel"), np.full(shape, offset)),
+            extra: (("chain", "draw", "channel"), np.ones(shape)),
+        },
+        coords={"chain": np.arange(chains), "draw": np.arange(draws), "channel": ["a", "b"]},
+    )
+
+
+def test_mixture_takes_each_candidates_share_of_every_chain() -> None:
+    counts = stacking.allocate([0.62, 0.0, 0.38], 50)
+    assert counts == [31, 0, 19] and sum(counts) == 50
+    out, index = stacking.mix_groups(
+        [dataset(1.0, "only_a"), dataset(2.0, "only_b"), dataset(3.0, "only_a")], counts, np.random.default_rng(0)
+    )
+    assert out.sizes["chain"] == 2 and out.sizes["draw"] == 50 and index.shape == (2, 50)
+    assert (index == 0).sum(axis=1).tolist() == [31, 31] and (index == 1).sum() == 0
+    shared = out["shared"].values[..., 0]
+    assert np.array_equal(shared, np.where(index == 0, 1.0, 3.0))
+    assert np.isnan(out["only_b"].values).all()  # its only candidate has no draws
+    assert not np.isnan(out["only_a"].values).any()
+
+
+def test_allocation_follows_weights_exactly_in_total() -> None:
+    for weights in ([0.5, 0.5], [0.98, 0.01, 0.01], [1 / 3] * 3, [1.0]):
+        counts = stacking.allocate(weights, 1000)
+        assert sum(counts) == 1000
+        assert np.abs(np.array(counts) - 1000 * np.array(weights)).max() <= 1
+
+
+def test_a_roas_interval_becomes_the_lognormal_with_that_94_percent_interval() -> None:
+    mu, sigma = roas_priors.lognormal_from_interval(0.5, 4.0)
+    draws = np.random.default_rng(1).lognormal(mu, sigma, 400_000)
+    assert np.quantile(draws, [0.03, 0.97]) == pytest.approx([0.5, 4.0], rel=0.01)
+
+
+@pytest.mark.parametrize("family", structures.SATURATIONS)
+def test_effect_prior_carries_the_roas_prior_at_the_central_shape(family: str) -> None:
+    """Small and large channels get the same prior on their return: no pull toward zero for small spenders."""
+    rng = np.random.default_rng(3)
+    spend = np.column_stack([rng.uniform(0, 1000, 104), rng.uniform(0, 20, 104)])  # a big and a tiny channel
+    mu, sigma = roas_priors.roas_lognormal(["big", "tiny"], spend, 1e6, valued=True)
+    assert mu == pytest.approx([0.2, 0.2]) and sigma == pytest.approx([0.9, 0.9])  # Meridian's default
+    scale = spend.max(axis=0)
+    m, _ = roas_priors.effect_lognormal(
+        family, mu, sigma, spend=spend, channel_scale=scale, target_scale=5e4, value=1.0
+    )
+    beta = np.exp(m)  # the effect prior's median
+    z = spend / scale
+    curve = structures.nominal_response(family, z).sum(axis=0)
+    implied = beta * 5e4 * curve / spend.sum(axis=0)
+    assert implied == pytest.approx(np.exp([0.2, 0.2]), rel=1e-9)
+
+
+def test_non_revenue_kpi_gets_meridians_total_media_contribution_prior() -> None:
+    spend = np.array([[100.0, 300.0]] * 10)
+    mu, sigma = roas_priors.roas_lognormal(["a", "b"], spend, kpi_total=50_000, valued=False)
+    mean = np.exp(mu + sigma**2 / 2)
+    assert mean == pytest.approx([0.4 * 50_000 / 4000] * 2)  # prior mean: media is 40 % of the KPI
+    sd = np.sqrt((np.exp(sigma**2) - 1) * np.exp(2 * mu + sigma**2))
+    assert sd == pytest.approx([0.2 * 50_000 / np.sqrt(1000**2 + 3000**2)] * 2)
+
+
+def test_changepoint_trend_is_piecewise_linear_and_extends_its_last_slope() -> None:
+    n = 156
+    cols = baseline.trend_columns("changepoints", n, np.arange(n + 20), "weekly")
+    knots = baseline.knots(n, "weekly")
+    assert len(knots) == 4 and knots[0] == pytest.approx(26 / 155)  # every 26 weeks in the first 80 %
+    assert set(cols) == {"trend", "trend_cp1", "trend_cp2", "trend_cp3", "trend_cp4"}
+    coef = {"trend": 1.0, "trend_cp1": -2.0, "trend_cp2": 0.0, "trend_cp3": 1.5, "trend_cp4": 0.0}
+    line = sum(coef[k] * v for k, v in cols.items())
+    slopes = np.diff(line) * (n - 1)
+    assert slopes[:26] == pytest.approx(1.0) and slopes[30:50] == pytest.approx(-1.0)
+    assert slopes[-25:] == pytest.approx(0.5)  # beyond the data: the last slope continues
+    assert baseline.trend_columns("flat", n, np.arange(n), "weekly") == {}
+    assert set(baseline.trend_columns("linear", n, np.arange(n), "weekly")) == {"trend"}
