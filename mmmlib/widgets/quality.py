@@ -160,7 +160,7 @@ def posterior_panels(run: Path | None, summary: dict[str, Any]) -> list[w.Widget
     try:
         tree = load_posterior(
             run,
-            keep=lambda name: name == "channel_contribution" or name.startswith(MEDIA),
+            keep=lambda name: name in ("channel_contribution", "structure") or name.startswith(MEDIA),
             need=["channel_contribution"],
         )
         with reading_posterior(run):
@@ -198,6 +198,24 @@ def _roas_by_channel(tree: Any, summary: dict[str, Any]) -> dict[str, Any]:
     return {ch: roas[:, j] for j, ch in enumerate(post.channels) if spend[j] > 0}
 
 
+def _best_structure_draws(tree: Any) -> Any:
+    """The draws of the most weighted candidate structure, whose priors the posterior file's attributes hold.
+
+    A combined posterior mixes structures whose parameters share names but not meanings (a geometric and a delayed
+    carry-over both have ``alpha``): each prior is set against its own structure's draws only.
+    """
+    import json
+
+    import numpy as np
+
+    post = tree["posterior"]
+    if "structure" not in post.data_vars:
+        return slice(None)
+    weights = [c.get("weight", 0) for c in json.loads(tree.attrs.get("candidates") or "[]")]
+    best = int(np.argmax(weights)) if weights else 0
+    return np.asarray(post["structure"].values).reshape(-1) == best
+
+
 def priors_against_posteriors(tree: Any, summary: dict[str, Any]) -> w.Widget | None:
     """For a chosen media parameter, each channel's prior and posterior densities overlaid."""
     import bqplot as bq
@@ -209,7 +227,7 @@ def priors_against_posteriors(tree: Any, summary: dict[str, Any]) -> w.Widget | 
     channels = [str(c) for c in tree["constant_data"]["channel"].values]
     priors = media_prior_draws(dict(tree.attrs), channels)
     posts = {
-        n: np.asarray(tree["posterior"][n].values).reshape(-1, len(channels))
+        n: np.asarray(tree["posterior"][n].values).reshape(-1, len(channels))[_best_structure_draws(tree)]
         for n in priors
         if n in tree["posterior"].data_vars
     }
