@@ -27,9 +27,7 @@ TREND_COLUMN = baseline.TREND
 
 # Sampler settings per mode, from benchmarks/ (README). cores=chains: PyMC would guess half the CPUs.
 MODES: dict[str, dict[str, Any]] = {
-    # every candidate structure is fitted (mmmlib.structures), so each gets fewer steps than one fit used to: at
-    # 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200)
-    "quick": {"chains": 2, "tune": 600, "draws": 800, "target_accept": 0.95},
+    "quick": {"chains": 2, "tune": 1000, "draws": 1500, "target_accept": 0.95},
     # 1000 draws and 0.95 left max R-hat 1.014 (seasonal-spend, seed 1) and a divergence in 1 of 5 seeds (3-channel
     # data), both from one weakly identified channel's saturation curve; 1500 draws at 0.97: ≤ 1.008, none (README)
     "full": {"chains": 4, "tune": 1500, "draws": 1500, "target_accept": 0.97},
@@ -38,20 +36,27 @@ MODES: dict[str, dict[str, Any]] = {
 # steps (target_accept 0.97, ~20 % more leapfrog steps) removed it. Fewer channels do not need it.
 MANY_CHANNELS = 8
 MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
+# With several candidate structures (``auto``) each is fitted, so each gets fewer steps in quick mode: at
+# 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200).
+PER_CANDIDATE = {"quick": {"tune": 600, "draws": 800}}
 DEFAULT_SAMPLER = "nutpie"
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 OVERRIDABLE = ("chains", "tune", "draws")
 
 
-def sampler_settings(mode: str = "quick", channels: int | None = None, **overrides: int | None) -> dict[str, Any]:
+def sampler_settings(
+    mode: str = "quick", channels: int | None = None, candidates: int = 1, **overrides: int | None
+) -> dict[str, Any]:
     """The mode's sampler settings with any of ``chains``, ``tune`` and ``draws`` replaced (positive whole numbers).
 
     ``channels``, the number of media channels, raises target_accept for ``MANY_CHANNELS`` or more where the mode
-    says so.
+    says so; more than one candidate structure takes the mode's per-candidate steps (``PER_CANDIDATE``).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     settings = dict(MODES[mode])
+    if candidates > 1:
+        settings.update(PER_CANDIDATE.get(mode, {}))
     if channels is not None and channels >= MANY_CHANNELS and mode in MANY_CHANNELS_TARGET_ACCEPT:
         settings["target_accept"] = MANY_CHANNELS_TARGET_ACCEPT[mode]
     for name, value in overrides.items():
@@ -304,14 +309,13 @@ def fit(
     from mmmlib import stacking
 
     cfg = dataset.config
-    settings = sampler_settings(mode, channels=len(cfg.channel_columns), chains=chains, tune=tune, draws=draws)
+    shapes = structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
+    channels = len(cfg.channel_columns)
+    settings = sampler_settings(mode, channels, len(shapes), chains=chains, tune=tune, draws=draws)
     sampler = sampler or DEFAULT_SAMPLER
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-    members = [
-        fit_structure(dataset, s, settings, sampler, seed, progressbar, lift_tests)
-        for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
-    ]
+    members = [fit_structure(dataset, s, settings, sampler, seed, progressbar, lift_tests) for s in shapes]
     return stacking.combine(members, seed=seed)
 
 

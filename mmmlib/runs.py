@@ -314,6 +314,30 @@ def reading_posterior(run_dir: str | Path) -> Iterator[None]:
         raise damaged_posterior(run_dir, f"reading it failed ({what})") from exc
 
 
+FAMILY_VARS = ("adstock_family", "saturation_family")
+
+
+def _owned(families: dict[str, Any], name: str) -> Any:
+    """The draws that must hold numbers for ``name``: all, except in a combined posterior (``mmmlib.stacking``),
+    where a parameter belongs only to the draws whose family has it and is NaN in the others."""
+    import numpy as np
+
+    from mmmlib import structures
+
+    part = name.split("_", 1)[0]
+    codes = families.get(f"{part}_family")
+    if codes is None or name in FAMILY_VARS or part not in ("adstock", "saturation"):
+        return ...
+    registry, params = (
+        (structures.ADSTOCKS, structures.ADSTOCK_PARAMS)
+        if part == "adstock"
+        else (structures.SATURATIONS, structures.SATURATION_PARAMS)
+    )
+    param = name.split("_", 1)[1]
+    owners = [k for k, family in enumerate(registry) if param in params[family]]
+    return np.isin(codes, owners)
+
+
 def load_posterior(run_dir: str | Path, keep: Callable[[str], bool] | None = None, need: Iterable[str] = ()) -> Any:
     """``posterior.nc`` as an in-memory xarray DataTree: ``constant_data``, the posterior variables ``keep``
     selects (all by default) with every coordinate, and the file's attributes (the stored priors).
@@ -342,6 +366,7 @@ def load_posterior(run_dir: str | Path, keep: Callable[[str], bool] | None = Non
                 }
             )
             slim.attrs = dict(tree.attrs)
+            families = {v: np.asarray(posterior[v].values) for v in FAMILY_VARS if v in posterior.data_vars}
     except PermissionError:
         raise
     except (OSError, ValueError) as exc:  # h5py's "truncated file" or a bad block, xarray's "no backend" for garbage
@@ -353,6 +378,6 @@ def load_posterior(run_dir: str | Path, keep: Callable[[str], bool] | None = Non
             )
     for name in names:
         values = np.asarray(slim["posterior"][name].values)
-        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values[_owned(families, name)]).all():
             raise damaged_posterior(run_dir, f"its draws of {name} are not all numbers")
     return slim

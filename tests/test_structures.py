@@ -193,3 +193,12 @@ def test_changepoint_trend_is_piecewise_linear_and_extends_its_last_slope() -> N
     assert slopes[-25:] == pytest.approx(0.5)  # beyond the data: the last slope continues
     assert baseline.trend_columns("flat", n, np.arange(n), "weekly") == {}
     assert set(baseline.trend_columns("linear", n, np.arange(n), "weekly")) == {"trend"}
+
+
+def test_several_candidates_take_the_per_candidate_steps_and_overrides_still_win() -> None:
+    from mmmlib.model import MODES, PER_CANDIDATE, sampler_settings
+
+    assert sampler_settings("quick", candidates=1) == MODES["quick"]
+    assert sampler_settings("quick", candidates=4) == {**MODES["quick"], **PER_CANDIDATE["quick"]}
+    assert sampler_settings("quick", candidates=4, draws=50)["draws"] == 50
+    assert sampler_settings("full", candidates=4) == MODES["full"]
