@@ -46,64 +46,58 @@ KEEP_PREFIXES = (
 
 
 def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
-    """Stacking weights and, per candidate, its structure, PSIS-LOO elpd ± se, effective parameters and diagnostics."""
+    """Weights and, per candidate, its structure, PSIS-LOO elpd ± se, effective parameters and diagnostics.
+
+    A candidate whose LOO cannot be computed (too few draws, a degenerate tail) gets ``None`` scores, and then every
+    candidate gets equal weight: weights are never made up from the ones that could be scored.
+    """
     import arviz as az
 
     from mmmlib.analysis import diagnostics
 
     names = [m.structure.name for m in members]
     records: list[dict[str, Any]] = []
-    for m in members:
+    loos: dict[str, Any] = {}
+    for name, m in zip(names, members, strict=True):
         diag = diagnostics(m.idata)
-        records.append(
-            {
-                **m.structure.to_dict(),
-                "name": m.structure.name,
-                "r_hat_max": diag["r_hat_max"],
-                "ess_bulk_min": diag["ess_bulk_min"],
-                "ess_tail_min": diag["ess_tail_min"],
-                "divergences": diag["divergences"],
-                "elpd_loo": None,
-                "elpd_se": None,
-                "p_loo": None,
-                "pareto_k_max": None,
-                "seconds": round(m.fit_seconds, 2),
-            }
-        )
-    if len(members) == 1:
-        weights = [1.0]
-    else:
-        table = az.compare(
-            {n: m.idata for n, m in zip(names, members, strict=True)}, method=WEIGHTING, var_name=OBSERVED, round_to=6
-        )
-        weights = [float(table.loc[n, "weight"]) for n in names]
-        for n, rec in zip(names, records, strict=True):
+        rec = {
+            **m.structure.to_dict(),
+            "name": name,
+            "r_hat_max": diag["r_hat_max"],
+            "ess_bulk_min": diag["ess_bulk_min"],
+            "ess_tail_min": diag["ess_tail_min"],
+            "divergences": diag["divergences"],
+            "elpd_loo": None,
+            "elpd_se": None,
+            "p_loo": None,
+            "pareto_k_max": None,
+            "seconds": round(m.fit_seconds, 2),
+        }
+        try:
+            loo = az.loo(m.idata, var_name=OBSERVED, pointwise=True)
+        except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
+            log.warning("PSIS-LOO of %s failed: %s", name, exc)
+        else:
+            loos[name] = loo
             rec.update(
                 {
-                    "elpd_loo": float(table.loc[n, "elpd"]),
-                    "elpd_se": float(table.loc[n, "se"]),
-                    "p_loo": float(table.loc[n, "p"]),
+                    "elpd_loo": float(loo.elpd),
+                    "elpd_se": float(loo.se),
+                    "p_loo": float(loo.p),
+                    "pareto_k_max": float(np.nanmax(np.asarray(loo.pareto_k))),
                 }
             )
-    for m, rec in zip(members, records, strict=True):
-        if rec["elpd_loo"] is None:
-            loo = az.loo(m.idata, var_name=OBSERVED)
-            rec.update({"elpd_loo": float(loo.elpd), "elpd_se": float(loo.se), "p_loo": float(loo.p)})
-        rec["pareto_k_max"] = _pareto_k_max(m.idata)
+        records.append(rec)
+    if len(members) == 1 or len(loos) < len(members):
+        weights = [1.0 / len(members)] * len(members)
+    else:
+        table = az.compare(loos, method=WEIGHTING, var_name=OBSERVED, round_to=6)
+        weights = [float(table.loc[n, "weight"]) for n in names]
     total = sum(weights) or 1.0
     weights = [w / total for w in weights]
     for w, rec in zip(weights, records, strict=True):
         rec["weight"] = round(w, 4)
     return weights, records
-
-
-def _pareto_k_max(idata: Any) -> float | None:
-    import arviz as az
-
-    try:
-        return float(np.nanmax(np.asarray(az.loo(idata, var_name=OBSERVED, pointwise=True).pareto_k)))
-    except Exception:
-        return None
 
 
 def allocate(weights: list[float], total: int) -> list[int]:
