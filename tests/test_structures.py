@@ -202,3 +202,44 @@ def test_several_candidates_take_the_per_candidate_steps_and_overrides_still_win
     assert sampler_settings("quick", candidates=4) == {**MODES["quick"], **PER_CANDIDATE["quick"]}
     assert sampler_settings("quick", candidates=4, draws=50)["draws"] == 50
     assert sampler_settings("full", candidates=4) == MODES["full"]
+
+
+def fake_member(adstock: str, loglik: np.ndarray, seed: int) -> object:
+    """A fitted candidate as stacking sees it: a structure, draws, sampler stats and pointwise log-likelihood."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    chains, draws = loglik.shape[:2]
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset(
+                {"y_sigma": (("chain", "draw"), rng.normal(size=(chains, draws)))}, coords=coords
+            ),
+            "sample_stats": xr.Dataset(
+                {"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))}, coords=coords
+            ),
+            "log_likelihood": xr.Dataset({"y": (("chain", "draw", "date"), loglik)}, coords=coords),
+        }
+    )
+    return SimpleNamespace(structure=structures.Structure(adstock, "hill"), idata=tree, fit_seconds=1.0)
+
+
+def test_candidates_that_predict_alike_share_the_weight_and_a_better_one_takes_it() -> None:
+    rng = np.random.default_rng(0)
+    same = rng.normal(-1.0, 0.05, size=(2, 200, 60))
+    alike = same + rng.normal(0, 0.02, size=same.shape)  # predicts as well, week by week a little differently
+    weights, records = stacking.compare([fake_member("geometric", same, 1), fake_member("delayed", alike, 2)])
+    assert weights == pytest.approx([0.5, 0.5], abs=0.05)  # pseudo-BMA+ splits; stacking proper gave [1, 0] here
+    better = same + 0.5  # every held-out week predicted better
+    weights, records = stacking.compare([fake_member("geometric", same, 1), fake_member("delayed", better, 2)])
+    assert weights[1] > 0.99 and records[1]["elpd_loo"] > records[0]["elpd_loo"]
+
+
+def test_a_candidate_whose_loo_cannot_be_computed_leaves_equal_weights_not_a_failed_fit() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.normal(-1.0, 0.05, size=(2, 200, 60))
+    flat = np.full((2, 200, 60), -1.0)  # every draw alike: PSIS cannot fit a tail
+    weights, records = stacking.compare([fake_member("geometric", good, 1), fake_member("delayed", flat, 2)])
+    assert weights == [0.5, 0.5]
+    assert records[0]["elpd_loo"] is not None and records[1]["elpd_loo"] is None
