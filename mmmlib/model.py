@@ -131,8 +131,13 @@ def _value_per_kpi(dataset: Dataset) -> tuple[float, bool]:
     return (rpk, True) if rpk else (1.0, False)
 
 
-def effect_prior(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> Any:
-    """The effect-size prior of ``family`` implied by each channel's ROAS prior on the rows the model is fitted to."""
+def effect_prior(
+    dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series, target_scale: float | None = None
+) -> Any:
+    """The effect-size prior of ``family`` implied by each channel's ROAS prior on the rows the model is fitted to.
+
+    ``target_scale`` replaces the KPI's largest value as the scale the model divides it by (see :func:`build`).
+    """
     cfg = dataset.config
     X_fit, y_fit = _fit_rows(dataset, X, y)
     spend = X_fit[cfg.channel_columns].to_numpy(dtype=float)
@@ -144,7 +149,7 @@ def effect_prior(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -
         sigma,
         spend=spend,
         channel_scale=np.abs(spend).max(axis=0),  # pymc-marketing's max scaling, as fitted
-        target_scale=float(np.abs(y_fit.to_numpy()).max()),
+        target_scale=target_scale or float(np.abs(y_fit.to_numpy()).max()),
         value=value,
     )
 
@@ -163,10 +168,15 @@ def _model_config(cfg: Any, controls: list[str]) -> dict[str, Any]:
 
 
 def build(
-    dataset: Dataset, structure: structures.Structure | None = None
+    dataset: Dataset, structure: structures.Structure | None = None, target_scale: float | None = None
 ) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, float]]:
-    """An unfitted pymc-marketing MMM of one structure (the config's first candidate by default) and its inputs."""
+    """An unfitted pymc-marketing MMM of one structure (the config's first candidate by default) and its inputs.
+
+    ``target_scale`` fixes the scale the KPI is divided by (default: its largest value on the fitted rows), so that
+    the priors, which live on the scaled KPI, can be those of another KPI (simulation-based calibration).
+    """
     from pymc_marketing.mmm import MMM
+    from pymc_marketing.mmm.scaling import FixedScaling
 
     cfg = dataset.config
     structure = structure or structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)[0]
@@ -179,10 +189,11 @@ def build(
         control_columns=controls or None,
         adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
         saturation=structures.saturation_component(
-            structure.saturation, effect_prior(dataset, structure.saturation, X, y)
+            structure.saturation, effect_prior(dataset, structure.saturation, X, y, target_scale)
         ),
         yearly_seasonality=cfg.yearly_seasonality or None,
         model_config=_model_config(cfg, controls) or None,
+        scaling={"target": FixedScaling(dims=(), value=target_scale)} if target_scale else None,
     )
     return mmm, X, y, scales
 
@@ -198,9 +209,13 @@ def fit_structure(
     seed: int,
     progressbar: bool,
     lift_tests: pd.DataFrame | None,
+    target_scale: float | None = None,
 ) -> Fitted:
-    """Fit one structure with NUTS; the pointwise log-likelihood is kept for the out-of-sample comparison."""
-    mmm, X, y, scales = build(dataset, structure)
+    """Fit one structure with NUTS; the pointwise log-likelihood is kept for the out-of-sample comparison.
+
+    ``target_scale``: see :func:`build`.
+    """
+    mmm, X, y, scales = build(dataset, structure, target_scale)
     X_fit, y_fit = _fit_rows(dataset, X, y)
     mmm.build_model(X_fit, y_fit)
     if lift_tests is not None and len(lift_tests):
