@@ -106,6 +106,7 @@ benchmarks: venv fit-sample
 	$(VENV)/bin/python benchmarks/recovery.py
 	$(VENV)/bin/python benchmarks/recovery.py --suite --modes quick
 	$(VENV)/bin/python benchmarks/calibration.py
+	$(VENV)/bin/python benchmarks/sbc.py --sims 100   # hours on 2 cores: resumes per commit
 
 clean:
 	rm -rf $(VENV) .cache mmm_home
