@@ -123,6 +123,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"Fit {summary['status']}: max R-hat {diag['r_hat_max']:.3f}, min ESS {diag['ess_bulk_min']:.0f}, "
         f"{diag['divergences']} divergences, R² {diag['r2']:.2f}, MAPE {diag['mape']:.1%}. Run: {args.out}"
     )
+    candidates = (summary.get("model") or {}).get("candidates") or []
+    if len(candidates) > 1:
+        weights = ", ".join(f"{c['adstock']}+{c['saturation']} {c['weight']:.2f}" for c in candidates)
+        print(f"Structures weighed out of sample (PSIS-LOO, pseudo-BMA+): {weights}.")
+    unidentified = [c["label"] for c in summary["channels"] if c.get("identified") is False]
+    if unidentified:
+        print(f"Not identified by this data (budgets held, lift tests advised): {', '.join(unidentified)}.")
     return 0
 
 
