@@ -188,10 +188,6 @@ def combine(members: list[Any], seed: int = 0) -> Any:
     best = members[int(np.argmax(weights))]
     tree.attrs.update(best.idata.attrs)
     tree.attrs[CANDIDATES_ATTR] = json.dumps(records)
-    tree.attrs["structures"] = json.dumps([m.structure.to_dict() for m in members])
-    tree.attrs["component_priors"] = json.dumps(
-        [{"adstock": m.idata.attrs.get("adstock"), "saturation": m.idata.attrs.get("saturation")} for m in members]
-    )
     return Fitted(
         mmm=[m.mmm for m in members],
         idata=tree,
