@@ -1,10 +1,18 @@
-"""Benchmark: the three NUTS samplers side by side on the same model and data, cold and warm caches.
+"""Benchmark: how long a fit takes, as whole processes, beside the peer in the same run, cold and warm caches.
 
-Each row is a whole new process (`mmm fit --sampler S`, or for the baseline the same model fitted
-with pymc-marketing's defaults: `MMM.fit(X, y)` and nothing else). "cold" points pytensor's compile
-directory, numba's cache and JAX's cache at empty folders; "warm" reuses them after one run.
+Scenarios on one dataset (default: the sample, 156 weeks × 5 channels):
 
-Run: `.venv/bin/python benchmarks/samplers.py [--data CSV --config YAML]` (default: the sample data).
+- ours, the default quick fit (``adstock``/``saturation`` ``auto``: four candidate structures), nutpie, candidates
+  fitted two at a time in worker processes (the default), and one after another (``MMM_FIT_WORKERS=1``, as before);
+- ours with the numpyro loop (``--sampler numpyro``: compiled programs cached on disk, stopping rule);
+- ours with one fixed structure (geometric + logistic), nutpie and numpyro;
+- the peer, ``../shared/recovery_suite/peer.py``: pymc-marketing's MMM out of the box, PyMC's sampler 2 × (500 + 500).
+
+"cold" points pytensor's compile directory, numba's cache and JAX's cache at empty folders; "warm" reruns with them.
+Each of our rows also gets its breakdown from the run's fit.log: start (process and kernel start, imports, building
+the models), sampling (all candidates, compile included), stacking and analysis (LOO, mixture, summary) and writing.
+
+Run: `.venv/bin/python benchmarks/samplers.py [--data CSV --config YAML --truth JSON]`.
 Writes `samplers.json` and `samplers.md` to benchmarks/results/.
 """
 
@@ -14,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,35 +31,63 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PEER = Path(os.environ.get("MMM_RECOVERY_SUITE", ROOT.parent / "shared" / "recovery_suite")) / "peer.py"
+
+# (label, extra `mmm fit` arguments, extra environment, structure override or None)
+SCENARIOS: list[tuple[str, list[str], dict[str, str], str | None]] = [
+    ("ours: auto, nutpie, candidates in parallel (default)", [], {}, None),
+    ("ours: auto, nutpie, candidates one after another", [], {"MMM_FIT_WORKERS": "1"}, None),
+    ("ours: auto, numpyro loop", ["--sampler", "numpyro"], {}, None),
+    ("ours: geometric+logistic, nutpie", [], {}, "fixed"),
+    ("ours: geometric+logistic, numpyro loop", ["--sampler", "numpyro"], {}, "fixed"),
+]
+PEER_LABEL = "peer: pymc-marketing out of the box (peer.py)"
 
 
-def run_fit(sampler: str, data: str, config: str, cache: Path, out: Path) -> dict:
-    env = {
-        **os.environ,
+def cache_env(cache: Path) -> dict[str, str]:
+    return {
         "PYTENSOR_FLAGS": f"base_compiledir={cache / 'pytensor'}",
         "NUMBA_CACHE_DIR": str(cache / "numba"),
-        "JAX_COMPILATION_CACHE_DIR": str(cache / "jax"),
+        "MMM_JAX_CACHE": str(cache / "jax"),
     }
+
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def breakdown(log: Path, started: float, ended: float) -> dict[str, float]:
+    """Seconds of start, sampling, stacking and analysis, and writing, from the fit log's timestamps."""
+
+    def stamp(line: str) -> float | None:
+        m = STAMP.match(line)
+        return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
+
+    first_sampling = last_sampled = written = None
+    for line in log.read_text(errors="replace").splitlines():
+        t = stamp(line)
+        if t is None:
+            continue
+        if "mmmlib.model: sampling " in line and first_sampling is None:
+            first_sampling = t
+        if " sampled in " in line:
+            last_sampled = t
+        if "mmmlib.fitting: run written" in line:
+            written = t
+    if not (first_sampling and last_sampled and written):
+        return {}
+    return {
+        "start_s": round(first_sampling - started, 1),
+        "sampling_s": round(last_sampled - first_sampling, 1),
+        "stacking_analysis_s": round(written - last_sampled, 1),
+        "writing_s": round(ended - written, 1),
+    }
+
+
+def run_ours(args: list[str], env: dict[str, str], data: str, config: str, out: Path) -> dict:
+    cmd = [sys.executable, "-m", "mmmlib", "fit", data, "--config", config, "--out", str(out), "--seed", "1", *args]
+    wall = time.time()
     start = time.perf_counter()
-    if sampler == "pymc-marketing default":
-        cmd = [sys.executable, __file__, "--baseline", "--data", data, "--config", config, "--out", str(out)]
-    else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "mmmlib",
-            "fit",
-            data,
-            "--config",
-            config,
-            "--out",
-            str(out),
-            "--sampler",
-            sampler,
-            "--seed",
-            "1",
-        ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed", "seconds": seconds}
@@ -58,14 +95,60 @@ def run_fit(sampler: str, data: str, config: str, cache: Path, out: Path) -> dic
     d = summary["diagnostics"]
     return {
         "seconds": round(seconds, 1),
-        "sampling_seconds": summary["run"]["fit_seconds"],
-        "draws": summary["run"]["draws"] * summary["run"]["chains"],
+        **breakdown(out / "fit.log", wall, wall + seconds),
+        "draws_per_chain": summary["run"]["draws"],
         "r_hat_max": round(d["r_hat_max"], 4),
         "ess_bulk_min": round(d["ess_bulk_min"]),
         "ess_tail_min": round(d["ess_tail_min"]),
         "divergences": d["divergences"],
-        "ess_per_second": round(d["ess_bulk_min"] / seconds, 2),
+        "ess_per_second": round(min(d["ess_bulk_min"], d["ess_tail_min"]) / seconds, 2),
+        "status": summary["status"],
     }
+
+
+def run_peer(data: str, truth: str, env: dict[str, str], out: Path) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(PEER), data, truth, str(out)], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed", "seconds": seconds}
+    d = json.loads((out / "summary.json").read_text()).get("diagnostics", {})
+    ess = d.get("ess_bulk_min")
+    return {
+        "seconds": round(seconds, 1),
+        "draws_per_chain": 500,
+        "r_hat_max": round(d.get("r_hat_max", float("nan")), 4),
+        "ess_bulk_min": round(ess) if ess is not None else None,
+        "ess_tail_min": round(d["ess_tail_min"]) if d.get("ess_tail_min") is not None else None,
+        "divergences": d.get("divergences"),
+        "ess_per_second": round(ess / seconds, 2) if ess else None,
+        "status": "peer",
+    }
+
+
+def peer_truth(config: str, out: Path) -> str:
+    """The column roles peer.py reads from a truth file, taken from our config."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    truth = {
+        "date_column": cfg["date_column"],
+        "target_column": cfg["target_column"],
+        "channel_columns": cfg["channel_columns"],
+        "control_columns": cfg.get("control_columns") or [],
+    }
+    out.write_text(json.dumps(truth))
+    return str(out)
+
+
+def fixed_config(config: str, out: Path) -> str:
+    text = Path(config).read_text()
+    text = re.sub(r"(?m)^adstock: .*$", "adstock: geometric", text)
+    text = re.sub(r"(?m)^saturation: .*$", "saturation: logistic", text)
+    out.write_text(text)
+    return str(out)
 
 
 def baseline(data: str, config: str, out: str, cores: int | None = None, score: bool = False) -> None:
@@ -109,54 +192,71 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(ROOT / "sample_data" / "sample_weekly.csv"))
     parser.add_argument("--config", default=str(ROOT / "sample_data" / "sample_config.yaml"))
+    parser.add_argument("--truth", help="column roles for peer.py (default: from --config)")
     parser.add_argument("--baseline", action="store_true", help="fit once with pymc-marketing's defaults into --out")
     parser.add_argument("--cores", type=int, help="with --baseline: pass cores (default: PyMC's guess)")
     parser.add_argument("--score", action="store_true", help="with --baseline: write a full summary.json")
     parser.add_argument("--out")
-    parser.add_argument("--samplers", nargs="+", default=["nutpie", "numpyro", "pymc", "pymc-marketing default"])
+    parser.add_argument("--only", nargs="+", type=int, help="scenario numbers (0-based; the peer is last)")
     args = parser.parse_args()
     if args.baseline:
         baseline(args.data, args.config, args.out, cores=args.cores, score=args.score)
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="mmm-samplers-") as tmp:
-        for sampler in args.samplers:
-            cache = Path(tmp) / sampler.replace(" ", "-")
+        work = Path(tmp)
+        truth = args.truth or peer_truth(args.config, work / "truth.json")
+        fixed = fixed_config(args.config, work / "fixed.yaml")
+        plans = [(label, extra, env, fixed if shape else args.config) for label, extra, env, shape in SCENARIOS]
+        plans.append((PEER_LABEL, [], {}, ""))
+        for i, (label, extra, env, config) in enumerate(plans):
+            if args.only and i not in args.only:
+                continue
+            cache = work / f"cache-{i}"
             for phase in ("cold", "warm"):
-                result = run_fit(sampler, args.data, args.config, cache, Path(tmp) / f"run-{len(rows)}")
-                rows.append({"sampler": sampler, "cache": phase, **result})
+                out = work / "store" / "clients" / "bench" / "runs" / f"r{len(rows)}"
+                environ = {**cache_env(cache), **env}
+                if label == PEER_LABEL:
+                    result = run_peer(args.data, truth, environ, out) if PEER.is_file() else {"error": "no peer.py"}
+                else:
+                    result = run_ours(extra, environ, args.data, config, out)
+                rows.append({"scenario": label, "cache": phase, **result})
                 print(json.dumps(rows[-1]), flush=True)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "data": Path(args.data).name,
     }
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "samplers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    base = {r["cache"]: r for r in rows if r["sampler"] == "pymc-marketing default" and "error" not in r}
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "samplers.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (out_dir / "samplers.md").write_text(table(rows, meta) + "\n")
+    print(table(rows, meta))
+
+
+def table(rows: list[dict], meta: dict) -> str:
+    peer = {r["cache"]: r for r in rows if r["scenario"] == PEER_LABEL and "error" not in r}
     lines = [
-        f"Samplers ({meta['date']}, {meta['machine']}, {meta['data']}; whole process; ratio = this / "
-        "pymc-marketing default in the same run)",
+        f"Fit speed ({meta['date']}, {meta['machine']}, {meta['data']}; whole processes; × peer = peer's seconds ÷ "
+        "ours, same run, same cache state)",
         "",
-        "| sampler | cache | seconds | sampling s | total draws | max R-hat | min ESS bulk/tail | div. | ESS/s "
-        "| time ratio | ESS/s ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | cache | seconds | × peer | start | sampling | stacking + analysis | writing | draws/chain "
+        "| max R-hat | min ESS bulk/tail | div. | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['sampler']} | {r['cache']} | failed: {r['error']} |||||||||")
+            lines.append(f"| {r['scenario']} | {r['cache']} | failed: {r['error']} ||||||||||")
             continue
-        b = base.get(r["cache"])
-        ratio = f"{r['seconds'] / b['seconds']:.2f}" if b else "—"
-        eratio = f"{r['ess_per_second'] / b['ess_per_second']:.2f}" if b and b["ess_per_second"] else "—"
+        p = peer.get(r["cache"])
+        speed = f"{p['seconds'] / r['seconds']:.2f}" if p else "—"
+        parts = [r.get(k) for k in ("start_s", "sampling_s", "stacking_analysis_s", "writing_s")]
+        cells = " | ".join("—" if v is None else f"{v:.0f}" for v in parts)
         lines.append(
-            f"| {r['sampler']} | {r['cache']} | {r['seconds']:.0f} | {r['sampling_seconds']:.0f} | {r['draws']} "
-            f"| {r['r_hat_max']:.3f} | {r['ess_bulk_min']}/{r['ess_tail_min']} | {r['divergences']} "
-            f"| {r['ess_per_second']:.1f} | {ratio} | {eratio} |"
+            f"| {r['scenario']} | {r['cache']} | {r['seconds']:.0f} | {speed} | {cells} | {r['draws_per_chain']} "
+            f"| {r['r_hat_max']:.3f} | {r['ess_bulk_min']}/{r['ess_tail_min']} | {r['divergences']} | {r['status']} |"
         )
-    (out / "samplers.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

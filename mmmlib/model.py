@@ -39,8 +39,16 @@ MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 # With several candidate structures (``auto``) each is fitted, so each gets fewer steps in quick mode: at
 # 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200).
 PER_CANDIDATE = {"quick": {"tune": 600, "draws": 800}}
+# "numpyro" is mmmlib.sampling's loop (numpyro's NUTS, cached compiles, stopping rule): ``draws`` is then the most
+# draws per chain, and it stops earlier once the diagnostics are met. nutpie and pymc draw exactly ``draws``.
+# nutpie stays the default: on our posteriors its adaptation needs fewer steps per draw and left no divergences
+# where numpyro's left some (docs/benchmarks.md, "Fast fits").
 DEFAULT_SAMPLER = "nutpie"
 SAMPLERS = ("nutpie", "pymc", "numpyro")
+ENGINE = "numpyro"
+# Candidate structures are fitted this many at a time, each in its own process (compiling one while another samples
+# keeps both cores busy); MMM_FIT_WORKERS=1 fits them one after another in this process.
+WORKERS_ENV = "MMM_FIT_WORKERS"
 OVERRIDABLE = ("chains", "tune", "draws")
 
 
@@ -90,6 +98,8 @@ class Fitted:
     candidates: list[dict[str, Any]] | None = None  # the stacking record (mmmlib.stacking.compare)
     weights: list[float] | None = None
     members: list[Fitted] | None = None
+    holdout_draws: np.ndarray | None = None  # predicted where the model was fitted (a worker keeps no model)
+    score: tuple[dict[str, Any], Any] | None = None  # mmmlib.stacking.score, when computed where it was fitted
 
 
 def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:
@@ -167,6 +177,29 @@ def _model_config(cfg: Any, controls: list[str]) -> dict[str, Any]:
     return model_config
 
 
+_MMM_CLASS: Any = None
+
+
+def mmm_class() -> Any:
+    """pymc-marketing's MMM, except that its NUTS loop is :func:`mmmlib.sampling.sample` when ``engine`` is set."""
+    global _MMM_CLASS
+    if _MMM_CLASS is None:
+        from pymc_marketing.mmm import MMM
+
+        class EngineMMM(MMM):  # type: ignore[misc, valid-type]
+            engine: dict[str, Any] | None = None  # mmmlib.sampling.sample's arguments, or None for pm.sample
+
+            def _fit_mcmc(self, sampler_kwargs: dict[str, Any]) -> Any:
+                if self.engine is None:
+                    return super()._fit_mcmc(sampler_kwargs)
+                from mmmlib import sampling
+
+                return sampling.sample(self._get_sampling_model(), **self.engine)
+
+        _MMM_CLASS = EngineMMM
+    return _MMM_CLASS
+
+
 def build(
     dataset: Dataset, structure: structures.Structure | None = None, target_scale: float | None = None
 ) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, float]]:
@@ -175,14 +208,13 @@ def build(
     ``target_scale`` fixes the scale the KPI is divided by (default: its largest value on the fitted rows), so that
     the priors, which live on the scaled KPI, can be those of another KPI (simulation-based calibration).
     """
-    from pymc_marketing.mmm import MMM
     from pymc_marketing.mmm.scaling import FixedScaling
 
     cfg = dataset.config
     structure = structure or structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)[0]
     X, y, scales = design(dataset, structure.baseline)
     controls = [c for c in X.columns if c not in ("date", *cfg.channel_columns)]
-    mmm = MMM(
+    mmm = mmm_class()(
         date_column="date",
         channel_columns=list(cfg.channel_columns),
         target_column=cfg.target_column,
@@ -210,10 +242,12 @@ def fit_structure(
     progressbar: bool,
     lift_tests: pd.DataFrame | None,
     target_scale: float | None = None,
+    rule: Any = None,
 ) -> Fitted:
     """Fit one structure with NUTS; the pointwise log-likelihood is kept for the out-of-sample comparison.
 
-    ``target_scale``: see :func:`build`.
+    ``target_scale``: see :func:`build`. ``rule``: the :class:`mmmlib.sampling.StopRule` of the ``numpyro`` sampler
+    (default: stop when the diagnostics are met, at most ``settings["draws"]`` per chain).
     """
     mmm, X, y, scales = build(dataset, structure, target_scale)
     X_fit, y_fit = _fit_rows(dataset, X, y)
@@ -231,18 +265,30 @@ def fit_structure(
         settings["target_accept"],
     )
     start = time.perf_counter()
-    idata = mmm.fit(
-        X_fit,
-        y_fit,
-        chains=settings["chains"],
-        cores=settings["chains"],
-        draws=settings["draws"],
-        tune=settings["tune"],
-        target_accept=settings["target_accept"],
-        nuts_sampler=sampler,
-        random_seed=seed,
-        progressbar=progressbar,
-    )
+    if sampler == ENGINE:
+        from mmmlib.sampling import StopRule
+
+        mmm.engine = {
+            "chains": settings["chains"],
+            "tune": settings["tune"],
+            "target_accept": settings["target_accept"],
+            "rule": rule or StopRule(min_draws=min(StopRule.min_draws, settings["draws"]), max_draws=settings["draws"]),
+            "seed": seed,
+        }
+        idata = mmm.fit(X_fit, y_fit, random_seed=seed, progressbar=False)
+    else:
+        idata = mmm.fit(
+            X_fit,
+            y_fit,
+            chains=settings["chains"],
+            cores=settings["chains"],
+            draws=settings["draws"],
+            tune=settings["tune"],
+            target_accept=settings["target_accept"],
+            nuts_sampler=sampler,
+            random_seed=seed,
+            progressbar=progressbar,
+        )
     _add_log_likelihood(idata, mmm, "likelihood" in (dataset.config.priors or {}))
     _add_prior(idata, structure, dataset.config.adstock_max_lag, seed)
     seconds = time.perf_counter() - start
@@ -256,7 +302,7 @@ def fit_structure(
         scales,
         sampler,
         settings["chains"],
-        settings["draws"],
+        int(idata["posterior"].sizes["draw"]),
         seconds,
         holdout,
         settings["tune"],
@@ -330,14 +376,102 @@ def fit(
     sampler = sampler or DEFAULT_SAMPLER
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-    members = [fit_structure(dataset, s, settings, sampler, seed, progressbar, lift_tests) for s in shapes]
+    rule = None
+    if draws is not None and sampler == ENGINE:  # a number of draws asked for is drawn
+        from mmmlib.sampling import StopRule
+
+        rule = StopRule.fixed(settings["draws"])
+    jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
+    workers = candidate_workers(len(shapes))
+    if workers <= 1:
+        members = [fit_structure(d, s, st, sm, sd, progressbar, lt, rule=r) for d, s, st, sm, sd, lt, r in jobs]
+    else:
+        members = _fit_in_workers(jobs, workers)
     return stacking.combine(members, seed=seed)
+
+
+def candidate_workers(candidates: int) -> int:
+    """How many candidates to fit at once: ``$MMM_FIT_WORKERS``, else one per core up to two (each samples two
+    chains, so more would only queue), never more than there are candidates."""
+    import os
+
+    raw = os.environ.get(WORKERS_ENV)
+    if raw:
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV} must be a whole number, not {raw!r}") from None
+    else:
+        wanted = min(os.cpu_count() or 1, 2)
+    return max(1, min(wanted, candidates))
+
+
+def _worker_start(queue: Any) -> None:
+    """A worker sends its log records to the parent, which logs them as its own (one log per run, in order); what
+    libraries print (progress bars) goes to the stderr it inherited, the run's log, not to the user's terminal."""
+    import logging.handlers
+    import os
+    import warnings
+
+    os.dup2(2, 1)
+
+    warnings.filterwarnings("ignore")
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("mmmlib").setLevel(logging.INFO)
+
+
+class _Relay(logging.Handler):
+    """Hands a worker's record to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _fit_job(job: tuple[Any, ...]) -> Fitted:
+    """One candidate in a worker: fitted, scored and its held-out periods predicted while the model exists, then the
+    model dropped (it is not picklable and nothing after stacking needs it)."""
+    from mmmlib import stacking
+
+    dataset, structure, settings, sampler, seed, lift_tests, rule = job
+    fitted = fit_structure(dataset, structure, settings, sampler, seed, False, lift_tests, rule=rule)
+    fitted.holdout_draws = predict_holdout(fitted, seed)
+    fitted.score = stacking.score(fitted)
+    fitted.mmm = None
+    return fitted
+
+
+def _fit_in_workers(jobs: list[tuple[Any, ...]], workers: int) -> list[Fitted]:
+    """Fit the candidates in ``workers`` fresh processes (spawned: nothing compiled or imported is shared unsafely);
+    a worker that dies fails the fit with that reason, and the caller keeps the last good run."""
+    import logging.handlers
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    listener = logging.handlers.QueueListener(queue, _Relay())
+    listener.start()
+    log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,)
+        ) as pool:
+            return list(pool.map(_fit_job, jobs))
+    except BrokenProcessPool as exc:
+        raise RuntimeError(f"a worker process fitting a candidate structure died ({exc})") from exc
+    finally:
+        listener.stop()
 
 
 def predict_holdout(fitted: Fitted, seed: int = 0) -> np.ndarray | None:
     """Posterior draws of the noise-free KPI on the held-out periods, ``(draw, period)``, carry-over included."""
     if not fitted.holdout:
         return None
+    if fitted.holdout_draws is not None:
+        return fitted.holdout_draws
     if fitted.members:
         from mmmlib.stacking import mix_draws
 

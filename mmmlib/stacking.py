@@ -45,49 +45,61 @@ KEEP_PREFIXES = (
 )
 
 
-def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
-    """Weights and, per candidate, its structure, PSIS-LOO elpd ± se, effective parameters and diagnostics.
-
-    A candidate whose LOO cannot be computed (too few draws, a degenerate tail) gets ``None`` scores, and then every
-    candidate gets equal weight: weights are never made up from the ones that could be scored.
-    """
+def score(member: Any) -> tuple[dict[str, Any], Any]:
+    """One candidate's record (structure, diagnostics, PSIS-LOO elpd ± se, effective parameters, worst Pareto k) and
+    its LOO object (None when it cannot be computed: too few draws, a degenerate tail). Computed where the candidate
+    was fitted, so candidates fitted in parallel are scored in parallel."""
     import arviz as az
 
     from mmmlib.analysis import diagnostics
+
+    name = member.structure.name
+    diag = diagnostics(member.idata)
+    rec = {
+        **member.structure.to_dict(),
+        "name": name,
+        "r_hat_max": diag["r_hat_max"],
+        "ess_bulk_min": diag["ess_bulk_min"],
+        "ess_tail_min": diag["ess_tail_min"],
+        "divergences": diag["divergences"],
+        "elpd_loo": None,
+        "elpd_se": None,
+        "p_loo": None,
+        "pareto_k_max": None,
+        "seconds": round(member.fit_seconds, 2),
+    }
+    try:
+        loo = az.loo(member.idata, var_name=OBSERVED, pointwise=True)
+    except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
+        log.warning("PSIS-LOO of %s failed: %s", name, exc)
+        return rec, None
+    rec.update(
+        {
+            "elpd_loo": float(loo.elpd),
+            "elpd_se": float(loo.se),
+            "p_loo": float(loo.p),
+            "pareto_k_max": float(np.nanmax(np.asarray(loo.pareto_k))),
+        }
+    )
+    return rec, loo
+
+
+def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
+    """Weights and, per candidate, its :func:`score` record.
+
+    A candidate whose LOO cannot be computed gets ``None`` scores, and then every candidate gets equal weight:
+    weights are never made up from the ones that could be scored.
+    """
+    import arviz as az
 
     names = [m.structure.name for m in members]
     records: list[dict[str, Any]] = []
     loos: dict[str, Any] = {}
     for name, m in zip(names, members, strict=True):
-        diag = diagnostics(m.idata)
-        rec = {
-            **m.structure.to_dict(),
-            "name": name,
-            "r_hat_max": diag["r_hat_max"],
-            "ess_bulk_min": diag["ess_bulk_min"],
-            "ess_tail_min": diag["ess_tail_min"],
-            "divergences": diag["divergences"],
-            "elpd_loo": None,
-            "elpd_se": None,
-            "p_loo": None,
-            "pareto_k_max": None,
-            "seconds": round(m.fit_seconds, 2),
-        }
-        try:
-            loo = az.loo(m.idata, var_name=OBSERVED, pointwise=True)
-        except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
-            log.warning("PSIS-LOO of %s failed: %s", name, exc)
-        else:
+        rec, loo = m.score if m.score is not None else score(m)
+        records.append(dict(rec))
+        if loo is not None:
             loos[name] = loo
-            rec.update(
-                {
-                    "elpd_loo": float(loo.elpd),
-                    "elpd_se": float(loo.se),
-                    "p_loo": float(loo.p),
-                    "pareto_k_max": float(np.nanmax(np.asarray(loo.pareto_k))),
-                }
-            )
-        records.append(rec)
     if len(members) == 1 or len(loos) < len(members):
         weights = [1.0 / len(members)] * len(members)
     else:

@@ -25,6 +25,7 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert mmm("synth", "--out", str(data), "--weeks", "104", "--channels", "2", "--seed", "7").returncode == 0
     config = (data / "config.yaml").read_text()
     config = config.replace("adstock: geometric", "adstock: auto").replace("saturation: logistic", "saturation: auto")
+    config = config.replace("holdout_periods: 0", "holdout_periods: 8")  # predicted by the candidates' workers
     (data / "config.yaml").write_text(config)
     run = tmp_path_factory.mktemp("auto-store") / "clients" / "acme" / "runs" / "auto"
     fit = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--seed", "2")
@@ -40,6 +41,7 @@ def test_every_candidate_is_fitted_scored_and_weighed(auto_run: Path) -> None:
     names = [(c["adstock"], c["saturation"]) for c in model["candidates"]]
     assert names == [(a, s) for a in structures.AUTO_ADSTOCKS for s in structures.AUTO_SATURATIONS]
     assert sum(c["weight"] for c in model["candidates"]) == pytest.approx(1.0, abs=1e-3)
+    assert 0 <= summary["diagnostics"]["holdout_mape"] < 1  # held-out weeks predicted by the candidates' workers
     for c in model["candidates"]:
         assert np.isfinite(c["elpd_loo"]) and c["elpd_se"] > 0 and c["p_loo"] > 0
         assert c["baseline"] == "changepoints"

@@ -1,0 +1,209 @@
+"""Fast fits (#13): the numpyro loop's stopping rule and compile cache, and candidates fitted in worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from mmmlib import model
+from mmmlib.sampling import StopRule, convergence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mmm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True, env=env)
+
+
+# -- the stopping rule -------------------------------------------------------------------------------------------------
+
+MET = {"ess_bulk_min": 450.0, "ess_tail_min": 420.0, "r_hat_max": 1.004}
+
+
+def test_stop_rule_waits_for_the_minimum_then_for_every_target() -> None:
+    rule = StopRule(min_draws=250, max_draws=1000, block=250, ess=400, r_hat=1.01)
+    assert not rule.done(0, MET)
+    assert rule.done(250, MET)
+    assert not rule.done(250, {**MET, "ess_tail_min": 399.0})  # tail ESS too: intervals need their tails
+    assert not rule.done(500, {**MET, "ess_bulk_min": 120.0})
+    assert not rule.done(500, {**MET, "r_hat_max": 1.02})
+    assert rule.done(1000, {**MET, "r_hat_max": 1.5})  # the cap ends it; the diagnostics then say how it went
+
+
+def test_stop_rule_blocks_never_pass_the_cap() -> None:
+    rule = StopRule(min_draws=250, max_draws=600, block=250)
+    assert [rule.next_block(d) for d in (0, 250, 500)] == [250, 250, 100]
+
+
+def test_a_number_of_draws_asked_for_is_drawn_whatever_the_diagnostics() -> None:
+    rule = StopRule.fixed(300)
+    assert rule.next_block(0) == 300
+    assert rule.done(300, {"ess_bulk_min": 3.0, "ess_tail_min": 2.0, "r_hat_max": 2.0})
+    assert not rule.done(0, MET)
+
+
+def test_convergence_sees_the_worst_parameter() -> None:
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(2, 1000, 3))
+    stuck = good.copy()
+    stuck[1] += 5.0  # the second chain elsewhere: chains disagree
+    ok = convergence({"a": good})
+    assert ok["r_hat_max"] < 1.01 and ok["ess_bulk_min"] > 1000 and ok["ess_tail_min"] > 1000
+    bad = convergence({"a": good, "b": stuck})
+    assert bad["r_hat_max"] > 1.5 and bad["ess_bulk_min"] < 50
+
+
+# -- the numpyro loop on a real PyMC model ----------------------------------------------------------------------------
+
+TINY = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+    import numpy as np
+    import pymc as pm
+    from mmmlib import sampling
+
+    events = {}
+    jax.monitoring.register_event_listener(lambda name, **kw: events.__setitem__(name, events.get(name, 0) + 1))
+    y = np.random.default_rng(1).normal(3.0, 2.0, size=200)
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 10)
+        sigma = pm.HalfNormal("sigma", 5)
+        pm.Normal("y", mu, sigma, observed=y)
+    rule = sampling.StopRule(min_draws=100, max_draws=2000, block=100, ess=400, r_hat=1.01)
+    if sys.argv[1] == "fixed":
+        rule = sampling.StopRule.fixed(150)
+    tree = sampling.sample(m, chains=2, tune=300, target_accept=0.9, rule=rule, seed=3)
+    post = tree["posterior"]
+    print(json.dumps({
+        "draws": int(post.sizes["draw"]),
+        "chains": int(post.sizes["chain"]),
+        "mu": float(post["mu"].mean()),
+        "sigma": float(post["sigma"].mean()),
+        "divergences": int(tree["sample_stats"]["diverging"].sum()),
+        "diag": sampling.convergence({k: post[k].values for k in ("mu", "sigma")}),
+        "groups": sorted(tree.children),
+        "hits": events.get("/jax/compilation_cache/cache_hits", 0),
+        "misses": events.get("/jax/compilation_cache/cache_misses", 0),
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The same tiny model sampled in three fresh processes sharing one empty compile cache."""
+    folder = tmp_path_factory.mktemp("jax-cache")
+    script = folder / "tiny.py"
+    script.write_text(TINY)
+    env = {**os.environ, "MMM_JAX_CACHE": str(folder / "cache")}
+    out = {}
+    for name, arg in (("cold", "adaptive"), ("warm", "adaptive"), ("fixed", "fixed")):
+        proc = subprocess.run([sys.executable, str(script), arg], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["cache"] = {"files": len(list((folder / "cache").iterdir()))}
+    return out
+
+
+def test_the_loop_stops_once_the_targets_are_met(tiny_runs: dict[str, dict]) -> None:
+    run = tiny_runs["cold"]
+    assert run["chains"] == 2 and run["draws"] % 100 == 0 and 100 <= run["draws"] < 2000
+    d = run["diag"]
+    assert d["ess_bulk_min"] >= 400 and d["ess_tail_min"] >= 400 and d["r_hat_max"] <= 1.01
+    assert run["draws"] == 100 or run["draws"] < 2000  # it stopped at the first block that met them, not the cap
+    assert run["mu"] == pytest.approx(3.0, abs=0.4) and run["sigma"] == pytest.approx(2.0, abs=0.4)
+    assert run["divergences"] == 0
+    assert {"posterior", "sample_stats", "observed_data"} <= set(run["groups"])
+
+
+def test_asked_for_draws_are_drawn(tiny_runs: dict[str, dict]) -> None:
+    assert tiny_runs["fixed"]["draws"] == 150
+
+
+def test_a_new_process_loads_the_compiled_programs_instead_of_compiling(tiny_runs: dict[str, dict]) -> None:
+    assert tiny_runs["cache"]["files"] > 0
+    assert tiny_runs["cold"]["misses"] > 0
+    assert tiny_runs["warm"]["hits"] > 0 and tiny_runs["warm"]["misses"] == 0
+    assert tiny_runs["warm"]["draws"] == tiny_runs["cold"]["draws"]  # same seed, same draws
+
+
+def test_mmm_fit_with_the_numpyro_loop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert mmm("synth", "--out", str(data), "--weeks", "104", "--channels", "2", "--seed", "5").returncode == 0
+    run = tmp_path / "store" / "clients" / "acme" / "runs" / "np"
+    fit = mmm(
+        "fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--sampler", "numpyro"
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["run"]["sampler"] == "numpyro"
+    draws = summary["run"]["draws"]
+    assert draws % StopRule.block == 0 and StopRule.min_draws <= draws <= model.MODES["quick"]["draws"]
+    if draws < model.MODES["quick"]["draws"]:  # stopped by the rule: its targets hold on the reported diagnostics
+        d = summary["diagnostics"]
+        assert d["ess_bulk_min"] >= 380 and d["ess_tail_min"] >= 380 and d["r_hat_max"] <= 1.011
+    log = (run / "fit.log").read_text()
+    assert "warm-up steps" in log and "blocks" in log
+
+
+# -- candidates in worker processes ----------------------------------------------------------------------------------
+
+
+def test_worker_count_follows_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(model.WORKERS_ENV, "3")
+    assert model.candidate_workers(4) == 3
+    assert model.candidate_workers(2) == 2  # never more than candidates
+    monkeypatch.setenv(model.WORKERS_ENV, "0")
+    assert model.candidate_workers(4) == 1
+    monkeypatch.setenv(model.WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match=model.WORKERS_ENV):
+        model.candidate_workers(4)
+    monkeypatch.delenv(model.WORKERS_ENV)
+    assert 1 <= model.candidate_workers(4) <= 2
+
+
+def test_a_worker_that_dies_fails_the_fit_and_keeps_the_good_run(synth_run: dict, tmp_path: Path) -> None:
+    """A candidate's worker killed mid-fit: the fit fails with that reason and the published run is untouched."""
+    data_dir = Path(synth_run["data_dir"])
+    config = (data_dir / "config.yaml").read_text().replace("adstock: geometric", "adstock: auto")
+    auto = data_dir / "config-auto-killed.yaml"  # beside the data: the lift-test file is named relative to it
+    auto.write_text(config)
+    run = tmp_path / "store" / "clients" / "acme" / "runs" / "r1"
+    shutil.copytree(synth_run["run_dir"], run)  # a copy: the shared run must survive even if this test is wrong
+    before = (run / "summary.json").read_bytes()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmmlib", "fit", str(data_dir / "data.csv"), "--config", str(auto), "--out", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, model.WORKERS_ENV: "2"},
+    )
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "multiprocessing" in " ".join(child.cmdline()) and "spawn_main" in " ".join(child.cmdline()):
+                    time.sleep(3)  # let it start on its candidate
+                    child.kill()
+                    killed = child.pid
+                    break
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.5)
+    _, err = proc.communicate(timeout=600)
+    assert killed is not None, "no worker process seen"
+    assert proc.returncode != 0
+    assert "worker process" in err and "died" in err
+    assert (run / "summary.json").read_bytes() == before
