@@ -52,14 +52,14 @@ def cache_env(cache: Path) -> dict[str, str]:
     }
 
 
-STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
 def breakdown(log: Path, started: float, ended: float) -> dict[str, float]:
     """Seconds of start, sampling, stacking and analysis, and writing, from the fit log's timestamps."""
 
     def stamp(line: str) -> float | None:
-        m = STAMP.match(line)
+        m = STAMP.search(line)  # a progress bar's escape codes may come first
         return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
 
     first_sampling = last_sampled = written = None

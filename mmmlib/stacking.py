@@ -176,7 +176,9 @@ def combine(members: list[Any], seed: int = 0) -> Any:
         )
     rng = np.random.default_rng(seed)
     first = members[0]
-    draws = first.idata["posterior"].sizes["draw"]
+    # the fewest any candidate drew (a stopping rule can stop them at different counts): every candidate then has at
+    # least its share of distinct draws, none repeated
+    draws = min(m.idata["posterior"].sizes["draw"] for m in members)
     counts = allocate(weights, draws)
     posteriors = [_kept(m.idata["posterior"].to_dataset()) for m in members]
     posterior, index = mix_groups(posteriors, counts, rng)
@@ -208,7 +210,7 @@ def combine(members: list[Any], seed: int = 0) -> Any:
         control_scales=first.control_scales,
         sampler=first.sampler,
         chains=first.chains,
-        draws=first.draws,
+        draws=draws,
         fit_seconds=sum(m.fit_seconds for m in members),
         holdout=first.holdout,
         tune=first.tune,

@@ -207,3 +207,55 @@ def test_a_worker_that_dies_fails_the_fit_and_keeps_the_good_run(synth_run: dict
     assert proc.returncode != 0
     assert "worker process" in err and "died" in err
     assert (run / "summary.json").read_bytes() == before
+
+
+# -- candidates stopped at different numbers of draws ----------------------------------------------------------------
+
+
+def _member(adstock: str, draws: int, offset: float) -> model.Fitted:
+    import pandas as pd
+    import xarray as xr
+
+    from mmmlib import structures
+
+    post = xr.Dataset(
+        {"saturation_beta": (("chain", "draw", "channel"), offset + np.arange(2 * draws * 2).reshape(2, draws, 2))},
+        coords={"chain": [0, 1], "draw": np.arange(draws), "channel": ["a", "b"]},
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, draws), dtype=bool))})
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    structure = structures.Structure(adstock, "logistic")
+    record = {
+        **structure.to_dict(),
+        "name": structure.name,
+        "r_hat_max": 1.0,
+        "ess_bulk_min": 500.0,
+        "ess_tail_min": 500.0,
+        "divergences": 0,
+        "elpd_loo": None,
+        "elpd_se": None,
+    }
+    return model.Fitted(
+        None,
+        tree,
+        pd.DataFrame(),
+        pd.Series(dtype=float),
+        {},
+        "numpyro",
+        2,
+        draws,
+        1.0,
+        structure=structure,
+        score=(record, None),
+    )
+
+
+def test_candidates_stopped_at_different_draws_mix_without_repeating_a_draw() -> None:
+    from mmmlib import stacking
+
+    fitted = stacking.combine([_member("geometric", 750, 0.0), _member("delayed", 250, 1e6)], seed=0)
+    post = fitted.idata["posterior"]
+    assert post.sizes["draw"] == 250 and fitted.draws == 250  # the fewest any candidate drew
+    values = post["saturation_beta"].values[..., 0]
+    for chain in values:
+        assert len(np.unique(chain)) == chain.size  # no draw used twice
