@@ -203,6 +203,7 @@ def sample(
     """Sample ``model`` (a PyMC model) and return what :func:`pymc.sample` returns: a ``DataTree`` with posterior
     (constrained values and deterministics), sample_stats, observed_data and constant_data."""
     import jax
+    import numpyro
     from arviz_base import from_dict, make_attrs
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
     from pymc.sampling.jax import _postprocess_samples, get_jaxified_graph
@@ -232,5 +233,5 @@ def sample(
         coords=coords,
         dims=dims,
         sample_dims=["chain", "draw"],
-        attrs={"posterior": make_attrs(attrs, inference_library=__import__("numpyro"))},
+        attrs={"posterior": make_attrs(attrs, inference_library=numpyro)},
     )
