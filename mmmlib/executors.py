@@ -38,8 +38,17 @@ class LocalExecutor:
         items = list(items)
         if self.workers == 1 or len(items) <= 1:
             return [fn(item) for item in items]
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        share = max(1, (os.cpu_count() or 2) // (2 * self.workers))  # cores per fit for its candidate workers
+        with ProcessPoolExecutor(max_workers=self.workers, initializer=_share_cores, initargs=(share,)) as pool:
             return list(pool.map(fn, items))
+
+
+def _share_cores(candidate_workers: int) -> None:
+    """Fits running side by side each fit their candidate structures on their share of the cores, not on all of
+    them (``mmmlib.model.WORKERS_ENV``); an explicit setting is kept."""
+    from mmmlib.model import WORKERS_ENV
+
+    os.environ.setdefault(WORKERS_ENV, str(candidate_workers))
 
 
 def is_safe_dask_address(address: str) -> bool:

@@ -6,6 +6,7 @@ fit on a LocalCluster.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -71,3 +72,17 @@ def test_the_explicit_opt_in_lets_a_trusted_network_through(monkeypatch: pytest.
     check_dask_address(REMOTE, insecure=True)  # mmm batch --dask-insecure
     monkeypatch.setenv("MMM_DASK_INSECURE", "1")
     check_dask_address(REMOTE)
+
+
+def _candidate_workers_setting(_: object) -> str | None:
+    return os.environ.get("MMM_FIT_WORKERS")
+
+
+def test_fits_side_by_side_share_the_cores_for_their_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmmlib.executors import LocalExecutor
+
+    monkeypatch.delenv("MMM_FIT_WORKERS", raising=False)
+    seen = LocalExecutor(workers=2).map(_candidate_workers_setting, [1, 2])
+    assert seen == [str(max(1, (os.cpu_count() or 2) // 4))] * 2
+    monkeypatch.setenv("MMM_FIT_WORKERS", "2")  # an explicit setting is kept
+    assert LocalExecutor(workers=2).map(_candidate_workers_setting, [1, 2]) == ["2", "2"]
