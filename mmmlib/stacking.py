@@ -96,7 +96,8 @@ def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
     records: list[dict[str, Any]] = []
     loos: dict[str, Any] = {}
     for name, m in zip(names, members, strict=True):
-        rec, loo = m.score if m.score is not None else score(m)
+        scored = getattr(m, "score", None)  # a worker may have scored it already
+        rec, loo = scored if scored is not None else score(m)
         records.append(dict(rec))
         if loo is not None:
             loos[name] = loo
