@@ -252,9 +252,10 @@ def table(rows: list[dict], meta: dict) -> str:
         speed = f"{p['seconds'] / r['seconds']:.2f}" if p else "—"
         parts = [r.get(k) for k in ("start_s", "sampling_s", "stacking_analysis_s", "writing_s")]
         cells = " | ".join("—" if v is None else f"{v:.0f}" for v in parts)
+        ess = "—" if r["ess_bulk_min"] is None else f"{r['ess_bulk_min']}/{r['ess_tail_min']}"
         lines.append(
             f"| {r['scenario']} | {r['cache']} | {r['seconds']:.0f} | {speed} | {cells} | {r['draws_per_chain']} "
-            f"| {r['r_hat_max']:.3f} | {r['ess_bulk_min']}/{r['ess_tail_min']} | {r['divergences']} | {r['status']} |"
+            f"| {r['r_hat_max']:.3f} | {ess} | {r['divergences']} | {r['status']} |"
         )
     return "\n".join(lines)
 

@@ -42,7 +42,7 @@ PER_CANDIDATE = {"quick": {"tune": 600, "draws": 800}}
 # "numpyro" is mmmlib.sampling's loop (numpyro's NUTS, cached compiles, stopping rule): ``draws`` is then the most
 # draws per chain, and it stops earlier once the diagnostics are met. nutpie and pymc draw exactly ``draws``.
 # nutpie stays the default: on our posteriors its adaptation needs fewer steps per draw and left no divergences
-# where numpyro's left some (docs/benchmarks.md, "Fast fits").
+# where numpyro's left some (docs/speed.md).
 DEFAULT_SAMPLER = "nutpie"
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 ENGINE = "numpyro"
@@ -381,11 +381,13 @@ def fit(
         from mmmlib.sampling import StopRule
 
         rule = StopRule.fixed(settings["draws"])
-    jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
     workers = candidate_workers(len(shapes))
     if workers <= 1:
-        members = [fit_structure(d, s, st, sm, sd, progressbar, lt, rule=r) for d, s, st, sm, sd, lt, r in jobs]
+        members = [
+            fit_structure(dataset, s, settings, sampler, seed, progressbar, lift_tests, rule=rule) for s in shapes
+        ]
     else:
+        jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
         members = _fit_in_workers(jobs, workers)
     return stacking.combine(members, seed=seed)
 
@@ -414,7 +416,6 @@ def _worker_start(queue: Any) -> None:
     import warnings
 
     os.dup2(2, 1)
-
     warnings.filterwarnings("ignore")
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(queue)]

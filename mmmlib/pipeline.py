@@ -19,11 +19,12 @@ from mmmlib import runs, store
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError, UsageError
+from mmmlib.sampling import XLA_DEVICES
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 FIT_NOTEBOOK = NOTEBOOKS / "fit_model.ipynb"
 # the kernel inherits this: numpyro needs it before jax is imported, or it samples chains one after another
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+os.environ.setdefault("XLA_FLAGS", XLA_DEVICES)
 
 
 def _log_handler(path: Path) -> logging.Handler:
