@@ -68,9 +68,10 @@ class Posterior:
     target: np.ndarray  # (date,)
     target_scale: float
     channel_scale: np.ndarray  # (channel,)
+    hdi_prob: float = HDI_PROB  # the run's interval probability (config ``hdi_prob``)
 
     @classmethod
-    def from_idata(cls, idata: Any) -> Posterior:
+    def from_idata(cls, idata: Any, hdi_prob: float = HDI_PROB) -> Posterior:
         const = idata["constant_data"]
         channels = [str(c) for c in const["channel"].values]
         dates = pd.DatetimeIndex(idata["posterior"]["date"].values)
@@ -84,6 +85,7 @@ class Posterior:
             target=target,
             target_scale=float(const["target_scale"].values),
             channel_scale=np.asarray(const["channel_scale"].values, dtype=float).reshape(-1),
+            hdi_prob=hdi_prob,
         )
 
     def draws(self, name: str) -> np.ndarray:
@@ -189,7 +191,7 @@ def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -
     top = np.where(now > 0, 2 * now, post.spend.max(axis=0))
     grid = np.linspace(0, 1, points)[:, None] * top[None, :]
     resp = steady_state_response(post, grid)
-    low, high = hdi(resp)
+    low, high = hdi(resp, post.hdi_prob)
     fine = np.linspace(0, 1, 201)[:, None] * top[None, :]
     step = fine[1] - fine[0]
     fine_resp = steady_state_response(post, fine).mean(axis=0)
@@ -243,7 +245,7 @@ def adstock_weights(post: Posterior, max_lag: int) -> dict[str, dict[str, list[f
     w = adstock_weight_draws(post, max_lag)
     if w is None:
         return None
-    low, high = hdi(w)
+    low, high = hdi(w, post.hdi_prob)
     return {
         ch: {"mean": w[:, :, j].mean(axis=0).tolist(), "hdi_low": low[:, j].tolist(), "hdi_high": high[:, j].tolist()}
         for j, ch in enumerate(post.channels)
@@ -258,7 +260,7 @@ def fit_quality(post: Posterior) -> dict[str, Any]:
     ss_res = float(((y - pred) ** 2).sum())
     ss_tot = float(((y - y.mean()) ** 2).sum())
     nonzero = np.abs(y) > 0
-    low, high = hdi(mu)
+    low, high = hdi(mu, post.hdi_prob)
     return {
         "r2": 1 - ss_res / ss_tot if ss_tot > 0 else 0.0,
         "mape": float(np.mean(np.abs((y - pred)[nonzero] / y[nonzero]))) if nonzero.any() else None,
@@ -355,7 +357,7 @@ def decomposition(post: Posterior) -> dict[str, Any]:
         parts[f"channel:{ch}"] = contrib[:, :, j]
     return {
         "dates": [d.strftime("%Y-%m-%d") for d in post.dates],
-        "totals": {k: interval(v.sum(axis=1)) for k, v in parts.items()},
+        "totals": {k: interval(v.sum(axis=1), post.hdi_prob) for k, v in parts.items()},
         "series": {k: v.mean(axis=0).tolist() for k, v in parts.items()},
     }
 
@@ -394,14 +396,14 @@ def channel_metrics(post: Posterior, kpi_type: str, revenue_per_kpi: float | Non
         row: dict[str, Any] = {
             "name": ch,
             "spend": float(spend[j]),
-            "contribution": interval(contrib[:, j]),
-            "share": interval(share[:, j]),
-            "roas": interval(roas[:, j]),
-            "mroas": interval(mroas[:, j]),
+            "contribution": interval(contrib[:, j], post.hdi_prob),
+            "share": interval(share[:, j], post.hdi_prob),
+            "roas": interval(roas[:, j], post.hdi_prob),
+            "mroas": interval(mroas[:, j], post.hdi_prob),
             "cost_per_kpi": None,
         }
         if kpi_type == "count":
             cpk = spend[j] / np.maximum(contrib[:, j], 1e-12)
-            row["cost_per_kpi"] = interval(cpk)
+            row["cost_per_kpi"] = interval(cpk, post.hdi_prob)
         out.append(row)
     return out

@@ -132,13 +132,12 @@ def _fit_rows(dataset: Dataset, X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataF
 
 def _value_per_kpi(dataset: Dataset) -> tuple[float, bool]:
     """What one KPI unit is worth for ROAS, and whether ROAS is in money (the default ROAS prior applies)."""
+    from mmmlib.analysis import kpi_value
     from mmmlib.summary import resolve_kpi_type, revenue_per_kpi_value
 
-    cfg = dataset.config
-    if resolve_kpi_type(cfg) == "revenue":
-        return 1.0, True
-    rpk = revenue_per_kpi_value(cfg, dataset.frame)
-    return (rpk, True) if rpk else (1.0, False)
+    kpi_type = resolve_kpi_type(dataset.config)
+    rpk = revenue_per_kpi_value(dataset.config, dataset.frame)
+    return kpi_value(kpi_type, rpk), kpi_type == "revenue" or bool(rpk)
 
 
 def effect_prior(

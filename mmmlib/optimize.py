@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from mmmlib.analysis import Posterior, interval, saturation, saturation_gradient, saturation_kind, saturation_params
+from mmmlib.analysis import (
+    HDI_PROB,
+    Posterior,
+    kpi_value,
+    saturation,
+    saturation_gradient,
+    saturation_kind,
+    saturation_params,
+)
+from mmmlib.analysis import interval as analysis_interval
 from mmmlib.errors import InputError, UsageError
 
 GRID = 400  # budget steps in the dynamic programme
@@ -34,6 +43,7 @@ class Curves:
     target_scale: float
     current: np.ndarray  # average spend per period over the last 52 periods
     value_per_kpi: float = 1.0
+    hdi_prob: float = HDI_PROB  # the run's interval probability
 
     @classmethod
     def from_posterior(cls, post: Posterior, max_draws: int = MAX_DRAWS, value_per_kpi: float = 1.0) -> Curves:
@@ -48,6 +58,7 @@ class Curves:
             target_scale=post.target_scale,
             current=post.spend[-52:].mean(axis=0),
             value_per_kpi=value_per_kpi,
+            hdi_prob=post.hdi_prob,
         )
 
     def response(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -78,9 +89,14 @@ class Allocation:
     upper: np.ndarray
     expected: np.ndarray  # draws (draw, channel) at the optimal split
     baseline: np.ndarray  # draws (draw, channel) at the current split
+    hdi_prob: float = HDI_PROB
 
     def to_dict(self) -> dict[str, Any]:
+        def interval(draws: np.ndarray) -> dict[str, float]:
+            return analysis_interval(draws, self.hdi_prob)
+
         return {
+            "hdi_prob": self.hdi_prob,
             "budget": float(self.budget),
             "channels": [
                 {
@@ -253,6 +269,7 @@ def allocate(curves: Curves, budget: float, bounds: list[str] | None = None) -> 
         upper=upper,
         expected=curves.response(optimal[None, :])[:, 0, :],
         baseline=curves.response(curves.current[None, :])[:, 0, :],
+        hdi_prob=curves.hdi_prob,
     )
 
 
@@ -265,10 +282,11 @@ def load_curves(run_dir: str | Path) -> Curves:
     from mmmlib.runs import load_posterior, load_summary, reading_posterior
 
     summary = load_summary(run_dir)
-    value = summary.get("revenue_per_kpi") if summary.get("kpi_type") == "count" else None
+    value = kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
     tree = load_posterior(run_dir, keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
     with reading_posterior(run_dir):
-        curves = Curves.from_posterior(Posterior.from_idata(tree), value_per_kpi=value or 1.0)
+        post = Posterior.from_idata(tree, hdi_prob=summary.get("hdi_prob") or HDI_PROB)
+        curves = Curves.from_posterior(post, value_per_kpi=value)
         curves.mean_response(curves.current[None, :])
         curves.mean_gradient(curves.current)
     return curves
@@ -312,7 +330,7 @@ def frontier(
                 "change_pct": float(pct),
                 "budget": budget,
                 "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
-                "expected_contribution": interval(draws),
+                "expected_contribution": analysis_interval(draws, curves.hdi_prob),
                 "marginal_roas": marginal_at(curves, budget, lower, upper),
             }
         )
@@ -345,5 +363,5 @@ def largest_budget_with_marginal(
         "threshold": threshold,
         "budget": low,
         "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
-        "expected_contribution": interval(curves.response(x[None, :])[:, 0, :].sum(axis=1)),
+        "expected_contribution": analysis_interval(curves.response(x[None, :])[:, 0, :].sum(axis=1), curves.hdi_prob),
     }

@@ -68,7 +68,7 @@ def identify_channels(post: analysis.Posterior, channels: list[dict[str, Any]], 
     prior = None
     if "prior" in post.idata.children and "channel_contribution" in post.idata["prior"].data_vars:
         prior = analysis.roas_draws(post, value, group="prior")
-    verdicts = identification.identify(analysis.roas_draws(post, value), prior, breakeven)
+    verdicts = identification.identify(analysis.roas_draws(post, value), prior, breakeven, post.hdi_prob)
     for row, verdict in zip(channels, verdicts, strict=True):
         row["identified"] = verdict.pop("identified")
         row["identification"] = verdict
@@ -84,13 +84,14 @@ def build_summary(
     holdout_mape: float | None = None,
     client: str | None = None,
 ) -> dict[str, Any]:
-    post = analysis.Posterior.from_idata(idata)
+    post = analysis.Posterior.from_idata(idata, hdi_prob=config.hdi_prob)
     kpi_type = resolve_kpi_type(config)
     rpk = revenue_per_kpi_value(config, frame)
+    value = analysis.kpi_value(kpi_type, rpk)
     channels = analysis.channel_metrics(post, kpi_type, rpk)
     for row in channels:
         row["label"] = channel_label(row["name"], config.label_aliases, config.channel_labels)
-    identify_channels(post, channels, analysis.kpi_value(kpi_type, rpk), config.breakeven_roas)
+    identify_channels(post, channels, value, config.breakeven_roas)
     diag = analysis.diagnostics(idata)
     quality = analysis.fit_quality(post)
     diag.update({"r2": quality["r2"], "mape": quality["mape"], "holdout_mape": holdout_mape})
@@ -99,7 +100,7 @@ def build_summary(
         "schema_version": SCHEMA_VERSION,
         "status": status,
         "status_reasons": reasons,
-        "hdi_prob": analysis.HDI_PROB,
+        "hdi_prob": post.hdi_prob,
         "target": config.target_column,
         "kpi_type": kpi_type,
         "revenue_per_kpi": rpk,
@@ -115,7 +116,7 @@ def build_summary(
         "totals": {
             "kpi": float(post.target.sum()),
             "spend": float(post.spend.sum()),
-            "media_contribution": analysis.interval(post.contributions().sum(axis=(1, 2))),
+            "media_contribution": analysis.interval(post.contributions().sum(axis=(1, 2)), post.hdi_prob),
         },
         "channels": channels,
         "diagnostics": diag,
@@ -130,9 +131,9 @@ def build_summary(
     }
     media = summary["totals"]["media_contribution"]
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
-    summary["totals"]["blended_roas"] = {k: v * (rpk or 1.0) / summary["totals"]["spend"] for k, v in media.items()}
+    summary["totals"]["blended_roas"] = {k: v * value / summary["totals"]["spend"] for k, v in media.items()}
     summary["model"] = model_section(idata)
     held = {c["name"] for c in channels if not c["identified"]}
-    summary["reallocation"] = reallocation(post, analysis.kpi_value(kpi_type, rpk), held)
+    summary["reallocation"] = reallocation(post, value, held)
     summary["recommendations"] = recommendations(summary)
     return summary
