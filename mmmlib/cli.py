@@ -175,6 +175,7 @@ def _holding(held: list[str], run: Callable[[], dict]) -> dict:
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
     from mmmlib.optimize import allocate, load_curves
+    from mmmlib.wording import interval_label
 
     curves = load_curves(args.run_dir)
     bounds, held = _hold_unidentified(args.run_dir, curves.channels, args.bounds)
@@ -188,20 +189,21 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     print(f"Budget per period: {result['budget']:,.2f}")
     if held:
         print(_held_line(held))
-    print(f"{'channel':<24}{'current':>14}{'optimal':>14}{'change':>12}  expected contribution (94% HDI)")
+    label = interval_label(result)
+    print(f"{'channel':<24}{'current':>14}{'optimal':>14}{'change':>12}  expected contribution ({label})")
     for ch in result["channels"]:
         e = ch["expected_contribution"]
         print(
             f"{ch['name']:<24}{ch['current_spend']:>14,.2f}{ch['optimal_spend']:>14,.2f}{ch['change']:>+12,.2f}"
             f"  {e['mean']:,.0f} [{e['hdi_low']:,.0f}, {e['hdi_high']:,.0f}]"
         )
-    for key, label in (
+    for key, name in (
         ("current_total_contribution", "current split"),
         ("expected_total_contribution", "optimal split"),
         ("expected_gain", "gain"),
     ):
         i = result[key]
-        print(f"{label:<16}{i['mean']:>14,.0f} per period [94% HDI {i['hdi_low']:,.0f}, {i['hdi_high']:,.0f}]")
+        print(f"{name:<16}{i['mean']:>14,.0f} per period [{label} {i['hdi_low']:,.0f}, {i['hdi_high']:,.0f}]")
     return 0
 
 
@@ -210,6 +212,7 @@ def _export_allocation(result: dict, path: Path) -> None:
     import io
 
     from mmmlib.csvsafe import csv_text
+    from mmmlib.wording import interval_label
 
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -239,7 +242,8 @@ def _export_allocation(result: dict, path: Path) -> None:
                 )
             g = result["expected_gain"]
             buf.write(
-                f"Expected gain per period: {g['mean']:,.0f} [94% HDI {g['hdi_low']:,.0f}, {g['hdi_high']:,.0f}]\n"
+                f"Expected gain per period: {g['mean']:,.0f} [{interval_label(result)} {g['hdi_low']:,.0f}, "
+                f"{g['hdi_high']:,.0f}]\n"
             )
         text = buf.getvalue()
     else:
@@ -250,6 +254,7 @@ def _export_allocation(result: dict, path: Path) -> None:
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from mmmlib.optimize import frontier, largest_budget_with_marginal, load_curves
     from mmmlib.runs import load_summary
+    from mmmlib.wording import interval_label
 
     curves = load_curves(args.run_dir)
     threshold = args.min_mroas if args.min_mroas is not None else load_summary(args.run_dir).get("breakeven_roas", 1.0)
@@ -261,6 +266,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
             "frontier": frontier(curves, args.low, args.high, args.steps, bounds),
             "largest_budget_at_min_mroas": largest_budget_with_marginal(curves, threshold, bounds),
             "held": held,
+            "hdi_prob": curves.hdi_prob,
         },
     )
     if args.json:
@@ -269,7 +275,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     print(f"Today's budget per period: {result['current_budget']:,.2f}")
     if held:
         print(_held_line(held))
-    print(f"{'change':>8}{'budget':>14}  {'expected contribution (94% HDI)':<40}{'marginal ROAS':>14}")
+    header = f"expected contribution ({interval_label(result)})"
+    print(f"{'change':>8}{'budget':>14}  {header:<40}{'marginal ROAS':>14}")
     for p in result["frontier"]:
         e = p["expected_contribution"]
         print(
@@ -287,6 +294,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
     from mmmlib.forecast import constant_plan, forecast, load_forecaster
+    from mmmlib.wording import span
 
     plans: list = list(args.plan or [])
     if args.spend or not plans:
@@ -312,13 +320,11 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         t = r["total_kpi"]
         print(
             f"{name}: {r['periods']} periods, spend {r['total_spend']:,.0f} → expected KPI {t['mean']:,.0f} "
-            f"(94% HDI {t['hdi_low']:,.0f}–{t['hdi_high']:,.0f})"
+            f"({span(t, '{:,.0f}', result)})"
         )
     if "difference" in result:
         d = result["difference"]["total_kpi"]
-        print(
-            f"{result['difference']['of']}: {d['mean']:+,.0f} (94% HDI {d['hdi_low']:+,.0f} to {d['hdi_high']:+,.0f})"
-        )
+        print(f"{result['difference']['of']}: {d['mean']:+,.0f} ({span(d, '{:+,.0f}', result, ' to ')})")
     return 0
 
 

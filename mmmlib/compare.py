@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmmlib.runs import load_summary
-from mmmlib.views import format_interval as iv
+from mmmlib.wording import bracketed as iv
 
 
 def channels_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:

@@ -51,6 +51,7 @@ class ModelConfig:
     priors: dict[str, Any] = field(default_factory=dict)
     lift_tests: str | None = None
     roas_prior: dict[str, list[float]] = field(default_factory=dict)
+    hdi_prob: float = 0.94  # probability of every interval the run reports (ArviZ's default)
 
     def __post_init__(self) -> None:
         self._check()
@@ -89,6 +90,13 @@ class ModelConfig:
             raise bad("fill_missing_periods", f"{self.fill_missing_periods!r} is not one of {', '.join(FILL_MODES)}")
         if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not 0 < self.margin <= 10:
             raise bad("margin", f"must be a number in (0, 10], not {self.margin!r}")
+        if (
+            isinstance(self.hdi_prob, bool)
+            or not isinstance(self.hdi_prob, (int, float))
+            or not 0.5 <= self.hdi_prob < 1
+        ):
+            raise bad("hdi_prob", f"must be a probability in [0.5, 1), e.g. 0.9, not {self.hdi_prob!r}")
+        self.hdi_prob = float(self.hdi_prob)
         if self.target_cost_per_kpi is not None and (
             isinstance(self.target_cost_per_kpi, bool)
             or not isinstance(self.target_cost_per_kpi, (int, float))

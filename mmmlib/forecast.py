@@ -73,7 +73,7 @@ class Forecaster:
     """Predicts ``mu`` for new periods from a run's posterior and the data it was fitted on."""
 
     def __init__(self, idata: Any, frame: pd.DataFrame, config: Any) -> None:
-        self.post = Posterior.from_idata(idata)
+        self.post = Posterior.from_idata(idata, hdi_prob=getattr(config, "hdi_prob", HDI_PROB))
         self.config = config
         self.frame = frame
         pv = idata["posterior"]
@@ -173,13 +173,13 @@ def _plan(forecaster: Forecaster, spend: np.ndarray, controls: dict[str, np.ndar
     return Plan(dates, spend, controls)
 
 
-def summarise(draws: np.ndarray, plan: Plan, sigma: np.ndarray | None = None) -> dict[str, Any]:
+def summarise(draws: np.ndarray, plan: Plan, sigma: np.ndarray | None = None, prob: float = HDI_PROB) -> dict[str, Any]:
     """Total and per-period expected KPI with HDIs (and per-period predictive bands when ``sigma`` is given)."""
-    low, high = hdi(draws, HDI_PROB)
+    low, high = hdi(draws, prob)
     out: dict[str, Any] = {
         "periods": len(plan.dates),
         "total_spend": float(plan.spend.sum()),
-        "total_kpi": interval(draws.sum(axis=1)),
+        "total_kpi": interval(draws.sum(axis=1), prob),
         "per_period": [
             {
                 "date": d.strftime("%Y-%m-%d"),
@@ -194,7 +194,7 @@ def summarise(draws: np.ndarray, plan: Plan, sigma: np.ndarray | None = None) ->
     if sigma is not None:
         rng = np.random.default_rng(0)
         noisy = draws + rng.normal(0, 1, draws.shape) * sigma[:, None]
-        plo, phi = hdi(noisy, HDI_PROB)
+        plo, phi = hdi(noisy, prob)
         for i, row in enumerate(out["per_period"]):
             row["predictive_low"], row["predictive_high"] = float(plo[i]), float(phi[i])
     return out
@@ -247,10 +247,14 @@ def forecast(run_dir: str | Path, plans: list[Plan | str], names: list[str] | No
     sigma = fc.post.draws("y_sigma").reshape(-1) * fc.post.target_scale
     draws = [fc.predict(p) for p in built]
     names = names or [f"plan {i + 1}" for i in range(len(built))]
-    result: dict[str, Any] = {"plans": {n: summarise(d, p, sigma) for n, d, p in zip(names, draws, built, strict=True)}}
+    prob = fc.post.hdi_prob
+    result: dict[str, Any] = {
+        "hdi_prob": prob,
+        "plans": {n: summarise(d, p, sigma, prob) for n, d, p in zip(names, draws, built, strict=True)},
+    }
     if len(draws) == 2 and draws[0].shape == draws[1].shape:
         result["difference"] = {
             "of": f"{names[1]} minus {names[0]}",
-            "total_kpi": interval((draws[1] - draws[0]).sum(axis=1)),
+            "total_kpi": interval((draws[1] - draws[0]).sum(axis=1), prob),
         }
     return result

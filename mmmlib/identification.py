@@ -23,14 +23,16 @@ def spans_breakeven(low: float, high: float, breakeven: float) -> bool:
     return bool(low <= LOW_FACTOR * breakeven and high >= HIGH_FACTOR * breakeven)
 
 
-def identify(roas: np.ndarray, prior: np.ndarray | None, breakeven: float) -> list[dict[str, Any]]:
+def identify(
+    roas: np.ndarray, prior: np.ndarray | None, breakeven: float, prob: float = HDI_PROB
+) -> list[dict[str, Any]]:
     """Per channel ``{"identified", "reasons", "roas_sd", "prior_sd"}`` from ROAS draws ``(draw, channel)``.
 
     ``prior`` holds prior ROAS draws ``(draw, channel)``, or None (an old run without prior draws): then only the
     interval rule applies and ``prior_sd`` is None.
     """
     roas = np.asarray(roas, dtype=float)
-    low, high = hdi(roas, HDI_PROB)
+    low, high = hdi(roas, prob)
     post_sd = roas.std(axis=0)
     prior_sd = None if prior is None else np.asarray(prior, dtype=float).std(axis=0)
     out = []
@@ -44,7 +46,8 @@ def identify(roas: np.ndarray, prior: np.ndarray | None, breakeven: float) -> li
             )
         if spans_breakeven(low[j], high[j], breakeven):
             reasons.append(
-                f"its 94% HDI {low[j]:.2f}–{high[j]:.2f} holds both half ({LOW_FACTOR * breakeven:.2f}) and twice "
+                f"its {prob * 100:.3g}% HDI {low[j]:.2f}–{high[j]:.2f} holds both half "
+                f"({LOW_FACTOR * breakeven:.2f}) and twice "
                 f"({HIGH_FACTOR * breakeven:.2f}) break-even ROAS"
             )
         out.append({"identified": not reasons, "reasons": reasons, "roas_sd": float(post_sd[j]), "prior_sd": psd})

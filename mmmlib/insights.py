@@ -9,34 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from mmmlib.identification import is_identified
-
-
-def money(x: float, currency: str = "") -> str:
-    """Compact amounts for sentences and cards: 1.2M, 35.0k, 950."""
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"{currency}{x / div:,.1f}{unit}"
-    return f"{currency}{x:,.0f}"
-
-
-def _iv(i: dict[str, float], fmt: str = "{:.2f}") -> str:
-    return f"{fmt.format(i['mean'])} (94% HDI {fmt.format(i['hdi_low'])}–{fmt.format(i['hdi_high'])})"
+from mmmlib.wording import health_sentence, is_healthy, labelled, money, span
 
 
 def recommendations(summary: dict[str, Any]) -> list[str]:
-    diag = summary["diagnostics"]
-    out: list[str] = []
-    if summary["status"] != "ok":
-        reasons = "; ".join(summary.get("status_reasons", [])) or "a diagnostic missed its threshold"
-        out.append(
-            f"Model health: NOT RELIABLE — {reasons}. Do not move budget on these numbers; refit in full mode "
-            "(more draws), add data, merge small channels, or tighten priors with lift tests."
+    out = [health_sentence(summary)]
+    if not is_healthy(summary):
+        out[0] += (
+            " Do not move budget on these numbers; refit in full mode (more draws), add data, merge small channels, "
+            "or tighten priors with lift tests."
         )
         return out
-    out.append(
-        f"Model health: good — max R-hat {diag['r_hat_max']:.3f}, min ESS {diag['ess_bulk_min']:.0f}, "
-        f"{diag['divergences']} divergences, in-sample R² {diag['r2']:.2f}, MAPE {diag['mape']:.1%}."
-    )
+
+    def _iv(i: dict[str, float]) -> str:
+        return labelled(i, "{:.2f}", summary)
+
     breakeven = summary.get("breakeven_roas", 1.0)
     channels = summary["channels"]
     certain = []
@@ -70,18 +57,17 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
             )
     move = summary.get("reallocation")
     if move:
-        out.append(_reallocation_sentence(move, {c["name"]: c["label"] for c in channels}))
+        out.append(_reallocation_sentence(move, {c["name"]: c["label"] for c in channels}, summary))
     top = max(channels, key=lambda c: c["contribution"]["mean"])
     unit = summary.get("target", "KPI")
     out.append(
         f"{top['label']} drives the most media contribution: {money(top['contribution']['mean'])} {unit} "
-        f"(94% HDI {money(top['contribution']['hdi_low'])}–{money(top['contribution']['hdi_high'])}) "
-        f"on {money(top['spend'])} of spend."
+        f"({span(top['contribution'], money, summary)}) on {money(top['spend'])} of spend."
     )
     return out
 
 
-def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
+def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str], summary: dict[str, Any]) -> str:
     gain = move["expected_gain"]
     changes = sorted(move["channels"], key=lambda c: c["change"])
     cut = [c for c in changes if c["change"] < -0.5]
@@ -90,8 +76,8 @@ def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
     if not cut or not add or gain["hdi_low"] <= 0:
         return (
             f"Today's split is close to the best one: re-splitting the same budget with every channel within "
-            f"±{limit}% adds {money(gain['mean'])} per period (94% HDI {money(gain['hdi_low'])} to "
-            f"{money(gain['hdi_high'])}), an interval that includes no clear gain."
+            f"±{limit}% adds {money(gain['mean'])} per period ({span(gain, money, summary, ' to ')}), "
+            "an interval that includes no clear gain."
         )
     fmt = lambda cs: ", ".join(f"{labels[c['name']]} {c['change']:+,.0f}" for c in cs)  # noqa: E731
     held = [labels[n] for n in move.get("held", []) if n in labels]
@@ -99,5 +85,5 @@ def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str]) -> str:
     return (
         f"Move budget at the same total ({money(move['budget'])} per period): {fmt(add)}; {fmt(cut)} per period "
         f"(each channel within ±{limit}%{kept}). Expected gain {money(gain['mean'])} per period "
-        f"(94% HDI {money(gain['hdi_low'])}–{money(gain['hdi_high'])})."
+        f"({span(gain, money, summary)})."
     )

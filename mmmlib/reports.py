@@ -19,7 +19,8 @@ from mmmlib.csvsafe import csv_text
 from mmmlib.errors import UsageError
 from mmmlib.identification import is_identified
 from mmmlib.runs import load_summary, write_json_atomic
-from mmmlib.views import channel_table, diagnostics_table
+from mmmlib.tables import channel_table, diagnostics_table
+from mmmlib.wording import interval_label
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
 
@@ -34,7 +35,13 @@ def text_report(summary: dict[str, Any]) -> str:
     lines += [f"- {s}" for s in summary["recommendations"]]
     table = channel_table(summary)
     table["identified"] = ["yes" if ok else "NO" for ok in _identified(summary)]
-    lines += ["", "Diagnostics", diagnostics_table(summary).to_string(), "", "Channels (mean [94% HDI])"]
+    lines += [
+        "",
+        "Diagnostics",
+        diagnostics_table(summary).to_string(),
+        "",
+        f"Channels (mean [{interval_label(summary)}])",
+    ]
     lines += [table.to_string(), ""]
     if not all(_identified(summary)):
         lines += [

@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from mmmlib.wording import bracketed
+
 
 def diagnostics_table(summary: dict[str, Any]) -> pd.DataFrame:
     d = summary["diagnostics"]
@@ -23,13 +25,6 @@ def diagnostics_table(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["diagnostic", "value"]).set_index("diagnostic")
 
 
-def format_interval(i: dict[str, float] | None, fmt: str) -> str:
-    """``mean [low, high]`` of an interval, each formatted with ``fmt``."""
-    if not i:
-        return "—"
-    return f"{fmt.format(i['mean'])} [{fmt.format(i['hdi_low'])}, {fmt.format(i['hdi_high'])}]"
-
-
 def channel_table(summary: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for ch in summary["channels"]:
@@ -38,10 +33,10 @@ def channel_table(summary: dict[str, Any]) -> pd.DataFrame:
                 "channel": ch["label"],
                 "column": ch["name"],
                 "spend": f"{ch['spend']:,.0f}",
-                "contribution": format_interval(ch["contribution"], "{:,.0f}"),
-                "share": format_interval(ch["share"], "{:.1%}"),
-                "ROAS": format_interval(ch["roas"], "{:.2f}"),
-                "marginal ROAS": format_interval(ch["mroas"], "{:.2f}"),
+                "contribution": bracketed(ch["contribution"], "{:,.0f}"),
+                "share": bracketed(ch["share"], "{:.1%}"),
+                "ROAS": bracketed(ch["roas"], "{:.2f}"),
+                "marginal ROAS": bracketed(ch["mroas"], "{:.2f}"),
             }
         )
     return pd.DataFrame(rows).set_index("channel")

@@ -10,6 +10,7 @@ import numpy as np
 
 from mmmlib.identification import unidentified
 from mmmlib.widgets.style import BASE_COLOURS, channel_colours
+from mmmlib.wording import interval_label
 
 NOT_IDENTIFIED = "not identified"  # appended to a channel's label where its return is shown
 NOT_IDENTIFIED_LEGEND = (
@@ -21,7 +22,7 @@ NOT_IDENTIFIED_LEGEND = (
 def interval_bars(
     summary: dict[str, Any], metric: str, title: str, fmt: str = ".2f", mark_unidentified: bool = False
 ) -> bq.Figure:
-    """Bars of a channel metric's posterior mean with 94% HDI whiskers; with ``mark_unidentified`` the channels the
+    """Bars of a channel metric's posterior mean with HDI whiskers; with ``mark_unidentified`` the channels the
     data do not identify are faded and labelled so (see ``NOT_IDENTIFIED_LEGEND``)."""
     channels = summary["channels"]
     hide = set(unidentified(summary)) if mark_unidentified else set()
@@ -171,7 +172,7 @@ def response_curves(summary: dict[str, Any]) -> w.GridBox:
 
 
 def fit_over_time(summary: dict[str, Any]) -> bq.Figure:
-    """Actual KPI against the model's expected KPI with its 94% band (fitted periods)."""
+    """Actual KPI against the model's expected KPI with its HDI band (fitted periods)."""
     import numpy as np
 
     fit = summary["fit"]
@@ -196,7 +197,7 @@ def fit_over_time(summary: dict[str, Any]) -> bq.Figure:
     return bq.Figure(
         marks=marks,
         axes=[bq.Axis(scale=x), bq.Axis(scale=y, orientation="vertical", tick_format=".3s")],
-        title="Actual vs predicted (94% HDI band)",
+        title=f"Actual vs predicted ({interval_label(summary)} band)",
         layout=w.Layout(width="100%", height="320px"),
     )
 

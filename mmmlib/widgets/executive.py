@@ -11,7 +11,6 @@ import ipywidgets as w
 from mmmlib import markup, store
 from mmmlib.errors import MMMError
 from mmmlib.identification import unidentified
-from mmmlib.insights import money
 from mmmlib.widgets.charts import (
     contribution_waterfall,
     contributions_over_time,
@@ -20,6 +19,7 @@ from mmmlib.widgets.charts import (
 )
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, kpi_card, run_title
+from mmmlib.wording import money, span
 
 
 def kpi_cards(summary: dict[str, Any]) -> w.HBox:
@@ -30,10 +30,8 @@ def kpi_cards(summary: dict[str, Any]) -> w.HBox:
     p = summary["period"]
     cards = [
         kpi_card(f"Total {summary['target']}", money(t["kpi"]), f"{p['start']} → {p['end']}"),
-        kpi_card(
-            "Media-driven share", f"{share['mean']:.0%}", f"94% HDI {share['hdi_low']:.0%}–{share['hdi_high']:.0%}"
-        ),
-        kpi_card("Blended ROAS", f"{roas['mean']:.2f}", f"94% HDI {roas['hdi_low']:.2f}–{roas['hdi_high']:.2f}"),
+        kpi_card("Media-driven share", f"{share['mean']:.0%}", span(share, "{:.0%}", summary)),
+        kpi_card("Blended ROAS", f"{roas['mean']:.2f}", span(roas, "{:.2f}", summary)),
     ]
     if channels:
         best = max(channels, key=lambda c: c["roas"]["mean"])

@@ -11,7 +11,6 @@ import ipywidgets as w
 
 from mmmlib.errors import MMMError
 from mmmlib.identification import unidentified
-from mmmlib.insights import money
 from mmmlib.markup import text as esc
 from mmmlib.optimize import Curves, allocate, frontier, hold_unidentified, load_curves
 from mmmlib.widgets.charts import (
@@ -23,6 +22,7 @@ from mmmlib.widgets.charts import (
 )
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, message, run_title
+from mmmlib.wording import interval_label, money, span
 
 DEFAULT_LIMIT_PCT = 30
 
@@ -102,9 +102,9 @@ class BudgetPlanner:
         self.outcome.value = (
             "<div style='font-size:15px'>"
             f"Expected {esc(unit)} from media per period with this split: <b>{money(e['mean'])}</b> "
-            f"(94% HDI {money(e['hdi_low'])}–{money(e['hdi_high'])}); today's split: {money(c['mean'])} "
+            f"({span(e, money, self.summary)}); today's split: {money(c['mean'])} "
             f"({money(c['hdi_low'])}–{money(c['hdi_high'])}). Difference: <b>{g['mean']:+,.0f}</b> "
-            f"(94% HDI {g['hdi_low']:+,.0f} to {g['hdi_high']:+,.0f}).</div>"
+            f"({span(g, '{:+,.0f}', self.summary, ' to ')}).</div>"
         )
         self.timing.value = f"<span style='color:#999;font-size:11px'>optimised in {self.seconds * 1000:.0f} ms</span>"
 
@@ -116,8 +116,8 @@ class BudgetPlanner:
                 health_badge(self.summary),
                 w.HTML(
                     "<h3>Response curves</h3><div style='color:#666'>Expected contribution per period at steady "
-                    "spend (carry-over included); band: 94% HDI; dot: today; dashed: where the next unit of spend "
-                    "stops paying back.</div>"
+                    f"spend (carry-over included); band: {interval_label(self.summary)}; dot: today; dashed: where "
+                    "the next unit of spend stops paying back.</div>"
                 ),
                 response_curves(self.summary),
                 w.HBox(

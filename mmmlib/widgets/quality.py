@@ -11,7 +11,7 @@ from mmmlib.errors import MMMError
 from mmmlib.identification import is_identified
 from mmmlib.markup import text as esc
 from mmmlib.runs import POSTERIOR, load_posterior, reading_posterior
-from mmmlib.views import diagnostics_table
+from mmmlib.tables import diagnostics_table
 from mmmlib.widgets.charts import (
     adstock_weights,
     fit_over_time,
@@ -22,6 +22,7 @@ from mmmlib.widgets.charts import (
 )
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, message, run_title
+from mmmlib.wording import interval_label
 
 MEDIA = ("adstock_", "saturation_")  # the parameters whose priors the view sets against their posteriors
 
@@ -113,11 +114,12 @@ def identification_table(summary: dict[str, Any]) -> w.HTML:
     if not rows:
         return w.HTML(f"{title}<div class='mmm-identification'>Every channel is identified by this data.</div>")
     rule = (
-        "Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior), or a 94% HDI "
+        "Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior), or a "
+        f"{interval_label(summary)} "
         f"holding both {0.5 * breakeven:.2f} and {2 * breakeven:.2f} (half and twice break-even). Their budgets are "
         "held and a lift test is the way to learn their return."
     )
-    header = ["channel", "ROAS (94% HDI)", "posterior sd", "prior sd", "why"]
+    header = ["channel", f"ROAS ({interval_label(summary)})", "posterior sd", "prior sd", "why"]
     return w.HTML(f"{title}<div style='color:#666'>{esc(rule)}</div>{_html_table('mmm-identification', header, rows)}")
 
 
@@ -136,8 +138,12 @@ def quality_view(run: Path | None) -> w.Widget:
         residuals(summary),
         w.HBox(
             [
-                interval_bars(summary, "roas", "ROAS posterior (mean, 94% HDI)", mark_unidentified=True),
-                interval_bars(summary, "contribution", "Contribution posterior (mean, 94% HDI)", ".3s"),
+                interval_bars(
+                    summary, "roas", f"ROAS posterior (mean, {interval_label(summary)})", mark_unidentified=True
+                ),
+                interval_bars(
+                    summary, "contribution", f"Contribution posterior (mean, {interval_label(summary)})", ".3s"
+                ),
             ],
             layout=w.Layout(width="100%"),
         ),

@@ -1,4 +1,4 @@
-"""Look and feel shared by every view: one colour per channel, money formatting, messages, cards, health badge."""
+"""Look and feel shared by every view: one colour per channel, messages, cards, health badge."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import ipywidgets as w
 
 from mmmlib.markup import text as esc
+from mmmlib.wording import health_facts, health_sentence, interval_label, is_healthy
 
 PALETTE = [
     "#1f77b4",
@@ -49,15 +50,10 @@ def message(text: str, kind: str = "warning") -> w.HTML:
 
 def health_badge(summary: dict[str, Any]) -> w.HTML:
     """Model health first: green only when every diagnostic met its threshold."""
-    d = summary["diagnostics"]
-    facts = (
-        f"R-hat {d['r_hat_max']:.3f} · ESS {d['ess_bulk_min']:.0f} · {d['divergences']} divergences · "
-        f"R² {d['r2']:.2f} · MAPE {d['mape']:.1%}"
-    )
-    if summary["status"] == "ok":
-        return message(f"Model health: good — {facts}", "ok")
-    reasons = "; ".join(summary.get("status_reasons", []))
-    return message(f"Model health: NOT RELIABLE — {reasons}. Treat every number below with caution. ({facts})", "error")
+    if is_healthy(summary):
+        return message(health_sentence(summary), "ok")
+    advice = f"Treat every number below with caution. ({health_facts(summary)})"
+    return message(f"{health_sentence(summary)} {advice}", "error")
 
 
 def kpi_card(title: str, value: str, detail: str = "") -> w.HTML:
@@ -74,5 +70,5 @@ def run_title(summary: dict[str, Any]) -> w.HTML:
     period = summary["period"]
     return w.HTML(
         f"<div style='color:#666'>Run {esc(summary['run']['id'])} · {esc(period['start'])} → "
-        f"{esc(period['end'])} · all intervals are 94% HDIs</div>"
+        f"{esc(period['end'])} · all intervals are {interval_label(summary)}s</div>"
     )
