@@ -106,8 +106,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from mmmlib.pipeline import fit_run
+    from mmmlib.request import FitRequest
 
-    summary = fit_run(
+    request = FitRequest(
         args.data,
         args.config,
         args.out,
@@ -118,6 +119,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         tune=args.tune,
         draws=args.draws,
     )
+    summary = fit_run(request)
     diag = summary["diagnostics"]
     print(
         f"Fit {summary['status']}: max R-hat {diag['r_hat_max']:.3f}, min ESS {diag['ess_bulk_min']:.0f}, "

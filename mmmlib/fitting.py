@@ -18,32 +18,19 @@ from mmmlib.config import lift_tests_path, load_config, save_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.data.lift_tests import read_lift_tests
 from mmmlib.errors import InputError
+from mmmlib.request import FitRequest
 
 log = logging.getLogger("mmmlib.fitting")
 
 
-def fit_to_directory(
-    data: str,
-    config: str,
-    out: str,
-    mode: str = "quick",
-    seed: int = 0,
-    sampler: str | None = None,
-    client: str | None = None,
-    progressbar: bool = True,
-    chains: int | None = None,
-    tune: int | None = None,
-    draws: int | None = None,
-) -> dict[str, Any]:
-    """Validate, fit, analyse, and write ``posterior.nc``, ``config.yaml``, ``data.csv`` and, last, ``summary.json``.
-
-    ``chains``, ``tune`` and ``draws`` override the mode's sampler settings when given.
-    """
+def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str, Any]:
+    """Validate, fit, analyse, and write ``posterior.nc``, ``config.yaml``, ``data.csv`` and, last, ``summary.json``."""
     from mmmlib import model
     from mmmlib.analysis import UNUSABLE_RHAT
     from mmmlib.summary import build_summary
 
-    out_dir = Path(out)
+    data, config, out_dir = request.data, request.config, Path(request.out)
+    mode, seed = request.mode, request.seed
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config)
     dataset = load_dataset(data, cfg)
@@ -60,17 +47,7 @@ def fit_to_directory(
         except safe_fs.UnsafePathError as exc:
             raise InputError(f"Config key lift_tests: {exc.strerror}.") from exc
         lift = read_lift_tests(copy, cfg.channel_columns, name=Path(cfg.lift_tests).name)
-    fitted = model.fit(
-        dataset,
-        mode=mode,
-        seed=seed,
-        sampler=sampler,
-        progressbar=progressbar,
-        lift_tests=lift,
-        chains=chains,
-        tune=tune,
-        draws=draws,
-    )
+    fitted = model.fit(dataset, request, progressbar=progressbar, lift_tests=lift)
     fitted.idata.to_netcdf(out_dir / runs.POSTERIOR)
     holdout_mape = None
     held = model.predict_holdout(fitted, seed=seed)
@@ -94,7 +71,7 @@ def fit_to_directory(
         "source": str(dataset.source),
     }
     summary = build_summary(
-        fitted.idata, cfg, dataset.frame, run=run, mode=mode, client=client, holdout_mape=holdout_mape
+        fitted.idata, cfg, dataset.frame, run=run, mode=mode, client=request.client, holdout_mape=holdout_mape
     )
     if summary["diagnostics"]["r_hat_max"] > UNUSABLE_RHAT:
         raise InputError(

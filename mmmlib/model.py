@@ -20,6 +20,7 @@ import xarray as xr
 
 from mmmlib import baseline, roas_priors, structures
 from mmmlib.data.dataset import Dataset
+from mmmlib.request import FitRequest
 
 log = logging.getLogger("mmmlib.model")
 
@@ -353,26 +354,20 @@ def _add_prior(idata: Any, structure: structures.Structure, l_max: int, seed: in
 
 def fit(
     dataset: Dataset,
-    mode: str = "quick",
-    seed: int = 0,
-    sampler: str | None = None,
+    request: FitRequest,
     progressbar: bool = True,
     lift_tests: pd.DataFrame | None = None,
-    chains: int | None = None,
-    tune: int | None = None,
-    draws: int | None = None,
 ) -> Fitted:
-    """Fit every candidate structure with NUTS and combine them (``sampler``: nutpie, the default, pymc or numpyro).
-
-    ``chains``, ``tune`` and ``draws`` override the mode's settings (power users; too few gives unusable fits).
-    """
+    """Fit every candidate structure with NUTS and combine them (``request.sampler``: nutpie, the default, pymc or
+    numpyro); the request's ``chains``, ``tune`` and ``draws`` override its mode's settings (power users; too few
+    gives unusable fits)."""
     from mmmlib import stacking
 
     cfg = dataset.config
     shapes = structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
     channels = len(cfg.channel_columns)
-    settings = sampler_settings(mode, channels, len(shapes), chains=chains, tune=tune, draws=draws)
-    sampler = sampler or DEFAULT_SAMPLER
+    settings = sampler_settings(request.mode, channels, len(shapes), **request.overrides)
+    sampler, seed, draws = request.sampler or DEFAULT_SAMPLER, request.seed, request.draws
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
     rule = None

@@ -18,7 +18,8 @@ from typing import Any
 from mmmlib import runs, store
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
-from mmmlib.errors import InputError, MMMError, UsageError
+from mmmlib.errors import InputError, MMMError
+from mmmlib.request import FitRequest
 from mmmlib.sampling import XLA_DEVICES
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -33,36 +34,17 @@ def _log_handler(path: Path) -> logging.Handler:
     return handler
 
 
-def fit_run(
-    data: str | Path,
-    config: str | Path,
-    out: str | Path,
-    mode: str = "quick",
-    seed: int = 0,
-    sampler: str | None = None,
-    client: str | None = None,
-    notebook: Path = FIT_NOTEBOOK,
-    chains: int | None = None,
-    tune: int | None = None,
-    draws: int | None = None,
-) -> dict[str, Any]:
-    """Execute ``notebook`` into a staging directory and publish it at ``out``; returns the summary.
+def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK) -> dict[str, Any]:
+    """Execute ``notebook`` for ``request`` into a staging directory and publish it at ``request.out``.
 
-    ``chains``, ``tune`` and ``draws`` override the mode's sampler settings (``mmmlib.model.MODES``).
-    The run folder's name must follow ``store.RUN_ID``: it becomes a URL part and a download's file name.
+    Returns the summary. The run folder's name must follow ``store.RUN_ID``: it becomes a URL part and a download's
+    file name.
     """
     import papermill as pm
 
-    from mmmlib.model import sampler_settings
-
-    overrides = {"chains": chains, "tune": tune, "draws": draws}
-    try:
-        sampler_settings(mode, **overrides)
-    except ValueError as exc:
-        raise UsageError(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
-    out = Path(os.path.abspath(out))  # not resolve(): a writer's link at the run's name must not move the run
+    request = request.checked()
+    out = Path(request.out)
     store.check_run_id(out.name)
-    data, config = Path(data).resolve(), Path(config).resolve()
     runs.remove_dead_attempts(out)  # what killed fits of this run left behind
     staging = runs.staging_dir(out)
     handler = _log_handler(staging / "fit.log")
@@ -70,22 +52,14 @@ def fit_run(
     pm_log.addHandler(handler)
     pm_log.setLevel(logging.INFO)
     try:
-        load_dataset(data, load_config(config))  # refuse bad data before starting a kernel
-        print(f"Fitting ({mode} mode); progress is logged to {staging / 'fit.log'}", file=sys.stderr, flush=True)
+        load_dataset(request.data, load_config(request.config))  # refuse bad data before starting a kernel
+        log_path = staging / "fit.log"
+        print(f"Fitting ({request.mode} mode); progress is logged to {log_path}", file=sys.stderr, flush=True)
         with kernel_stderr_to(staging / "fit.log"):
             pm.execute_notebook(
                 str(notebook),
                 str(staging / "fit.ipynb"),
-                parameters={
-                    "data": str(data),
-                    "config": str(config),
-                    "out": str(staging),
-                    "mode": mode,
-                    "seed": seed,
-                    "sampler": sampler,
-                    "client": client,
-                    **overrides,
-                },
+                parameters={"request": request.writing_to(staging).parameters()},
                 kernel_name="python3",
                 log_output=True,
                 progress_bar=False,

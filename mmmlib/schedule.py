@@ -195,6 +195,7 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
     """Fit, report and publish one schedule now; returns what happened (never raises for a failed fit)."""
     from mmmlib.pipeline import fit_run
     from mmmlib.reports import write_report
+    from mmmlib.request import FitRequest
 
     now = now or datetime.now(UTC)
     store.ensure_client(sched.client, root)
@@ -202,7 +203,8 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
     outcome: dict[str, Any] = {"schedule": sched.name, "client": sched.client, "run": str(run_dir)}
     try:
         data = newest_dataset(sched.data)
-        summary = fit_run(data, sched.config, run_dir, mode=sched.mode, seed=sched.seed, client=sched.client)
+        request = FitRequest(str(data), str(sched.config), str(run_dir), sched.mode, sched.seed, client=sched.client)
+        summary = fit_run(request)
         outcome["status"] = summary["status"]
         for fmt in sched.reports:
             write_report(run_dir, fmt=fmt)

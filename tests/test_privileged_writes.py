@@ -292,6 +292,7 @@ def test_lift_tests_outside_the_configs_folder_are_refused(sample_copy: Path, pa
 def test_a_lift_test_link_leading_outside_is_refused(tmp_path: Path, sample_copy: Path, canary: Canary) -> None:
     """A link inside the folder that leads out is refused before anything is read from it."""
     from mmmlib.fitting import fit_to_directory
+    from mmmlib.request import FitRequest
 
     folder = sample_copy / "client"  # the canary sits in the folder above
     folder.mkdir()
@@ -302,7 +303,7 @@ def test_a_lift_test_link_leading_outside_is_refused(tmp_path: Path, sample_copy
     plant(folder / "lift.csv", canary.file)
     out = tmp_path / "out"
     with pytest.raises(InputError, match="outside the config's folder") as err:
-        fit_to_directory(str(sample_copy / "sample_weekly.csv"), str(config), str(out))
+        fit_to_directory(FitRequest(str(sample_copy / "sample_weekly.csv"), str(config), str(out)))
     assert "root-only" not in str(err.value)
     assert not (out / "lift_tests.csv").exists()
 
