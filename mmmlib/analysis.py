@@ -45,7 +45,7 @@ def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> tuple[np.ndarray, np.ndarr
 
 
 def interval(draws: np.ndarray, prob: float = HDI_PROB) -> dict[str, float]:
-    """``{"mean", "hdi_low", "hdi_high"}`` of 1-D draws (CONTRACT.md's interval shape)."""
+    """``{"mean", "hdi_low", "hdi_high"}`` of 1-D draws (docs/contract.md's interval shape)."""
     low, high = hdi(np.asarray(draws).reshape(-1), prob)
     return {"mean": float(np.mean(draws)), "hdi_low": float(low), "hdi_high": float(high)}
 

@@ -1,4 +1,4 @@
-"""The ``mmm`` command (CONTRACT.md). Each subcommand is a thin call into the library.
+"""The ``mmm`` command (docs/contract.md). Each subcommand is a thin call into the library.
 
 Exit codes: 0 success, 1 input or model not acceptable, 2 usage error or unreadable file.
 Errors are one sentence on stderr, never a traceback.

@@ -1,4 +1,4 @@
-"""The model config (``config.yaml``, CONTRACT.md): which columns play which role, and model choices.
+"""The model config (``config.yaml``, docs/contract.md): which columns play which role, and model choices.
 
 One dataclass, read and written as YAML. Unknown keys and bad values are refused with a
 sentence naming the key, so a typo never silently falls back to a default.

@@ -1,4 +1,4 @@
-"""Errors that the command line turns into one sentence and an exit code (CONTRACT.md)."""
+"""Errors that the command line turns into one sentence and an exit code (docs/contract.md)."""
 
 
 class MMMError(Exception):

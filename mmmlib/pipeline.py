@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmmlib import runs, store
+from mmmlib import assets, runs, store
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError
 from mmmlib.request import FitRequest
 from mmmlib.sampling import XLA_DEVICES
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-FIT_NOTEBOOK = NOTEBOOKS / "fit_model.ipynb"
+NOTEBOOKS = assets.notebooks_dir()
+FIT_NOTEBOOK = assets.notebook("fit_model")
 # the kernel inherits this: numpyro needs it before jax is imported, or it samples chains one after another
 os.environ.setdefault("XLA_FLAGS", XLA_DEVICES)
 

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from mmmlib import safe_fs
+from mmmlib.assets import dashboard
 from mmmlib.csvsafe import csv_text
 from mmmlib.errors import UsageError
 from mmmlib.identification import is_identified
 from mmmlib.runs import load_summary, write_json_atomic
 from mmmlib.tables import channel_table, diagnostics_table
 from mmmlib.wording import interval_label
-
-DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
 
 
 def text_report(summary: dict[str, Any]) -> str:
@@ -102,7 +101,7 @@ def html_report(run_dir: Path, notebook: Path | None = None) -> str:
 
     from mmmlib.pipeline import kernel_stderr_to
 
-    notebook = notebook or DASHBOARDS / "executive.ipynb"
+    notebook = notebook or dashboard("executive")
     nb = nbformat.read(notebook, as_version=4)
     previous = os.environ.get("MMM_RUN")
     os.environ["MMM_RUN"] = str(Path(run_dir).resolve())

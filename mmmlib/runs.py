@@ -1,4 +1,4 @@
-"""Write a run directory (CONTRACT.md) so that it is either complete or absent, and read it back cheaply.
+"""Write a run directory (docs/contract.md) so that it is either complete or absent, and read it back cheaply.
 
 The fitting notebook writes into a hidden staging folder that only the fitting account may enter, placed where
 no other account can rename it (:func:`staging_parent`: a writer's link swapped in for it would turn the fit's

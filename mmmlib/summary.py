@@ -1,4 +1,4 @@
-"""Assemble ``summary.json`` (CONTRACT.md): everything a dashboard shows, precomputed from the posterior."""
+"""Assemble ``summary.json`` (docs/contract.md): everything a dashboard shows, precomputed from the posterior."""
 
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
+from mmmlib import assets
+
+DASHBOARDS = assets.dashboards_dir()
 
 
 def free_port() -> int:

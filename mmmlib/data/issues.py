@@ -1,4 +1,4 @@
-"""A validation problem, located at a spreadsheet row and column (CONTRACT.md's ISSUE)."""
+"""A validation problem, located at a spreadsheet row and column (docs/contract.md's ISSUE)."""
 
 from __future__ import annotations
 

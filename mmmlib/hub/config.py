@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmmlib import assets
 from mmmlib.errors import UsageError
 from mmmlib.hub import accounts
 from mmmlib.hub.authenticators import DEMO_USERS, MMMNativeAuthenticator, demo_password, oauth_settings
@@ -60,7 +61,7 @@ def prepare_dashboards(root: Path) -> None:
             shutil.rmtree(target)
         target.mkdir(parents=True)
         for nb in notebooks:
-            shutil.copy(REPO / "dashboards" / f"{nb}.ipynb", target / f"{nb}.ipynb")
+            shutil.copy(assets.dashboard(nb), target / f"{nb}.ipynb")
             os.chmod(target / f"{nb}.ipynb", 0o644)
         os.chmod(target, 0o755)
     os.chmod(root, 0o755)

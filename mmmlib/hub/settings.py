@@ -8,11 +8,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmmlib import assets
 from mmmlib.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
-# what an analyst's home starts with: their own copy, never overwritten once there
-ANALYST_FOLDERS = {name: REPO / name for name in ("notebooks", "dashboards", "sample_data")}
+# what an analyst's home starts with: their own copy, never overwritten once there (the sample data is the
+# checkout's: an installed wheel ships the notebooks and dashboards only)
+ANALYST_FOLDERS = {kind: assets.folder(kind) for kind in assets.KINDS} | {
+    name: REPO / name for name in ("sample_data",) if (REPO / name).is_dir()
+}
 AUTH_KINDS = ("native", "generic", "github", "google")
 MODES = ("local", "kubernetes")
 
