@@ -96,7 +96,7 @@ voila: report-sample
 
 demo: hub
 
-# Whole-process benchmarks; results land in benchmarks/results/ and the README. The recovery suite (24 + 12 worlds,
+# Whole-process benchmarks; results land in benchmarks/results/ and docs/benchmarks.md. The recovery suite (24 + 12 worlds,
 # ours and the peer) takes hours on 2 cores and resumes where it stopped (benchmarks/results/recovery_suite.json).
 benchmarks: venv fit-sample
 	$(VENV)/bin/python benchmarks/validation_speed.py

@@ -11,7 +11,7 @@ With `--baseline`, each dataset is also fitted once with pymc-marketing's defaul
 is 1 core; see `benchmarks/samplers.py`), in a new process of its own, and every row gets its ratio to that fit.
 
 Run: `.venv/bin/python benchmarks/recovery.py [--modes quick full] [--baseline] [--out benchmarks/results]`.
-Writes `recovery.json` and `recovery.md` (the README's table).
+Writes `recovery.json` and `recovery.md` (the table in docs/benchmarks.md).
 
 With `--suite`, the yardstick is data the model did not make: the recovery suite's worlds
 (`../shared/recovery_suite/`, or `MMM_RECOVERY_SUITE`), each fitted by `mmm fit` and by the suite's peer

@@ -1,4 +1,4 @@
-"""The README's dashboard screenshots: each dashboard of RUN_DIR in headless Chromium, laptop-sized.
+"""Dashboard screenshots (README, docs/dashboards.md): each dashboard of RUN_DIR in headless Chromium, laptop-sized.
 
 Run: `.venv/bin/python benchmarks/screenshots.py RUN_DIR` (after `make demo`: mmm_home/clients/sample/runs/demo).
 Writes dashboards/screenshots/<dashboard>.png; the gallery shot comes from tests/test_hub.py

@@ -26,11 +26,12 @@ log = logging.getLogger("mmmlib.model")
 
 TREND_COLUMN = baseline.TREND
 
-# Sampler settings per mode, from benchmarks/ (README). cores=chains: PyMC would guess half the CPUs.
+# Sampler settings per mode, from benchmarks/ (docs/benchmarks.md). cores=chains: PyMC would guess half the CPUs.
 MODES: dict[str, dict[str, Any]] = {
     "quick": {"chains": 2, "tune": 1000, "draws": 1500, "target_accept": 0.95},
     # 1000 draws and 0.95 left max R-hat 1.014 (seasonal-spend, seed 1) and a divergence in 1 of 5 seeds (3-channel
-    # data), both from one weakly identified channel's saturation curve; 1500 draws at 0.97: ≤ 1.008, none (README)
+    # data), both from one weakly identified channel's saturation curve; 1500 draws at 0.97: ≤ 1.008, none
+    # (docs/benchmarks.md)
     "full": {"chains": 4, "tune": 1500, "draws": 1500, "target_accept": 0.97},
 }
 # Quick mode's 1000 tuning steps left a divergence on 8-channel data (synth-8ch-208w, seed 1 of 1–4); smaller

@@ -133,7 +133,7 @@ def test_same_seed_same_posterior(synth_run: dict, tmp_path: Path) -> None:
     """`--seed` makes a fit reproducible: two fits of the same data, config and seed give the same numbers.
 
     Both refits follow the shared fit of this data, so both find its compiled kernels cached: the first fit
-    after a cold compile can differ from cached runs in the last digits (see README, reproducibility).
+    after a cold compile can differ from cached runs in the last digits (see docs/benchmarks.md, reproducibility).
     """
     summaries = []
     for name in ("a", "b"):
