@@ -112,14 +112,14 @@ def saturation_params(post: Posterior) -> dict[str, np.ndarray]:
 
 
 def saturation_kind(params: dict[str, np.ndarray]) -> str:
-    """The returns family of the draws, or ``mixed`` when each draw carries its own (``family``)."""
+    """The returns family of the draws (the registry's family whose parameters they are), or ``mixed`` when each
+    draw carries its own (``family``)."""
     if "family" in params:
         return "mixed"
-    if {"slope", "kappa"} <= set(params):
-        return "hill"
-    if {"alpha", "lam"} <= set(params) and "beta" not in params:
-        return "michaelis_menten"
-    return "logistic"
+    family = structures.family_of(structures.SATURATION_FAMILIES, params)
+    if family is None:
+        raise KeyError(f"saturation parameters of a known family (the posterior has {', '.join(sorted(params))})")
+    return family
 
 
 def _per_family(kind: str, params: dict[str, np.ndarray], shape: tuple[int, ...], fn: Any) -> np.ndarray | Any:
@@ -146,7 +146,7 @@ def saturation(kind: str, params: dict[str, np.ndarray], z: np.ndarray, out_ndim
     n_draw, n_channel = next(iter(params.values())).shape
     shape = (n_draw, *([1] * (out_ndim - 2)), n_channel)
     z = np.asarray(z, dtype=float)
-    return _per_family(kind, params, shape, lambda family, p: structures.SATURATION_FORMULAS[family](p, z))
+    return _per_family(kind, params, shape, lambda family, p: structures.SATURATION_FAMILIES[family].curve(p, z))
 
 
 def saturation_gradient(kind: str, params: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ def saturation_gradient(kind: str, params: dict[str, np.ndarray], z: np.ndarray)
         kind,
         params,
         next(iter(params.values())).shape,
-        lambda family, p: structures.SATURATION_GRADIENTS[family](p, np.asarray(z, dtype=float)),
+        lambda family, p: structures.SATURATION_FAMILIES[family].gradient(p, np.asarray(z, dtype=float)),
     )
 
 
@@ -224,11 +224,12 @@ def adstock_weight_draws(post: Posterior, max_lag: int) -> np.ndarray | None:
         for n in pv
         if str(n).startswith("adstock_") and str(n) != "adstock_family"
     }
-    families = [f for f in structures.ADSTOCKS if set(structures.ADSTOCK_PARAMS[f]) <= set(params)]
+    if "adstock_family" not in pv:
+        family = structures.family_of(structures.ADSTOCK_FAMILIES, params)
+        return None if family is None else structures.adstock_weights(family, params, max_lag)
+    families = [f for f, fam in structures.ADSTOCK_FAMILIES.items() if set(fam.params) <= set(params)]
     if not families:
         return None
-    if "adstock_family" not in pv:
-        return structures.adstock_weights(families[0], params, max_lag)
     codes = post.draws("adstock_family").reshape(-1, 1, 1)
     out = np.zeros((codes.shape[0], max_lag, len(post.channels)))
     for family in families:
