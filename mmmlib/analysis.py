@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmmlib import baseline, structures
+from mmmlib import baseline, policy, structures
 
 HDI_PROB = 0.94
 # Diagnostic thresholds per mode: a miss sets status "warning"; an R-hat above UNUSABLE_RHAT fails the fit.
@@ -68,9 +68,10 @@ class Posterior:
     target: np.ndarray  # (date,)
     target_scale: float
     channel_scale: np.ndarray  # (channel,)
+    frequency: str = policy.DEFAULT_FREQUENCY  # the data's, as validation found it (the run's period.frequency)
 
     @classmethod
-    def from_idata(cls, idata: Any) -> Posterior:
+    def from_idata(cls, idata: Any, frequency: str = policy.DEFAULT_FREQUENCY) -> Posterior:
         const = idata["constant_data"]
         channels = [str(c) for c in const["channel"].values]
         dates = pd.DatetimeIndex(idata["posterior"]["date"].values)
@@ -84,6 +85,7 @@ class Posterior:
             target=target,
             target_scale=float(const["target_scale"].values),
             channel_scale=np.asarray(const["channel_scale"].values, dtype=float).reshape(-1),
+            frequency=frequency,
         )
 
     def draws(self, name: str) -> np.ndarray:
@@ -170,9 +172,10 @@ def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.n
     return saturation(saturation_kind(params), params, z[None, ...]) * post.target_scale
 
 
-def current_spend(post: Posterior, periods: int = 52) -> np.ndarray:
-    """Average spend per period over the last ``periods`` fitted periods (all if shorter)."""
-    return post.spend[-periods:].mean(axis=0)
+def current_spend(post: Posterior, periods: int | None = None) -> np.ndarray:
+    """Today's spend: the average per period over the last ``periods`` fitted periods (all if shorter), by default
+    the last :data:`mmmlib.policy.RECENT_WEEKS` weeks at the data's frequency."""
+    return post.spend[-(periods or policy.recent_periods(post.frequency)) :].mean(axis=0)
 
 
 def marginal_roas(post: Posterior, at: np.ndarray) -> np.ndarray:
