@@ -41,7 +41,7 @@ class Curves:
     params: dict[str, np.ndarray]  # each (draw, channel)
     channel_scale: np.ndarray
     target_scale: float
-    current: np.ndarray  # today's spend per period (analysis.current_spend: the last 52 weeks' average)
+    current: np.ndarray  # today's spend per period (analysis.current_spend, over policy.RECENT_WEEKS)
     value_per_kpi: float = 1.0
 
     @classmethod
