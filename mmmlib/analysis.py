@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmmlib import baseline, structures
+from mmmlib import baseline, policy, structures
 
 HDI_PROB = 0.94
 # Diagnostic thresholds per mode: a miss sets status "warning"; an R-hat above UNUSABLE_RHAT fails the fit.
@@ -68,10 +68,13 @@ class Posterior:
     target: np.ndarray  # (date,)
     target_scale: float
     channel_scale: np.ndarray  # (channel,)
+    frequency: str = policy.DEFAULT_FREQUENCY  # the data's, as validation found it (the run's period.frequency)
     hdi_prob: float = HDI_PROB  # the run's interval probability (config ``hdi_prob``)
 
     @classmethod
-    def from_idata(cls, idata: Any, hdi_prob: float = HDI_PROB) -> Posterior:
+    def from_idata(
+        cls, idata: Any, frequency: str = policy.DEFAULT_FREQUENCY, hdi_prob: float = HDI_PROB
+    ) -> Posterior:
         const = idata["constant_data"]
         channels = [str(c) for c in const["channel"].values]
         dates = pd.DatetimeIndex(idata["posterior"]["date"].values)
@@ -85,6 +88,7 @@ class Posterior:
             target=target,
             target_scale=float(const["target_scale"].values),
             channel_scale=np.asarray(const["channel_scale"].values, dtype=float).reshape(-1),
+            frequency=frequency,
             hdi_prob=hdi_prob,
         )
 
@@ -114,14 +118,14 @@ def saturation_params(post: Posterior) -> dict[str, np.ndarray]:
 
 
 def saturation_kind(params: dict[str, np.ndarray]) -> str:
-    """The returns family of the draws, or ``mixed`` when each draw carries its own (``family``)."""
+    """The returns family of the draws (the registry's family whose parameters they are), or ``mixed`` when each
+    draw carries its own (``family``)."""
     if "family" in params:
         return "mixed"
-    if {"slope", "kappa"} <= set(params):
-        return "hill"
-    if {"alpha", "lam"} <= set(params) and "beta" not in params:
-        return "michaelis_menten"
-    return "logistic"
+    family = structures.family_of(structures.SATURATION_FAMILIES, params)
+    if family is None:
+        raise KeyError(f"saturation parameters of a known family (the posterior has {', '.join(sorted(params))})")
+    return family
 
 
 def _per_family(kind: str, params: dict[str, np.ndarray], shape: tuple[int, ...], fn: Any) -> np.ndarray | Any:
@@ -148,7 +152,7 @@ def saturation(kind: str, params: dict[str, np.ndarray], z: np.ndarray, out_ndim
     n_draw, n_channel = next(iter(params.values())).shape
     shape = (n_draw, *([1] * (out_ndim - 2)), n_channel)
     z = np.asarray(z, dtype=float)
-    return _per_family(kind, params, shape, lambda family, p: structures.SATURATION_FORMULAS[family](p, z))
+    return _per_family(kind, params, shape, lambda family, p: structures.SATURATION_FAMILIES[family].curve(p, z))
 
 
 def saturation_gradient(kind: str, params: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
@@ -157,7 +161,7 @@ def saturation_gradient(kind: str, params: dict[str, np.ndarray], z: np.ndarray)
         kind,
         params,
         next(iter(params.values())).shape,
-        lambda family, p: structures.SATURATION_GRADIENTS[family](p, np.asarray(z, dtype=float)),
+        lambda family, p: structures.SATURATION_FAMILIES[family].gradient(p, np.asarray(z, dtype=float)),
     )
 
 
@@ -172,9 +176,10 @@ def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.n
     return saturation(saturation_kind(params), params, z[None, ...]) * post.target_scale
 
 
-def current_spend(post: Posterior, periods: int = 52) -> np.ndarray:
-    """Average spend per period over the last ``periods`` fitted periods (all if shorter)."""
-    return post.spend[-periods:].mean(axis=0)
+def current_spend(post: Posterior, periods: int | None = None) -> np.ndarray:
+    """Today's spend: the average per period over the last ``periods`` fitted periods (all if shorter), by default
+    the last :data:`mmmlib.policy.RECENT_WEEKS` weeks at the data's frequency."""
+    return post.spend[-(periods or policy.recent_periods(post.frequency)) :].mean(axis=0)
 
 
 def marginal_roas(post: Posterior, at: np.ndarray) -> np.ndarray:
@@ -226,11 +231,12 @@ def adstock_weight_draws(post: Posterior, max_lag: int) -> np.ndarray | None:
         for n in pv
         if str(n).startswith("adstock_") and str(n) != "adstock_family"
     }
-    families = [f for f in structures.ADSTOCKS if set(structures.ADSTOCK_PARAMS[f]) <= set(params)]
+    if "adstock_family" not in pv:
+        family = structures.family_of(structures.ADSTOCK_FAMILIES, params)
+        return None if family is None else structures.adstock_weights(family, params, max_lag)
+    families = [f for f, fam in structures.ADSTOCK_FAMILIES.items() if set(fam.params) <= set(params)]
     if not families:
         return None
-    if "adstock_family" not in pv:
-        return structures.adstock_weights(families[0], params, max_lag)
     codes = post.draws("adstock_family").reshape(-1, 1, 1)
     out = np.zeros((codes.shape[0], max_lag, len(post.channels)))
     for family in families:

@@ -45,3 +45,15 @@ def trend_columns(baseline: str, n_rows: int, offsets: np.ndarray, frequency: st
 
 def prior_sd(column: str) -> float:
     return CHANGEPOINT_SD if column.startswith(CHANGEPOINT_PREFIX) else TREND_SD
+
+
+def control_scaling(values: np.ndarray) -> tuple[float, float]:
+    """``(centre, scale)`` of a control column over every row: the model regresses on ``(values - centre) / scale``,
+    in [-1, 1], and forecasts apply the same to planned values (a control left out of a plan is at its centre).
+
+    Continuous controls (price, temperature) are centred: uncentred, a price index near 1 is a second intercept, and
+    the sampler crawls along the ridge between them. 0/1 flags (promotions) stay as they are: centre 0, so "off".
+    """
+    values = np.asarray(values, dtype=float)
+    centre = 0.0 if set(np.unique(values)) <= {0.0, 1.0} else float(values.mean())
+    return centre, float(np.abs(values - centre).max()) or 1.0

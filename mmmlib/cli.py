@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mmmlib import policy
 from mmmlib.errors import InputError, MMMError, UsageError
 
 
@@ -442,9 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
         "scenarios", help="efficiency frontier over total budgets, and the largest budget worth spending"
     )
     p.add_argument("run_dir")
-    p.add_argument("--low", type=float, default=-30, help="smallest budget change in %% of today (default -30)")
-    p.add_argument("--high", type=float, default=50, help="largest budget change in %% of today (default +50)")
-    p.add_argument("--steps", type=int, default=9)
+    p.add_argument(
+        "--low",
+        type=float,
+        default=policy.SCENARIO_LOW_PCT,
+        help="smallest budget change in %% of today (default %(default)+g)",
+    )
+    p.add_argument(
+        "--high",
+        type=float,
+        default=policy.SCENARIO_HIGH_PCT,
+        help="largest budget change in %% of today (default %(default)+g)",
+    )
+    p.add_argument("--steps", type=int, default=policy.SCENARIO_STEPS)
     p.add_argument("--min-mroas", type=float, help="marginal ROAS floor (default: break-even, 1 / margin)")
     p.add_argument(
         "--bounds",
@@ -463,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--spend",
         nargs="*",
         metavar="CHANNEL=AMOUNT",
-        help="constant spend per period (channels not named keep their last-52-period average)",
+        help=f"constant spend per period (channels not named keep their average over the last {policy.RECENT_WEEKS} "
+        "weeks)",
     )
     p.add_argument("--periods", type=int, default=13)
     p.add_argument("--json", action="store_true")

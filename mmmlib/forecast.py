@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmmlib import baseline
+from mmmlib import baseline, policy
 from mmmlib.analysis import (
     HDI_PROB,
     Posterior,
@@ -72,14 +72,15 @@ def media(post: Posterior, history: np.ndarray, future: np.ndarray, l_max: int) 
 class Forecaster:
     """Predicts ``mu`` for new periods from a run's posterior and the data it was fitted on."""
 
-    def __init__(self, idata: Any, frame: pd.DataFrame, config: Any) -> None:
-        self.post = Posterior.from_idata(idata, hdi_prob=getattr(config, "hdi_prob", HDI_PROB))
+    def __init__(self, idata: Any, frame: pd.DataFrame, config: Any, frequency: str = policy.DEFAULT_FREQUENCY) -> None:
+        self.frequency = frequency  # as validation found it: the run's period.frequency, never guessed again
+        self.post = Posterior.from_idata(idata, frequency, hdi_prob=getattr(config, "hdi_prob", HDI_PROB))
         self.config = config
         self.frame = frame
         pv = idata["posterior"]
         self.controls = [str(c) for c in pv["control"].values] if "control" in pv.coords else []
         self.n_fit = len(self.post.dates)
-        self.step = pd.Timedelta(days=7 if config_frequency(frame, config) == "weekly" else 1)
+        self.step = pd.Timedelta(days=policy.PERIOD_DAYS[frequency])
 
     def _control_terms(self, dates: pd.DatetimeIndex, offsets: np.ndarray, given: dict[str, np.ndarray]) -> np.ndarray:
         """Trend and controls ``(draw, period)``: design() scales them, so apply the same transform here."""
@@ -89,16 +90,13 @@ class Forecaster:
         n_all = len(self.frame)
         cols = []
         # design(): the trend columns are functions of the row number over every row, held-out rows included
-        trend = baseline.trend_columns("changepoints", n_all, offsets, config_frequency(self.frame, self.config))
+        trend = baseline.trend_columns("changepoints", n_all, offsets, self.frequency)
         for name in self.controls:
             if baseline.is_trend(name):
                 cols.append(trend[name])
                 continue
-            raw = self.frame[name].to_numpy(dtype=float)
-            binary = set(np.unique(raw)) <= {0.0, 1.0}
-            centre = 0.0 if binary else float(raw.mean())
-            scale = float(np.abs(raw - centre).max()) or 1.0
-            values = given.get(name, np.full(len(dates), 0.0 if binary else centre))
+            centre, scale = baseline.control_scaling(self.frame[name].to_numpy(dtype=float))
+            values = given.get(name, np.full(len(dates), centre))  # a control the plan leaves out: at its centre
             cols.append((np.asarray(values, dtype=float) - centre) / scale)
         return gamma @ np.vstack(cols)
 
@@ -133,11 +131,6 @@ class Forecaster:
         return self._mu(self.post.dates, np.arange(self.n_fit, dtype=float), spend[:0], spend, controls)
 
 
-def config_frequency(frame: pd.DataFrame, config: Any) -> str:
-    dates = pd.to_datetime(frame[config.date_column])
-    return "daily" if (dates.diff().dt.days.dropna() == 1).mean() > 0.5 else "weekly"
-
-
 def read_plan(path: str | Path, forecaster: Forecaster) -> Plan:
     """A plan file: one row per future period, a column per channel (spend); optional date and control columns."""
     frame = pd.read_csv(path)
@@ -162,7 +155,7 @@ def constant_plan(forecaster: Forecaster, spend: dict[str, float], periods: int)
     unknown = sorted(set(spend) - set(cfg.channel_columns))
     if unknown:
         raise UsageError(f"Unknown channel {unknown[0]}; the run's channels are {', '.join(cfg.channel_columns)}.")
-    recent = forecaster.frame[cfg.channel_columns].tail(52).mean()
+    recent = forecaster.frame[cfg.channel_columns].tail(policy.recent_periods(forecaster.frequency)).mean()
     row = np.array([spend.get(c, float(recent[c])) for c in cfg.channel_columns])
     return _plan(forecaster, np.tile(row, (periods, 1)), {})
 
@@ -214,7 +207,7 @@ def load_forecaster(run_dir: str | Path) -> Forecaster:
     from mmmlib.runs import load_posterior, load_summary, reading_posterior
 
     run_dir = Path(run_dir)
-    load_summary(run_dir)
+    summary = load_summary(run_dir)
     tree = load_posterior(
         run_dir,
         keep=lambda name: name in FORECAST_VARIABLES or name.startswith(FORECAST_PREFIXES),
@@ -223,7 +216,7 @@ def load_forecaster(run_dir: str | Path) -> Forecaster:
     config = load_config(run_dir / "config.yaml")
     frame = pd.read_csv(run_dir / "data.csv", parse_dates=[config.date_column])
     with reading_posterior(run_dir):
-        fc = Forecaster(tree, frame, config)
+        fc = Forecaster(tree, frame, config, policy.run_frequency(summary))
         _try_terms(fc)
     return fc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmmlib.identification import is_identified
+from mmmlib.policy import REALLOCATION_LIMIT_PCT
 from mmmlib.wording import health_sentence, is_healthy, labelled, money, span
 
 
@@ -72,7 +73,7 @@ def _reallocation_sentence(move: dict[str, Any], labels: dict[str, str], summary
     changes = sorted(move["channels"], key=lambda c: c["change"])
     cut = [c for c in changes if c["change"] < -0.5]
     add = [c for c in reversed(changes) if c["change"] > 0.5]
-    limit = move.get("limit_pct", 30)
+    limit = move.get("limit_pct", REALLOCATION_LIMIT_PCT)
     if not cut or not add or gain["hdi_low"] <= 0:
         return (
             f"Today's split is close to the best one: re-splitting the same budget with every channel within "

@@ -114,10 +114,7 @@ def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.
     scales: dict[str, float] = {}
     for ctl in dataset.controls:
         values = frame[ctl].astype(float).to_numpy()
-        # Continuous controls (price, temperature) are centred: uncentred, a price index near 1 is a second
-        # intercept, and the sampler crawls along the ridge between them. 0/1 flags stay as they are.
-        centre = 0.0 if set(np.unique(values)) <= {0.0, 1.0} else float(values.mean())
-        scale = float(np.abs(values - centre).max()) or 1.0
+        centre, scale = baseline.control_scaling(values)  # continuous controls centred, 0/1 flags as they are
         scales[ctl] = scale
         X[ctl] = (values - centre) / scale
     n = len(frame)

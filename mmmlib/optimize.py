@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from mmmlib import policy
 from mmmlib.analysis import (
     HDI_PROB,
     Posterior,
+    current_spend,
     kpi_value,
     saturation,
     saturation_gradient,
@@ -41,7 +43,7 @@ class Curves:
     params: dict[str, np.ndarray]  # each (draw, channel)
     channel_scale: np.ndarray
     target_scale: float
-    current: np.ndarray  # average spend per period over the last 52 periods
+    current: np.ndarray  # today's spend per period (analysis.current_spend, over policy.RECENT_WEEKS)
     value_per_kpi: float = 1.0
     hdi_prob: float = HDI_PROB  # the run's interval probability
 
@@ -56,7 +58,7 @@ class Curves:
             params={k: v[keep] for k, v in params.items()},
             channel_scale=post.channel_scale,
             target_scale=post.target_scale,
-            current=post.spend[-52:].mean(axis=0),
+            current=current_spend(post),
             value_per_kpi=value_per_kpi,
             hdi_prob=post.hdi_prob,
         )
@@ -285,7 +287,7 @@ def load_curves(run_dir: str | Path) -> Curves:
     value = kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
     tree = load_posterior(run_dir, keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
     with reading_posterior(run_dir):
-        post = Posterior.from_idata(tree, hdi_prob=summary.get("hdi_prob") or HDI_PROB)
+        post = Posterior.from_idata(tree, policy.run_frequency(summary), hdi_prob=summary.get("hdi_prob") or HDI_PROB)
         curves = Curves.from_posterior(post, value_per_kpi=value)
         curves.mean_response(curves.current[None, :])
         curves.mean_gradient(curves.current)
@@ -312,9 +314,14 @@ def marginal_at(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndar
 
 
 def frontier(
-    curves: Curves, low_pct: float = -30, high_pct: float = 50, steps: int = 9, bounds: list[str] | None = None
+    curves: Curves,
+    low_pct: float = policy.SCENARIO_LOW_PCT,
+    high_pct: float = policy.SCENARIO_HIGH_PCT,
+    steps: int = policy.SCENARIO_STEPS,
+    bounds: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Expected contribution and marginal ROAS of the best split, for total budgets around today's."""
+    """Expected contribution and marginal ROAS of the best split, for total budgets around today's (by default the
+    scenario grid of :mod:`mmmlib.policy`)."""
     lower, upper = parse_bounds(bounds or [], curves.channels, curves.current)
     today = float(curves.current.sum())
     points = []

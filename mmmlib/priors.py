@@ -77,13 +77,14 @@ def prior_contributions(
 
     channels = list(range(spend.shape[1]))
     params = media_prior_draws(attrs, [str(c) for c in channels], draws=draws, seed=seed)
-    ads = {n: params.get(f"adstock_{n}") for n in structures.ADSTOCK_PARAMS[adstock]}
-    sat = {n: params.get(f"saturation_{n}") for n in structures.SATURATION_PARAMS[saturation]}
+    carry, returns = structures.adstock_family(adstock), structures.saturation_family(saturation)
+    ads = {n: params.get(f"adstock_{n}") for n in carry.params}
+    sat = {n: params.get(f"saturation_{n}") for n in returns.params}
     if any(v is None for v in (*ads.values(), *sat.values())):
         return None
-    w = structures.adstock_weights(adstock, {k: v[:, None, :] for k, v in ads.items()}, l_max)  # (draw, lag, ch)
+    w = carry.weights({k: v[:, None, :] for k, v in ads.items()}, l_max)  # (draw, lag, ch)
     z = spend / np.where(channel_scale > 0, channel_scale, 1.0)
     carried = np.zeros((draws, *z.shape))
     for lag in range(l_max):
         carried[:, lag:, :] += w[:, lag, None, :] * z[None, : z.shape[0] - lag, :]
-    return structures.SATURATION_FORMULAS[saturation]({k: v[:, None, :] for k, v in sat.items()}, carried)
+    return returns.curve({k: v[:, None, :] for k, v in sat.items()}, carried)

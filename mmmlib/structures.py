@@ -1,8 +1,9 @@
 """The registry of model structures: carry-over and saturation families, each with its fitted component and formula.
 
-One entry per family holds the pymc-marketing component the model fits (with its default priors and where they come
-from) and the numpy formula that analysis, the optimiser and forecasts evaluate on posterior draws, so a family is
-defined once for all of them. ``auto`` in the config means "fit the candidates below and combine them"
+One entry per family (:class:`AdstockFamily`, :class:`SaturationFamily`) holds its name, the pymc-marketing component
+the model fits (with its default priors and where they come from), its parameter names and the numpy formula that
+analysis, the optimiser, forecasts and prior draws evaluate on posterior draws, so a family is defined once for all
+of them. ``auto`` in the config means "fit the candidates below and combine them"
 (:mod:`mmmlib.stacking`); a named family fixes it.
 
 Default priors and their sources:
@@ -23,14 +24,12 @@ Default priors and their sources:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-ADSTOCKS = ("geometric", "weibull", "delayed")
-SATURATIONS = ("logistic", "hill", "michaelis_menten")
 BASELINES = ("changepoints", "linear", "flat")
 AUTO = "auto"
 # what ``auto`` fits: carry-over that peaks at once (geometric) or after a delay (Jin et al.'s delayed form, which
@@ -65,16 +64,94 @@ def candidates(adstock: str, saturation: str, baseline: str) -> list[Structure]:
     return [Structure(a, s, base) for a in ads for s in sats]
 
 
-# ---- numpy formulas (posterior draws) ---------------------------------------------------------------------------
-# Parameters are arrays broadcast against the input; names are pymc-marketing's.
+# ---- the registry ------------------------------------------------------------------------------------------------
+# Parameters are arrays broadcast against the input; names are pymc-marketing's. A prior is (distribution, arguments),
+# one per channel. The order of each registry is part of the run files: a combined posterior (mmmlib.stacking) stores
+# each draw's family as its index (``adstock_family``, ``saturation_family``), so families are only ever appended.
 
-EFFECT_PARAM = {"logistic": "beta", "hill": "beta", "michaelis_menten": "alpha"}
-SATURATION_PARAMS = {
-    "logistic": ("lam", "beta"),
-    "hill": ("slope", "kappa", "beta"),
-    "michaelis_menten": ("alpha", "lam"),
-}
-ADSTOCK_PARAMS = {"geometric": ("alpha",), "weibull": ("lam", "k"), "delayed": ("alpha", "theta")}
+PriorSpec = tuple[str, dict[str, float]]
+Formula = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
+
+
+def _prior(spec: PriorSpec) -> Any:
+    from pymc_extras.prior import Prior
+
+    dist, kwargs = spec
+    return Prior(dist, **kwargs, dims="channel")
+
+
+def _pymc_marketing_class(name: str) -> Any:
+    import pymc_marketing.mmm
+
+    return getattr(pymc_marketing.mmm, name)
+
+
+@dataclass(frozen=True)
+class AdstockFamily:
+    """A carry-over family: its pymc-marketing component with its priors, and its lag kernel in numpy."""
+
+    name: str
+    component: str  # the class in ``pymc_marketing.mmm`` the model fits
+    priors: dict[str, PriorSpec]  # every parameter's prior, by pymc-marketing's name
+    kernel: Formula  # weights at ``lags`` (0..L-1, on axis -2) for parameters ``(..., 1, channel)``, not normalised
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(self.priors)
+
+    def weights(self, params: dict[str, np.ndarray], l_max: int) -> np.ndarray:
+        """Normalised weights ``(..., lag, channel)``, as pymc-marketing applies them (``normalize=True``)."""
+        w = self.kernel(params, np.arange(l_max)[:, None])
+        return w / np.maximum(w.sum(axis=-2, keepdims=True), 1e-300)
+
+    def build(self, l_max: int) -> Any:
+        """The pymc-marketing component with this family's priors."""
+        priors = {name: _prior(spec) for name, spec in self.priors.items()}
+        return _pymc_marketing_class(self.component)(l_max=l_max, priors=priors)
+
+
+@dataclass(frozen=True)
+class SaturationFamily:
+    """A returns family: its pymc-marketing component with its shape priors, and its curve and slope in numpy."""
+
+    name: str
+    component: str  # the class in ``pymc_marketing.mmm`` the model fits
+    effect: str  # the parameter that scales the curve: its prior is implied by the ROAS prior (:func:`effect_prior`)
+    shape_priors: dict[str, PriorSpec]  # the other parameters' priors, by pymc-marketing's name
+    nominal: dict[str, float]  # the shape priors' medians: the curve an effect prior is referred to
+    curve: Formula  # response on max-scaled spend ``z``
+    gradient: Formula  # d response / d z, exact: the optimiser's gradient
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return (self.effect, *self.shape_priors)
+
+    def build(self, effect: Any) -> Any:
+        """The pymc-marketing component with ``effect`` (a ``Prior``) as the prior of its effect size."""
+        priors = {self.effect: effect, **{name: _prior(spec) for name, spec in self.shape_priors.items()}}
+        return _pymc_marketing_class(self.component)(priors=priors)
+
+    def nominal_response(self, z: np.ndarray) -> np.ndarray:
+        """The curve at the priors' central shape with unit effect, on max-scaled spend ``z``."""
+        p = {k: np.asarray(v) for k, v in self.nominal.items()}
+        p[self.effect] = np.asarray(1.0)
+        return self.curve(p, z)
+
+
+def _geometric(p: dict[str, np.ndarray], lags: np.ndarray) -> np.ndarray:
+    return np.power(p["alpha"], lags)
+
+
+def _delayed(p: dict[str, np.ndarray], lags: np.ndarray) -> np.ndarray:
+    return np.power(p["alpha"], (lags - p["theta"]) ** 2)
+
+
+def _weibull(p: dict[str, np.ndarray], lags: np.ndarray) -> np.ndarray:
+    lam, k = p["lam"], p["k"]
+    t = lags + 1.0
+    w = (k / lam) * np.power(t / lam, k - 1) * np.exp(-np.power(t / lam, k))
+    lo, hi = w.min(axis=-2, keepdims=True), w.max(axis=-2, keepdims=True)
+    return (w - lo) / np.where(hi > lo, hi - lo, 1.0)
 
 
 def _logistic(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
@@ -82,25 +159,14 @@ def _logistic(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
     return p["beta"] * (1 - e) / (1 + e)
 
 
-def _hill(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
-    zs = np.power(np.maximum(z, 0), p["slope"])
-    return p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
-
-
-def _michaelis_menten(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
-    return p["alpha"] * z / (p["lam"] + z)
-
-
-SATURATION_FORMULAS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]] = {
-    "logistic": _logistic,
-    "hill": _hill,
-    "michaelis_menten": _michaelis_menten,
-}
-
-
 def _logistic_gradient(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
     e = np.exp(-p["lam"] * z)
     return p["beta"] * 2 * p["lam"] * e / (1 + e) ** 2
+
+
+def _hill(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    zs = np.power(np.maximum(z, 0), p["slope"])
+    return p["beta"] * zs / (zs + np.power(p["kappa"], p["slope"]))
 
 
 def _hill_gradient(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
@@ -109,100 +175,116 @@ def _hill_gradient(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
     return p["beta"] * p["slope"] * zs / z * ks / (zs + ks) ** 2
 
 
+def _michaelis_menten(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    return p["alpha"] * z / (p["lam"] + z)
+
+
 def _michaelis_menten_gradient(p: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
     return p["alpha"] * p["lam"] / (p["lam"] + z) ** 2
 
 
-# d response / d z, exact: the optimiser's gradient
-SATURATION_GRADIENTS: dict[str, Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]] = {
-    "logistic": _logistic_gradient,
-    "hill": _hill_gradient,
-    "michaelis_menten": _michaelis_menten_gradient,
+ADSTOCK_FAMILIES: dict[str, AdstockFamily] = {
+    f.name: f
+    for f in (
+        # alpha ** l
+        AdstockFamily("geometric", "GeometricAdstock", {"alpha": ("Beta", {"alpha": 1, "beta": 3})}, _geometric),
+        # the Weibull density at lags 1..L, min-max scaled (pymc_marketing.mmm.transformers.weibull_adstock)
+        AdstockFamily(
+            "weibull",
+            "WeibullPDFAdstock",
+            {"lam": ("Gamma", {"mu": 2, "sigma": 1}), "k": ("Gamma", {"mu": 3, "sigma": 1})},
+            _weibull,
+        ),
+        # Jin et al. 2017: alpha ** ((l - theta) ** 2), peaking at lag theta
+        AdstockFamily(
+            "delayed",
+            "DelayedAdstock",
+            {"alpha": ("Beta", {"alpha": 1, "beta": 3}), "theta": ("HalfNormal", {"sigma": 1})},
+            _delayed,
+        ),
+    )
 }
+SATURATION_FAMILIES: dict[str, SaturationFamily] = {
+    f.name: f
+    for f in (
+        # beta (1 - e^(-lam z)) / (1 + e^(-lam z))
+        SaturationFamily(
+            "logistic",
+            "LogisticSaturation",
+            "beta",
+            {"lam": ("Gamma", {"alpha": 3, "beta": 1})},
+            {"lam": 3.0},
+            _logistic,
+            _logistic_gradient,
+        ),
+        # beta z^slope / (z^slope + kappa^slope)
+        SaturationFamily(
+            "hill",
+            "HillSaturation",
+            "beta",
+            {"kappa": ("Beta", {"alpha": 2, "beta": 2}), "slope": ("Gamma", {"alpha": 2, "beta": 1})},
+            {"slope": 2.0, "kappa": 0.5},
+            _hill,
+            _hill_gradient,
+        ),
+        # alpha z / (lam + z)
+        SaturationFamily(
+            "michaelis_menten",
+            "MichaelisMentenSaturation",
+            "alpha",
+            {"lam": ("Gamma", {"mu": 1, "sigma": 0.5})},
+            {"lam": 1.0},
+            _michaelis_menten,
+            _michaelis_menten_gradient,
+        ),
+    )
+}
+ADSTOCKS = tuple(ADSTOCK_FAMILIES)
+SATURATIONS = tuple(SATURATION_FAMILIES)
+# parameter names by family name (views of the registry)
+ADSTOCK_PARAMS = {name: f.params for name, f in ADSTOCK_FAMILIES.items()}
+SATURATION_PARAMS = {name: f.params for name, f in SATURATION_FAMILIES.items()}
+
+
+def adstock_family(name: str) -> AdstockFamily:
+    try:
+        return ADSTOCK_FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown carry-over family {name!r}") from None
+
+
+def saturation_family(name: str) -> SaturationFamily:
+    try:
+        return SATURATION_FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown returns family {name!r}") from None
+
+
+def family_of(registry: Mapping[str, AdstockFamily | SaturationFamily], names: Iterable[str]) -> str | None:
+    """The family of ``registry`` whose parameters ``names`` are, or None.
+
+    Of the families whose parameters are all among ``names``, the one with the most (Hill's ``beta, kappa, slope``
+    before logistic's ``beta, lam``, delayed's ``alpha, theta`` before geometric's ``alpha``); the first on a tie.
+    """
+    present = set(names)
+    fits = [f for f in registry.values() if set(f.params) <= present]
+    return max(fits, key=lambda f: len(f.params)).name if fits else None
 
 
 def adstock_weights(family: str, params: dict[str, np.ndarray], l_max: int) -> np.ndarray:
-    """Normalised carry-over weights ``(..., lag, channel)`` for parameter draws ``(..., 1, channel)``.
-
-    Geometric: ``alpha**l``. Delayed (Jin et al. 2017): ``alpha**((l - theta)**2)``, peaking at lag ``theta``.
-    Weibull (PDF form): the density at lags ``1..L``, min-max scaled, as in
-    ``pymc_marketing.mmm.transformers.weibull_adstock``.
-    """
-    lags = np.arange(l_max)[:, None]
-    if family == "geometric":
-        w = np.power(params["alpha"], lags)
-    elif family == "delayed":
-        w = np.power(params["alpha"], (lags - params["theta"]) ** 2)
-    elif family == "weibull":
-        lam, k = params["lam"], params["k"]
-        t = lags + 1.0
-        w = (k / lam) * np.power(t / lam, k - 1) * np.exp(-np.power(t / lam, k))
-        lo, hi = w.min(axis=-2, keepdims=True), w.max(axis=-2, keepdims=True)
-        w = (w - lo) / np.where(hi > lo, hi - lo, 1.0)
-    else:
-        raise ValueError(f"unknown carry-over family {family!r}")
-    return w / np.maximum(w.sum(axis=-2, keepdims=True), 1e-300)
-
-
-# ---- pymc-marketing components -----------------------------------------------------------------------------------
-
-# prior medians of the shape parameters: the curve an effect prior is referred to (effect_prior)
-NOMINAL_SHAPE = {
-    "logistic": {"lam": 3.0},
-    "hill": {"slope": 2.0, "kappa": 0.5},
-    "michaelis_menten": {"lam": 1.0},
-}
+    """Normalised carry-over weights ``(..., lag, channel)`` of ``family`` for parameter draws ``(..., 1, channel)``."""
+    return adstock_family(family).weights(params, l_max)
 
 
 def nominal_response(family: str, z: np.ndarray) -> np.ndarray:
     """The family's curve at its priors' central shape with unit effect, on max-scaled spend ``z``."""
-    p = {k: np.asarray(v) for k, v in NOMINAL_SHAPE[family].items()}
-    p[EFFECT_PARAM[family]] = np.asarray(1.0)
-    return SATURATION_FORMULAS[family](p, z)
+    return saturation_family(family).nominal_response(z)
 
 
 def adstock_component(family: str, l_max: int) -> Any:
-    from pymc_extras.prior import Prior
-    from pymc_marketing.mmm import DelayedAdstock, GeometricAdstock, WeibullPDFAdstock
-
-    if family == "delayed":
-        return DelayedAdstock(
-            l_max=l_max,
-            priors={
-                "alpha": Prior("Beta", alpha=1, beta=3, dims="channel"),
-                "theta": Prior("HalfNormal", sigma=1, dims="channel"),
-            },
-        )
-    if family == "geometric":
-        return GeometricAdstock(l_max=l_max, priors={"alpha": Prior("Beta", alpha=1, beta=3, dims="channel")})
-    if family == "weibull":
-        return WeibullPDFAdstock(
-            l_max=l_max,
-            priors={
-                "lam": Prior("Gamma", mu=2, sigma=1, dims="channel"),
-                "k": Prior("Gamma", mu=3, sigma=1, dims="channel"),
-            },
-        )
-    raise ValueError(f"unknown carry-over family {family!r}")
+    return adstock_family(family).build(l_max)
 
 
 def saturation_component(family: str, effect: Any) -> Any:
     """The returns component with ``effect`` (a ``Prior``) as the prior of its effect size."""
-    from pymc_extras.prior import Prior
-    from pymc_marketing.mmm import HillSaturation, LogisticSaturation, MichaelisMentenSaturation
-
-    if family == "logistic":
-        return LogisticSaturation(priors={"beta": effect, "lam": Prior("Gamma", alpha=3, beta=1, dims="channel")})
-    if family == "hill":
-        return HillSaturation(
-            priors={
-                "beta": effect,
-                "kappa": Prior("Beta", alpha=2, beta=2, dims="channel"),
-                "slope": Prior("Gamma", alpha=2, beta=1, dims="channel"),
-            }
-        )
-    if family == "michaelis_menten":
-        return MichaelisMentenSaturation(
-            priors={"alpha": effect, "lam": Prior("Gamma", mu=1, sigma=0.5, dims="channel")}
-        )
-    raise ValueError(f"unknown returns family {family!r}")
+    return saturation_family(family).build(effect)

@@ -11,6 +11,7 @@ from mmmlib import analysis, identification
 from mmmlib.config import ModelConfig
 from mmmlib.data.labels import channel_label
 from mmmlib.insights import recommendations
+from mmmlib.policy import DEFAULT_FREQUENCY, REALLOCATION_LIMIT_PCT
 
 SCHEMA_VERSION = 1
 
@@ -32,11 +33,9 @@ def revenue_per_kpi_value(config: ModelConfig, frame: Any) -> float | None:
     return float(rpk)
 
 
-REALLOCATION_LIMIT_PCT = 30  # move each channel by at most ±30 % of its current spend (Meridian's default too)
-
-
 def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: set[str] | None = None) -> dict[str, Any]:
-    """The best split of today's budget with every channel within ±30 % of today, and its expected gain.
+    """The best split of today's budget with every channel within the reallocation limit of today's spend
+    (:data:`mmmlib.policy.REALLOCATION_LIMIT_PCT`, either way), and its expected gain.
 
     Channels in ``hold`` (not identified by this data) keep today's spend: advice never moves money on them.
     """
@@ -84,7 +83,8 @@ def build_summary(
     holdout_mape: float | None = None,
     client: str | None = None,
 ) -> dict[str, Any]:
-    post = analysis.Posterior.from_idata(idata, hdi_prob=config.hdi_prob)
+    frequency = run.get("frequency", DEFAULT_FREQUENCY)
+    post = analysis.Posterior.from_idata(idata, frequency, hdi_prob=config.hdi_prob)
     kpi_type = resolve_kpi_type(config)
     rpk = revenue_per_kpi_value(config, frame)
     value = analysis.kpi_value(kpi_type, rpk)
@@ -111,7 +111,7 @@ def build_summary(
             "start": post.dates[0].strftime("%Y-%m-%d"),
             "end": post.dates[-1].strftime("%Y-%m-%d"),
             "periods": len(post.dates),
-            "frequency": run.get("frequency", "weekly"),
+            "frequency": frequency,
         },
         "totals": {
             "kpi": float(post.target.sum()),

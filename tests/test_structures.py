@@ -31,8 +31,12 @@ def test_carry_over_weights_match_pymc_marketing(family: str) -> None:
     impulse[0] = 1.0
     x = xr.DataArray(impulse, dims=("date",))
     theirs = np.asarray(component.function(x, **params[family], dim="date").eval())[:8]
-    ours = structures.adstock_weights(family, {k: np.array([[v]]) for k, v in params[family].items()}, 8)[:, 0]
+    registry = structures.ADSTOCK_FAMILIES[family]
+    ours = registry.weights({k: np.array([[v]]) for k, v in params[family].items()}, 8)[:, 0]
     assert ours == pytest.approx(theirs, abs=1e-9)
+    assert structures.adstock_weights(family, {k: np.array([[v]]) for k, v in params[family].items()}, 8)[:, 0] == (
+        pytest.approx(theirs, abs=1e-9)
+    )
 
 
 @pytest.mark.parametrize("family", structures.SATURATIONS)
@@ -48,12 +52,58 @@ def test_returns_formulas_and_gradients_match_pymc_marketing(family: str) -> Non
     z = np.linspace(0, 1.5, 7)
     theirs = np.asarray(component.function(xr.DataArray(z, dims=("x",)), **params).eval())
     p = {k: np.asarray(v) for k, v in params.items()}
-    assert structures.SATURATION_FORMULAS[family](p, z) == pytest.approx(theirs, rel=1e-9)
+    registry = structures.SATURATION_FAMILIES[family]
+    assert registry.curve(p, z) == pytest.approx(theirs, rel=1e-9)
     z, step = z[1:], 1e-6  # Hill's slope at 0 is infinite for slope < 1: difference quotients from 0.25 up
-    numeric = (
-        structures.SATURATION_FORMULAS[family](p, z + step) - structures.SATURATION_FORMULAS[family](p, z)
-    ) / step
-    assert structures.SATURATION_GRADIENTS[family](p, z + step / 2) == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+    numeric = (registry.curve(p, z + step) - registry.curve(p, z)) / step
+    assert registry.gradient(p, z + step / 2) == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+    # analysis (response curves, the optimiser, forecasts) evaluates the registry's curve on draws (draw, channel)
+    draws = {k: np.full((1, 1), v) for k, v in params.items()}
+    assert analysis.saturation(family, draws, z[None, :, None])[0, :, 0] == pytest.approx(theirs[1:], rel=1e-9)
+
+
+def test_the_registry_covers_every_family_with_pymc_marketings_components() -> None:
+    """One entry per family a config may name, each with pymc-marketing's class and its parameter names."""
+    from pymc_extras.prior import Prior
+
+    from mmmlib import config
+
+    assert config.SATURATIONS == (structures.AUTO, *structures.SATURATION_FAMILIES)
+    assert config.ADSTOCKS == (structures.AUTO, *structures.ADSTOCK_FAMILIES)
+    assert set(structures.AUTO_SATURATIONS) <= set(structures.SATURATIONS)
+    assert set(structures.AUTO_ADSTOCKS) <= set(structures.ADSTOCKS)
+    effect = Prior("LogNormal", mu=0, sigma=1, dims="channel")
+    for name, family in structures.SATURATION_FAMILIES.items():
+        component = structures.saturation_component(name, effect)
+        assert family.name == name and type(component).__name__ == family.component
+        assert set(family.params) == set(component.default_priors)  # pymc-marketing's names, every one
+        assert set(family.nominal) == set(family.shape_priors) and family.effect not in family.shape_priors
+        assert structures.family_of(structures.SATURATION_FAMILIES, family.params) == name
+        assert analysis.saturation_kind({k: np.ones((2, 1)) for k in family.params}) == name
+        assert structures.SATURATION_PARAMS[name] == family.params
+    for name, family in structures.ADSTOCK_FAMILIES.items():
+        component = structures.adstock_component(name, 4)
+        assert family.name == name and type(component).__name__ == family.component
+        assert set(family.params) == set(component.default_priors)
+        assert structures.family_of(structures.ADSTOCK_FAMILIES, family.params) == name
+        assert structures.ADSTOCK_PARAMS[name] == family.params
+    with pytest.raises(ValueError, match="unknown returns family"):
+        structures.saturation_component("cubic", effect)
+    with pytest.raises(ValueError, match="unknown carry-over family"):
+        structures.adstock_weights("linear", {}, 4)
+    with pytest.raises(KeyError, match="known family"):
+        analysis.saturation_kind({"gamma": np.ones((2, 1))})
+
+
+def test_a_single_family_posterior_is_read_as_its_most_specific_family() -> None:
+    """Delayed carry-over has geometric's ``alpha`` and its own ``theta``: without a family variable it is delayed."""
+    tree = mixed_posterior()
+    post = tree["posterior"].to_dataset().drop_vars(["adstock_family", "saturation_family"])
+    post["adstock_theta"] = xr.full_like(post["adstock_alpha"], 1.0)
+    post["adstock_alpha"] = xr.full_like(post["adstock_alpha"], 0.5)
+    tree = xr.DataTree.from_dict({"posterior": post, "constant_data": tree["constant_data"].to_dataset()})
+    w = analysis.adstock_weight_draws(analysis.Posterior.from_idata(tree), 3)[:, :, 0]
+    assert w == pytest.approx(np.tile(np.array([0.5, 1.0, 0.5]) / 2, (4, 1)))
 
 
 def mixed_posterior() -> xr.DataTree:

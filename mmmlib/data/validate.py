@@ -16,10 +16,11 @@ from mmmlib.config import ModelConfig
 from mmmlib.data.cells import looks_decimal_comma, parse_dates, parse_numbers
 from mmmlib.data.issues import Report
 from mmmlib.data.reader import RawTable, spreadsheet_row
+from mmmlib.policy import PERIOD_DAYS
 
 MIN_PERIODS = {"weekly": 52, "daily": 180}
 SPARSE_SHARE = 0.10
-FREQ_DAYS = {1: "daily", 7: "weekly"}
+FREQ_DAYS = {days: frequency for frequency, days in PERIOD_DAYS.items()}  # the frequency of a usual step in days
 NAMED_COLUMNS = 40  # columns a "no such column" message lists
 
 
@@ -413,7 +414,7 @@ def _clean_frame(
     frame = pd.DataFrame({config.date_column: dates.to_numpy(), **{col: v.to_numpy() for col, v in numbers.items()}})
     frame = frame.sort_values(config.date_column, kind="stable").reset_index(drop=True)
     if frequency and config.fill_missing_periods == "zero":
-        step = "7D" if frequency == "weekly" else "D"
+        step = f"{PERIOD_DAYS[frequency]}D"
         full = pd.date_range(frame[config.date_column].iloc[0], frame[config.date_column].iloc[-1], freq=step)
         if len(full) != len(frame):
             frame = frame.set_index(config.date_column).reindex(full)

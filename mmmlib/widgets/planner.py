@@ -13,6 +13,7 @@ from mmmlib.errors import MMMError
 from mmmlib.identification import unidentified
 from mmmlib.markup import text as esc
 from mmmlib.optimize import Curves, allocate, frontier, hold_unidentified, load_curves
+from mmmlib.policy import REALLOCATION_LIMIT_PCT
 from mmmlib.widgets.charts import (
     allocation_bars,
     frontier_chart,
@@ -23,8 +24,6 @@ from mmmlib.widgets.charts import (
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, message, run_title
 from mmmlib.wording import interval_label, money, span
-
-DEFAULT_LIMIT_PCT = 30
 
 
 class BudgetPlanner:
@@ -47,7 +46,7 @@ class BudgetPlanner:
         self.held = hold_unidentified(curves.channels, unidentified(summary), [])[1]
         rows = [w.HTML("<b>Channel</b>"), w.HTML("<b>today</b>"), w.HTML("<b>min</b>"), w.HTML("<b>max</b>")]
         for name, now in zip(curves.channels, curves.current, strict=True):
-            pct = 0 if name in self.held else DEFAULT_LIMIT_PCT
+            pct = 0 if name in self.held else REALLOCATION_LIMIT_PCT
             low = w.FloatText(value=round(now * (1 - pct / 100), 2), layout=w.Layout(width="120px"))
             high = w.FloatText(value=round(now * (1 + pct / 100), 2), layout=w.Layout(width="120px"))
             self.bounds[name] = (low, high)
@@ -109,7 +108,7 @@ class BudgetPlanner:
         self.timing.value = f"<span style='color:#999;font-size:11px'>optimised in {self.seconds * 1000:.0f} ms</span>"
 
     def view(self) -> w.Widget:
-        points = frontier(self.curves, -30, 50, 9, [f"{name}=fixed" for name in self.held])
+        points = frontier(self.curves, bounds=[f"{name}=fixed" for name in self.held])
         return w.VBox(
             [
                 run_title(self.summary),
