@@ -23,11 +23,12 @@ for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/py
 done; exit 1
 endef
 
-.PHONY: help demo test venv js chp chromium lint fit-sample report-sample hub voila benchmarks clean
+.PHONY: help demo test test-fast venv js chp chromium lint fit-sample report-sample hub voila benchmarks clean
 
 help:
 	@echo "make demo   — install, fit the sample data, write the HTML report, serve JupyterHub on http://127.0.0.1:8000"
 	@echo "make test   — install and run the whole test suite"
+	@echo "make test-fast — the tests that fit no model and start no server, in under a minute (edit-test loop)"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@py=$$($(FIND_PYTHON)) || { echo "No Python >= 3.12 found (tried python3.12, python3.13, pyenv versions, python3). Install one, e.g. 'pyenv install 3.12'." >&2; exit 1; }; \
@@ -71,6 +72,12 @@ lint: venv
 
 test: venv js chp chromium
 	$(VENV)/bin/python -m pytest -q tests
+
+# The edit-test loop: all but the tests marked slow (fits, several seconds) or server (hubs, Voilà, kernels, browsers)
+# in pyproject.toml; needs only the venv. nbval and zarr's pytest plugins are left unloaded: seconds of imports
+# nothing here uses. CI runs `make test`.
+test-fast: venv
+	$(VENV)/bin/python -m pytest -q -p no:nbval -p no:zarr -m "not slow and not server" tests
 
 $(DEMO_RUN)/summary.json: $(VENV)/.installed $(JS)/.installed sample_data/sample_weekly.csv sample_data/sample_config.yaml
 	$(VENV)/bin/mmm fit sample_data/sample_weekly.csv --config sample_data/sample_config.yaml --out $(DEMO_RUN) --mode quick

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -520,6 +522,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(exc: BaseException) -> str:
+    """`` (store.py:42)``: the innermost frame of ``exc``'s traceback, where it was raised (not where it was caught).
+
+    When that frame is outside mmmlib (pandas, numpy), the innermost mmmlib frame below the command line is named
+    too: `` (base.py:3812 via store.py:42)``.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    package = os.path.dirname(os.path.abspath(__file__))
+
+    def ours(frame: traceback.FrameSummary) -> bool:
+        path = os.path.abspath(frame.filename)
+        return path.startswith(package + os.sep) and path != os.path.abspath(__file__)
+
+    def name(frame: traceback.FrameSummary) -> str:
+        return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+
+    inner = frames[-1]
+    via = next((f for f in reversed(frames) if ours(f)), None) if not ours(inner) else None
+    return f" ({name(inner)}{f' via {name(via)}' if via else ''})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -534,6 +559,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug or an environment problem: still one sentence, never a traceback
-        where = f" ({exc.__traceback__.tb_frame.f_code.co_filename.split('/')[-1]})" if exc.__traceback__ else ""
-        print(f"mmm: unexpected error{where}: {type(exc).__name__}: {exc}. Please report it.", file=sys.stderr)
+        print(f"mmm: unexpected error{_where(exc)}: {type(exc).__name__}: {exc}. Please report it.", file=sys.stderr)
         return 1

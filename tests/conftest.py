@@ -20,6 +20,21 @@ SAMPLE = ROOT / "sample_data"
 PUBLIC = Path(os.environ.get("MMM_PUBLIC_DATA", ROOT.parent / "shared" / "public_data"))
 
 
+# The fast lane (`make test-fast`: -m "not slow and not server") leaves out what needs these fixtures, directly or
+# through another fixture; tests that fit or serve without them carry the marker themselves.
+SLOW_FIXTURES = {"synth_run", "scheduled"}  # a real fit, shared by the session
+SERVER_FIXTURES = {"browser"}  # headless Chromium
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if used & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session")
 def public_data() -> Path:
     if not PUBLIC.is_dir():

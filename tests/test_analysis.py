@@ -83,6 +83,7 @@ def test_steady_state_response_and_marginal_roas_match_the_formula() -> None:
     assert m == pytest.approx(analytic, rel=1e-3)
 
 
+@pytest.mark.slow  # imports PyMC: seconds
 def test_response_matches_pymc_marketing_logistic_saturation() -> None:
     from pymc_marketing.mmm import LogisticSaturation
 

@@ -14,6 +14,8 @@ import xarray as xr
 
 from mmmlib import structures
 
+pytestmark = pytest.mark.slow  # fits every candidate structure: not in make test-fast
+
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True)

@@ -29,6 +29,8 @@ from mmmlib.voila_server import DASHBOARDS, free_port
 from tests.conftest import ARTIFACTS, CHROMIUM
 from tests.hubtools import wait_until_up
 
+pytestmark = pytest.mark.server  # a Jupyter server with Voilà, in Chromium: not in make test-fast
+
 HOSTILE_RUN = "q' onmouseover='window.__pwned=1' style='position:fixed;inset:0' x='"
 LABELS = [
     "<img src=x onerror=\"window.__pwned='label'\">",

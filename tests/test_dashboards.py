@@ -12,6 +12,8 @@ import pytest
 from mmmlib.voila_server import running_voila
 from tests.conftest import ARTIFACTS, CHROMIUM
 
+pytestmark = pytest.mark.server  # Voilà in headless Chromium: not in make test-fast
+
 
 @pytest.fixture(scope="module")
 def voila(synth_run: dict, tmp_path_factory: pytest.TempPathFactory):

@@ -24,6 +24,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_mmm_config_and_validate_on_public_data(public_data: Path, tmp_path: Path, name: str) -> None:
     """`mmm config` then `mmm validate` through the real command, on every public file."""

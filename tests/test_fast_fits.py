@@ -116,6 +116,7 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow
 def test_the_loop_stops_once_the_targets_are_met(tiny_runs: dict[str, dict]) -> None:
     run = tiny_runs["cold"]
     assert run["chains"] == 2 and run["draws"] % 100 == 0 and 100 <= run["draws"] < 2000
@@ -127,10 +128,12 @@ def test_the_loop_stops_once_the_targets_are_met(tiny_runs: dict[str, dict]) -> 
     assert {"posterior", "sample_stats", "observed_data"} <= set(run["groups"])
 
 
+@pytest.mark.slow
 def test_asked_for_draws_are_drawn(tiny_runs: dict[str, dict]) -> None:
     assert tiny_runs["fixed"]["draws"] == 150
 
 
+@pytest.mark.slow
 def test_a_new_process_loads_the_compiled_programs_instead_of_compiling(tiny_runs: dict[str, dict]) -> None:
     assert tiny_runs["cache"]["files"] > 0
     assert tiny_runs["cold"]["misses"] > 0
@@ -138,6 +141,7 @@ def test_a_new_process_loads_the_compiled_programs_instead_of_compiling(tiny_run
     assert tiny_runs["warm"]["draws"] == tiny_runs["cold"]["draws"]  # same seed, same draws
 
 
+@pytest.mark.slow
 def test_mmm_fit_with_the_numpyro_loop(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert mmm("synth", "--out", str(data), "--weeks", "104", "--channels", "2", "--seed", "5").returncode == 0

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import xarray as xr
 
@@ -45,6 +44,8 @@ def test_run_directory_is_complete(synth_run: dict) -> None:
     assert [summary["run"][k] for k in settings] == [quick[k] for k in settings]
     post = xr.open_datatree(run / "posterior.nc")
     assert "channel_contribution" in post["posterior"].data_vars
+    import nbformat  # imported here: its JSON-schema checker takes seconds to import, and test-fast collects this file
+
     nb = nbformat.read(run / "fit.ipynb", as_version=4)
     assert any("papermill" in str(c.metadata) or "injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert "Fit " in synth_run["stdout"]
@@ -205,6 +206,8 @@ def test_unconverged_fit_fails_and_keeps_the_previous_good_run(synth_run: dict, 
     log = (failed[0] / "fit.log").read_text()
     assert "2 chains × 20 draws (5 tune)" in log  # the overrides reached the sampler
     assert f"FAILED: The fit did not converge (max R-hat {found[1]} > 1.1)" in log
+    import nbformat
+
     executed = nbformat.read(failed[0] / "fit.ipynb", as_version=4)
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert len(errors) == 1 and errors[0]["ename"] == "InputError" and "R-hat" in errors[0]["evalue"]

@@ -21,6 +21,8 @@ from mmmlib.hub.kernels import too_many
 from tests.conftest import ARTIFACTS, CHROMIUM
 from tests.hubtools import Browser, Hub, kernel_exec, kernel_socket
 
+pytestmark = pytest.mark.server  # a real JupyterHub (and Chromium): not in make test-fast
+
 PASSWORD = "demo-password-for-tests"
 IS_ROOT = os.geteuid() == 0
 # users who sign up through NativeAuthenticator's form (roles from the users YAML): before issue 11, the second

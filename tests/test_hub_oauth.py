@@ -123,6 +123,7 @@ def oauth_login(hub: Hub, sub: str, claims: dict[str, object]) -> tuple[Browser,
     return b, done
 
 
+@pytest.mark.server
 def test_executive_from_claims_lands_on_their_clients_executive_dashboards(oauth_hub: Hub) -> None:
     claims = {"preferred_username": EXECUTIVE, "email": "erin@example.com", "groups": GROUPS}
     b, r = oauth_login(oauth_hub, "erin-0001", claims)
@@ -145,6 +146,7 @@ def test_executive_from_claims_lands_on_their_clients_executive_dashboards(oauth
         pwd.getpwnam(account)  # created on first spawn
 
 
+@pytest.mark.server
 def test_user_whose_claims_carry_no_role_group_is_refused(oauth_hub: Hub) -> None:
     claims = {"preferred_username": NO_ROLE, "groups": ["client:acme", "Domain Users"]}
     b, r = oauth_login(oauth_hub, "nora-0002", claims)
@@ -154,6 +156,7 @@ def test_user_whose_claims_carry_no_role_group_is_refused(oauth_hub: Hub) -> Non
     assert f"Refusing {NO_ROLE}: no role group" in oauth_hub.logs()
 
 
+@pytest.mark.server
 def test_yaml_roles_merge_with_claims_and_an_analyst_lands_in_lab(oauth_hub: Hub) -> None:
     b, r = oauth_login(oauth_hub, "yana-0003", {"preferred_username": YAML_ANALYST, "groups": []})
     assert r.status_code == 200, (r.status_code, r.url, r.text[:500])

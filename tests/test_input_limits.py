@@ -50,6 +50,7 @@ def test_file_over_the_size_limit_is_refused_with_its_sentence(tmp_path: Path, m
     assert len(read_raw(path).frame) == 60
 
 
+@pytest.mark.slow
 def test_limits_reach_the_command_line_as_exit_1(tmp_path: Path, monkeypatch) -> None:
     path = _csv(tmp_path, good_frame())
     monkeypatch.setenv("MMM_MAX_FILE_MB", "0.001")
@@ -148,6 +149,7 @@ def test_an_oversized_cell_is_a_sentence(tmp_path: Path) -> None:
 # --- validation on files wrong in every row ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_repeated_dates_are_found_by_grouping_and_listed_briefly(tmp_path: Path) -> None:
     """200,000 rows cycling through 52 weeks: every repeat counted, the first 20 spelled out with their first row."""
     n, weeks = 200_000, 52

@@ -11,6 +11,8 @@ from tornado import web
 
 from mmmlib.hub.kernels import CappedKernelManager, too_many
 
+pytestmark = pytest.mark.server  # real Jupyter kernels: not in make test-fast
+
 
 async def _settled(km: CappedKernelManager, ids: list[str], timeout: float = 60) -> None:
     """Talk to each kernel, as a rendering page does, until the server has seen it go idle."""

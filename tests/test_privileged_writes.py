@@ -233,6 +233,7 @@ print(crashed)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_publishing_one_run_never_crash_nor_leave_folders(tmp_path: Path) -> None:
     run = tmp_path / "clients" / "acme" / "runs" / "r1"
     run.parent.mkdir(parents=True)
@@ -346,6 +347,7 @@ while time.time() < end:  # flip each name between a link to the canary and a pl
 """
 
 
+@pytest.mark.slow
 @needs_root
 def test_secure_client_never_follows_a_link_swapped_in_mid_way(home: Path, canary: Canary) -> None:
     """A writer flipping files and links while the hub secures the tree: the check-then-chmod race."""

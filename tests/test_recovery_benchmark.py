@@ -225,6 +225,7 @@ def test_seeds_and_peer_times(tmp_path: Path) -> None:
     assert recovery.peer_times(tmp_path / "absent.log") == {}
 
 
+@pytest.mark.slow
 def test_a_pass_over_stored_runs_scores_the_peer_and_skips_ours(tmp_path: Path, suite_scripts: Path) -> None:
     """The whole `--suite` loop on one generated world whose runs exist: the peer's stored run is scored with the
     suite's own score_world, its seconds taken from peer_times.log; ours, stored at this commit, is not refitted."""

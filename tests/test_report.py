@@ -34,6 +34,7 @@ def test_text_exports(synth_run: dict, tmp_path: Path, fmt: str) -> None:
         assert summary["recommendations"][0] in text and "Diagnostics" in text
 
 
+@pytest.mark.slow
 def test_report_of_a_missing_run_is_a_usage_error(tmp_path: Path) -> None:
     done = mmm("report", str(tmp_path))
     assert done.returncode == 2 and "no summary.json" in done.stderr

@@ -52,6 +52,7 @@ def test_other_run_names_are_refused_with_a_sentence(name: str) -> None:
         store.check_run_id(name)
 
 
+@pytest.mark.slow
 def test_fit_refuses_a_run_folder_named_outside_the_rule_before_anything_is_written(tmp_path: Path) -> None:
     runs = tmp_path / "clients" / "acme" / "runs"
     out = mmm("fit", "data.csv", "--config", "config.yaml", "--out", str(runs / HOSTILE_RUN))

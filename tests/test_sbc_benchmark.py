@@ -115,6 +115,7 @@ def test_a_simulated_kpi_must_be_positive_and_not_absurd(sbc: ModuleType) -> Non
     assert not sbc.acceptable(np.array([1.0, np.nan]), design_max=10.0)
 
 
+@pytest.mark.slow
 def test_report_pools_each_group_and_tests_each_roas_channel(sbc: ModuleType, tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     rows = [
@@ -139,6 +140,7 @@ def test_report_pools_each_group_and_tests_each_roas_channel(sbc: ModuleType, tm
     assert "| returns (pooled) | 0 |" in text
 
 
+@pytest.mark.slow  # imports PyMC: seconds
 def test_a_fixed_target_scale_gives_the_fit_the_priors_of_the_design(sbc: ModuleType) -> None:
     """SBC fits simulated KPIs with the design KPI's scale, so its priors are those the truth was drawn from."""
     from mmmlib import model, structures

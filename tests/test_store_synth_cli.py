@@ -116,6 +116,7 @@ def test_synth_variants_validate(tmp_path: Path, spec: SynthSpec) -> None:
     assert np.all(dataset.frame[dataset.channels].to_numpy() >= 0)
 
 
+@pytest.mark.slow
 def test_cli_synth_then_config_detects_it(tmp_path: Path) -> None:
     assert mmm("synth", "--out", str(tmp_path), "--weeks", "60", "--channels", "4", "--seed", "9").returncode == 0
     truth = json.loads((tmp_path / "truth.json").read_text())
@@ -127,6 +128,7 @@ def test_cli_synth_then_config_detects_it(tmp_path: Path) -> None:
     assert pd.read_csv(tmp_path / "data.csv").shape == (60, 1 + 1 + 4 + 2)
 
 
+@pytest.mark.slow
 def test_cli_usage_errors_exit_2() -> None:
     assert mmm().returncode == 2
     bad = mmm("synth", "--out", "/tmp/x", "--weeks", "10")

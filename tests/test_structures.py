@@ -22,6 +22,7 @@ def test_candidates_expand_auto_and_keep_named_forms() -> None:
     assert [s.adstock for s in structures.candidates("auto", "logistic", "flat")] == list(structures.AUTO_ADSTOCKS)
 
 
+@pytest.mark.slow  # imports PyMC: seconds
 @pytest.mark.parametrize("family", ["geometric", "delayed", "weibull"])
 def test_carry_over_weights_match_pymc_marketing(family: str) -> None:
     """The numpy weights the optimiser and forecasts use are pymc-marketing's kernel, lag by lag."""
@@ -39,6 +40,7 @@ def test_carry_over_weights_match_pymc_marketing(family: str) -> None:
     )
 
 
+@pytest.mark.slow  # imports PyMC: seconds
 @pytest.mark.parametrize("family", structures.SATURATIONS)
 def test_returns_formulas_and_gradients_match_pymc_marketing(family: str) -> None:
     params = {

@@ -192,6 +192,7 @@ def test_geo_data_is_recognised_and_aggregated(tmp_path: Path) -> None:
     assert summed.frame["price"].iloc[0] == pytest.approx(float(a["price"].iloc[0]))  # controls are averaged
 
 
+@pytest.mark.slow
 def test_cli_validate_json_on_the_messy_sample(sample_copy: Path) -> None:
     data = sample_copy / "sample_messy.csv"
     before = data.read_bytes()
@@ -226,6 +227,7 @@ def test_cli_validate_json_on_the_messy_sample(sample_copy: Path) -> None:
     assert data.read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "code"),
     [(b"", "unreadable"), (b"week,sales,tv\n", "unreadable"), (b"\x00\x01\x02binary", "unreadable")],
@@ -241,6 +243,7 @@ def test_cli_validate_broken_files_exit_1_without_traceback(tmp_path: Path, cont
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "mmmlib", "validate", str(tmp_path / "nope.csv")], capture_output=True, text=True

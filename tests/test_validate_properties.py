@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,8 @@ from mmmlib.data.reader import read_raw
 from mmmlib.data.validate import check
 from mmmlib.errors import InputError
 from tests.test_validate import CFG, good_frame
+
+pytestmark = pytest.mark.slow  # hundreds of generated files: not in make test-fast
 
 BASE = good_frame(60)
 COLUMNS = list(BASE.columns)
