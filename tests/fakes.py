@@ -62,7 +62,9 @@ def fake_fit(
     w = structures.adstock_weights("geometric", {"alpha": alpha[:, None, :]}, l_max)  # (draw, lag, channel)
     x = spend / channel_scale
     carried = sum(w[:, lag, None, :] * np.vstack([np.zeros((lag, k)), x[: weeks - lag]])[None] for lag in range(l_max))
-    contrib = structures.SATURATION_FORMULAS["logistic"]({"lam": lam[:, None, :], "beta": beta[:, None, :]}, carried)
+    contrib = structures.SATURATION_FAMILIES["logistic"].curve(
+        {"lam": lam[:, None, :], "beta": beta[:, None, :]}, carried
+    )
     intercept = rng.normal(0.5, 0.01, n)
     mu = intercept[:, None] + contrib.sum(axis=2)
     target = mu.mean(axis=0) * target_scale * (1 + 0.02 * np.cos(np.arange(weeks)))

@@ -250,6 +250,7 @@ def test_two_processes_publishing_one_run_never_crash_nor_leave_folders(tmp_path
 
 def test_a_dead_fits_staging_folder_is_removed_by_the_next_fit(tmp_path: Path, sample_copy: Path) -> None:
     from mmmlib.pipeline import fit_run
+    from mmmlib.request import FitRequest
 
     run = tmp_path / "home" / "clients" / "acme" / "runs" / "r1"
     code = (
@@ -269,7 +270,7 @@ def test_a_dead_fits_staging_folder_is_removed_by_the_next_fit(tmp_path: Path, s
     (sample_copy / "bad.csv").write_text("date,sales\nnot a date,1\n")
     try:
         with pytest.raises(InputError):  # refused before any kernel starts: the quickest "next fit"
-            fit_run(sample_copy / "bad.csv", sample_copy / "sample_config.yaml", run)
+            fit_run(FitRequest(str(sample_copy / "bad.csv"), str(sample_copy / "sample_config.yaml"), str(run)))
     finally:
         fitting.kill()
         fitting.wait()
