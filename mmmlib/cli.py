@@ -89,7 +89,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from mmmlib.store import list_runs
+    from mmmlib.runs import list_runs
 
     runs = list_runs(args.client)
     if args.json:
@@ -372,7 +372,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_accept(args: argparse.Namespace) -> int:
     import getpass
 
-    from mmmlib.store import accept_run
+    from mmmlib.runs import accept_run
 
     accept_run(Path(args.run_dir), args.by or getpass.getuser())
     print(f"Accepted {args.run_dir}: it is now shown to executives as the latest good run.")

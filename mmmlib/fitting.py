@@ -43,18 +43,18 @@ def fit_to_directory(
     from mmmlib.analysis import UNUSABLE_RHAT
     from mmmlib.summary import build_summary
 
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = runs.RunDir(out)
+    target.path.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config)
     dataset = load_dataset(data, cfg)
     for warning in dataset.report.warnings:
         log.warning("data: %s", warning.sentence())
-    dataset.frame.to_csv(out_dir / "data.csv", index=False)
-    save_config(cfg, out_dir / "config.yaml")
+    dataset.frame.to_csv(target.frame_file, index=False)
+    save_config(cfg, target.config_file)
     lift = None
     if cfg.lift_tests:
         # copied first, then read from the copy: the file checked is the file read, even if swapped meanwhile
-        copy = out_dir / f"lift_tests{Path(cfg.lift_tests).suffix.lower() or '.csv'}"
+        copy = target.lift_tests_file(Path(cfg.lift_tests).suffix.lower() or ".csv")
         try:
             safe_fs.copy_file(lift_tests_path(cfg, config), copy)
         except safe_fs.UnsafePathError as exc:
@@ -71,7 +71,7 @@ def fit_to_directory(
         tune=tune,
         draws=draws,
     )
-    fitted.idata.to_netcdf(out_dir / runs.POSTERIOR)
+    fitted.idata.to_netcdf(target.posterior_file)
     holdout_mape = None
     held = model.predict_holdout(fitted, seed=seed)
     if held is not None:
@@ -101,6 +101,6 @@ def fit_to_directory(
             f"The fit did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > {UNUSABLE_RHAT}), "
             "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
-    runs.write_json_atomic(out_dir / runs.SUMMARY, summary)
+    target.write_summary(summary)
     log.info("run written: status %s", summary["status"])
     return summary

@@ -262,12 +262,13 @@ def load_curves(run_dir: str | Path) -> Curves:
     A damaged summary or posterior is one sentence naming the run (``runs``): the curves are evaluated once at
     today's spend here, so a posterior lacking a parameter of its curve family fails now, not in the optimiser.
     """
-    from mmmlib.runs import load_posterior, load_summary, reading_posterior
+    from mmmlib.runs import RunDir
 
-    summary = load_summary(run_dir)
+    run = RunDir(run_dir)
+    summary = run.summary()
     value = summary.get("revenue_per_kpi") if summary.get("kpi_type") == "count" else None
-    tree = load_posterior(run_dir, keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
-    with reading_posterior(run_dir):
+    tree = run.posterior(keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
+    with run.reading():
         curves = Curves.from_posterior(Posterior.from_idata(tree), value_per_kpi=value or 1.0)
         curves.mean_response(curves.current[None, :])
         curves.mean_gradient(curves.current)
