@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mmmlib import store
+from mmmlib import runs
 
 
 def allowed_clients() -> tuple[str, ...] | None:
@@ -30,14 +30,14 @@ def executives_only() -> bool:
     return role() == "executives"
 
 
-def shown_to_role(info: store.RunInfo | None) -> bool:
+def shown_to_role(info: runs.RunInfo | None) -> bool:
     """Executives open published runs only (``ok`` or accepted); other roles open every run of their clients."""
     return not executives_only() or (info is not None and info.published)
 
 
 def may_open_run(path: Path) -> bool:
     """``shown_to_role`` for a run folder, whatever the URL asked for (``?run=``, ``mmm/run-report``)."""
-    return not executives_only() or shown_to_role(store.read_run_info(Path(path)))
+    return not executives_only() or shown_to_role(runs.read_run_info(Path(path)))
 
 
 def unpublished_sentence() -> str:
@@ -58,7 +58,7 @@ def may_see_run(path: Path) -> bool:
     if allowed is None:
         return True
     resolved = Path(os.path.abspath(path))
-    return any(resolved.is_relative_to(Path(os.path.abspath(store.client_dir(c)))) for c in allowed)
+    return any(resolved.is_relative_to(Path(os.path.abspath(runs.client_dir(c)))) for c in allowed)
 
 
 def default_client() -> str:

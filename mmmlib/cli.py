@@ -92,7 +92,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from mmmlib.store import list_runs
+    from mmmlib.runs import list_runs
 
     runs = list_runs(args.client)
     if args.json:
@@ -383,7 +383,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_accept(args: argparse.Namespace) -> int:
     import getpass
 
-    from mmmlib.store import accept_run
+    from mmmlib.runs import accept_run
 
     accept_run(Path(args.run_dir), args.by or getpass.getuser())
     print(f"Accepted {args.run_dir}: it is now shown to executives as the latest good run.")
@@ -523,10 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _where(exc: BaseException) -> str:
-    """`` (store.py:42)``: the innermost frame of ``exc``'s traceback, where it was raised (not where it was caught).
+    """`` (runs.py:42)``: the innermost frame of ``exc``'s traceback, where it was raised (not where it was caught).
 
     When that frame is outside mmmlib (pandas, numpy), the innermost mmmlib frame below the command line is named
-    too: `` (base.py:3812 via store.py:42)``.
+    too: `` (base.py:3812 via runs.py:42)``.
     """
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:

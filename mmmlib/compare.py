@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmmlib.runs import load_summary
+from mmmlib.runs import RunDir
 from mmmlib.wording import bracketed as iv
 
 
 def channels_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:
     """Per channel: ROAS, share and contribution in each run, and whether the ROAS intervals overlap."""
-    a, b = load_summary(run_a), load_summary(run_b)
+    a, b = RunDir(run_a).summary(), RunDir(run_b).summary()
     by_b = {c["name"]: c for c in b["channels"]}
     rows = []
     for ca in a["channels"]:
@@ -48,7 +48,7 @@ def channels_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:
 
 
 def diagnostics_side_by_side(run_a: str | Path, run_b: str | Path) -> pd.DataFrame:
-    a, b = load_summary(run_a), load_summary(run_b)
+    a, b = RunDir(run_a).summary(), RunDir(run_b).summary()
     keys = ["r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "r2", "mape", "holdout_mape"]
     table = pd.DataFrame(
         {

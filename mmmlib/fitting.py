@@ -29,26 +29,27 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
     from mmmlib.analysis import UNUSABLE_RHAT
     from mmmlib.summary import build_summary
 
-    data, config, out_dir = request.data, request.config, Path(request.out)
+    data, config = request.data, request.config
     mode, seed = request.mode, request.seed
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = runs.RunDir(request.out)
+    target.path.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config)
     dataset = load_dataset(data, cfg)
     for warning in dataset.report.warnings:
         log.warning("data: %s", warning.sentence())
-    dataset.frame.to_csv(out_dir / "data.csv", index=False)
-    save_config(cfg, out_dir / "config.yaml")
+    dataset.frame.to_csv(target.frame_file, index=False)
+    save_config(cfg, target.config_file)
     lift = None
     if cfg.lift_tests:
         # copied first, then read from the copy: the file checked is the file read, even if swapped meanwhile
-        copy = out_dir / f"lift_tests{Path(cfg.lift_tests).suffix.lower() or '.csv'}"
+        copy = target.lift_tests_file(Path(cfg.lift_tests).suffix.lower() or ".csv")
         try:
             safe_fs.copy_file(lift_tests_path(cfg, config), copy)
         except safe_fs.UnsafePathError as exc:
             raise InputError(f"Config key lift_tests: {exc.strerror}.") from exc
         lift = read_lift_tests(copy, cfg.channel_columns, name=Path(cfg.lift_tests).name)
     fitted = model.fit(dataset, request, progressbar=progressbar, lift_tests=lift)
-    fitted.idata.to_netcdf(out_dir / runs.POSTERIOR)
+    fitted.idata.to_netcdf(target.posterior_file)
     holdout_mape = None
     held = model.predict_holdout(fitted, seed=seed)
     if held is not None:
@@ -78,6 +79,6 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
             f"The fit did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > {UNUSABLE_RHAT}), "
             "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
-    runs.write_json_atomic(out_dir / runs.SUMMARY, summary)
+    target.write_summary(summary)
     log.info("run written: status %s", summary["status"])
     return summary

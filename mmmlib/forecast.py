@@ -203,19 +203,17 @@ def load_forecaster(run_dir: str | Path) -> Forecaster:
 
     A damaged summary or posterior is one sentence naming the run (``runs``), before any plan is read.
     """
-    from mmmlib.config import load_config
-    from mmmlib.runs import load_posterior, load_summary, reading_posterior
+    from mmmlib.runs import RunDir
 
-    run_dir = Path(run_dir)
-    summary = load_summary(run_dir)
-    tree = load_posterior(
-        run_dir,
+    run = RunDir(Path(run_dir))
+    summary = run.summary()
+    tree = run.posterior(
         keep=lambda name: name in FORECAST_VARIABLES or name.startswith(FORECAST_PREFIXES),
         need=["intercept_contribution", "y_sigma", *FORECAST_PREFIXES],
     )
-    config = load_config(run_dir / "config.yaml")
-    frame = pd.read_csv(run_dir / "data.csv", parse_dates=[config.date_column])
-    with reading_posterior(run_dir):
+    config = run.config()
+    frame = run.frame(config)
+    with run.reading():
         fc = Forecaster(tree, frame, config, policy.run_frequency(summary))
         _try_terms(fc)
     return fc

@@ -281,12 +281,13 @@ def load_curves(run_dir: str | Path) -> Curves:
     A damaged summary or posterior is one sentence naming the run (``runs``): the curves are evaluated once at
     today's spend here, so a posterior lacking a parameter of its curve family fails now, not in the optimiser.
     """
-    from mmmlib.runs import load_posterior, load_summary, reading_posterior
+    from mmmlib.runs import RunDir
 
-    summary = load_summary(run_dir)
+    run = RunDir(run_dir)
+    summary = run.summary()
     value = kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
-    tree = load_posterior(run_dir, keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
-    with reading_posterior(run_dir):
+    tree = run.posterior(keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
+    with run.reading():
         post = Posterior.from_idata(tree, policy.run_frequency(summary), hdi_prob=summary.get("hdi_prob") or HDI_PROB)
         curves = Curves.from_posterior(post, value_per_kpi=value)
         curves.mean_response(curves.current[None, :])

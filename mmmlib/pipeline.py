@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmmlib import assets, runs, store
+from mmmlib import assets, runs
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError
@@ -37,49 +37,48 @@ def _log_handler(path: Path) -> logging.Handler:
 def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK) -> dict[str, Any]:
     """Execute ``notebook`` for ``request`` into a staging directory and publish it at ``request.out``.
 
-    Returns the summary. The run folder's name must follow ``store.RUN_ID``: it becomes a URL part and a download's
+    Returns the summary. The run folder's name must follow ``runs.RUN_ID``: it becomes a URL part and a download's
     file name.
     """
     import papermill as pm
 
     request = request.checked()
     out = Path(request.out)
-    store.check_run_id(out.name)
-    runs.remove_dead_attempts(out)  # what killed fits of this run left behind
-    staging = runs.staging_dir(out)
-    handler = _log_handler(staging / "fit.log")
+    runs.check_run_id(out.name)
+    run = runs.RunDir(out)
+    staging = run.stage()  # after clearing what killed fits of this run left behind
+    handler = _log_handler(staging.log_file)
     pm_log = logging.getLogger("papermill")
     pm_log.addHandler(handler)
     pm_log.setLevel(logging.INFO)
     try:
         load_dataset(request.data, load_config(request.config))  # refuse bad data before starting a kernel
-        log_path = staging / "fit.log"
-        print(f"Fitting ({request.mode} mode); progress is logged to {log_path}", file=sys.stderr, flush=True)
-        with kernel_stderr_to(staging / "fit.log"):
+        print(f"Fitting ({request.mode} mode); progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
+        with kernel_stderr_to(staging.log_file):
             pm.execute_notebook(
                 str(notebook),
-                str(staging / "fit.ipynb"),
+                str(staging.notebook_file),
                 parameters={"request": request.writing_to(staging).parameters()},
                 kernel_name="python3",
                 log_output=True,
                 progress_bar=False,
                 cwd=str(NOTEBOOKS),
             )
-        if not (staging / runs.SUMMARY).is_file():
-            raise InputError("the notebook finished without writing summary.json.")
-        summary = runs.load_summary(staging)
+        if not staging.complete:
+            raise InputError(f"the notebook finished without writing {runs.SUMMARY}.")
+        summary = staging.summary()
     except BaseException as exc:
         pm_log.removeHandler(handler)
         handler.close()
-        with open(staging / "fit.log", "a", encoding="utf-8") as fh:
+        with open(staging.log_file, "a", encoding="utf-8") as fh:
             fh.write(f"FAILED: {_reason(exc)}\n")
-        failed = runs.keep_failed(staging, out)
+        failed = run.keep_failed(staging)
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise InputError(f"The fit failed: {_reason(exc)} The attempt is kept in {failed}.") from exc
     pm_log.removeHandler(handler)
     handler.close()
-    runs.publish(staging, out)
+    run.publish(staging)
     return summary
 
 

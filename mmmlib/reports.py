@@ -19,7 +19,7 @@ from mmmlib.assets import dashboard
 from mmmlib.csvsafe import csv_text
 from mmmlib.errors import UsageError
 from mmmlib.identification import is_identified
-from mmmlib.runs import load_summary, write_json_atomic
+from mmmlib.runs import RunDir, write_json_atomic
 from mmmlib.tables import channel_table, diagnostics_table
 from mmmlib.wording import interval_label
 
@@ -220,8 +220,8 @@ def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None 
     # a run swapped for a link (to another client's run) is refused, not reported; a missing one is said below
     with contextlib.suppress(FileNotFoundError, NotADirectoryError), safe_fs.dir_fd(run_dir):
         pass
-    summary = load_summary(run_dir)
-    target = Path(out) if out else run_dir / f"report.{fmt}"
+    summary = RunDir(run_dir).summary()
+    target = Path(out) if out else RunDir(run_dir).report_file(fmt)
     if fmt == "json":
         write_json_atomic(target, json_report(summary))
         return target

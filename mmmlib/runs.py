@@ -6,6 +6,12 @@ writes into writes elsewhere); ``publish`` opens it to the client and renames it
 ``summary.json`` (written last) exists. A failed attempt is renamed to ``RUN_DIR.failed-<UTC timestamp>`` and the
 previous good run is never touched. Every step goes through :mod:`mmmlib.safe_fs`, so no name a writer planted
 is followed.
+
+This module is the one home of a run directory: :class:`RunDir` names its files (spelled here only), loads them,
+says what state the run is in (staging, failed attempts, accepted) and writes it (``stage`` then ``publish``).
+It is also the store they live in: ``MMM_HOME/clients/<client>/{datasets,runs}/`` (one folder per client, so
+the hub can give each client's Unix group its own directory; nothing here reads another client's folder unless
+asked to list them all), with the listings of runs (``list_runs``, ``latest_good_run``).
 """
 
 from __future__ import annotations
@@ -18,16 +24,35 @@ import secrets
 import socket
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmmlib import safe_fs
-from mmmlib.errors import InputError, UsageError
+from mmmlib.errors import InputError, MMMError, UsageError
 
-SUMMARY = "summary.json"
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mmmlib.config import ModelConfig
+
+# The files of a run directory (CONTRACT.md), spelled here only: everything else asks ``RunDir`` for them.
+SUMMARY = "summary.json"  # written last: a folder without it is not a run
 POSTERIOR = "posterior.nc"
+CONFIG = "config.yaml"  # the config used, resolved with defaults
+FRAME = "data.csv"  # the exact data fitted
+NOTEBOOK = "fit.ipynb"  # the executed fitting notebook
+LOG = "fit.log"
+ACCEPTED = "ACCEPTED"  # a warning run someone reviewed (``accept_run``)
+REPORT = "report.{fmt}"  # ``mmm report`` without --out
+LIFT_TESTS = "lift_tests{suffix}"  # the config's lift tests, copied in before they are read
+# beside the run: "RUN.failed-<stamp>" (a failed attempt, kept) and "RUN.launch.log" (the New model page's launch)
+FAILED = ".failed-"
+LAUNCH_LOG = ".launch.log"
+# what ``mmm`` prints before the sentence of an error (in a launch log: the fit stopped before it began)
+ERROR_PREFIX = "mmm: "
 # ".RUN.tmp-<stamp>-<random>-<pid>@<host>" (a fit's staging folder) and ".RUN.old-…" (a run being replaced)
 ATTEMPT = re.compile(r"^\.(?P<run>.+)\.(?P<kind>tmp|old)-\d{8}T\d{6}Z-[0-9a-f]+-(?P<pid>\d+)@(?P<host>[^@/]+)$")
 _RENAME_CLASH = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
@@ -126,7 +151,7 @@ def publish(staging: Path, run_dir: Path) -> Path:
         except FileNotFoundError:
             summary = None
         if summary is None or not stat.S_ISREG(summary.st_mode):
-            raise RuntimeError("refusing to publish a run without summary.json")
+            raise RuntimeError(f"refusing to publish a run without {SUMMARY}")
         _open_to_client(staging.name, src)
         displaced = []
         for _ in range(1000):
@@ -160,7 +185,7 @@ def keep_failed(staging: Path, run_dir: Path) -> Path:
         _open_to_client(staging.name, src)
         stamp = timestamp()
         for n in range(1000):
-            failed = f"{run_dir.name}.failed-{stamp}" + (f"-{n}" if n else "")
+            failed = f"{run_dir.name}{FAILED}{stamp}" + (f"-{n}" if n else "")
             try:
                 os.rename(staging.name, failed, src_dir_fd=src, dst_dir_fd=dst)
                 return run_dir.parent / failed
@@ -381,3 +406,354 @@ def load_posterior(run_dir: str | Path, keep: Callable[[str], bool] | None = Non
         if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values[_owned(families, name)]).all():
             raise damaged_posterior(run_dir, f"its draws of {name} are not all numbers")
     return slim
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the files of a run directory say about its fit, read from them alone (no process is asked).
+
+    ``complete``: its ``summary.json`` is there (a published run); ``accepted``: someone accepted its warning;
+    ``staging``: hidden staging folders of fits of it beside it (under way, or killed), oldest first; ``failed``:
+    its failed attempts, oldest first; ``log_lines``: the non-blank lines of its launch log and of the newest
+    staging folder's ``fit.log`` (read only while it is not complete).
+    """
+
+    complete: bool
+    accepted: bool
+    staging: tuple[Path, ...] = ()
+    failed: tuple[Path, ...] = ()
+    log_lines: tuple[str, ...] = ()
+
+    @property
+    def phase(self) -> str:
+        """``done`` (published), ``failed`` (an attempt was kept as failed, or ``mmm`` said why it could not start),
+        else ``running`` (staging, or not begun yet)."""
+        if self.complete:
+            return "done"
+        if self.failed or any(line.startswith(ERROR_PREFIX) for line in self.log_lines):
+            return "failed"
+        return "running"
+
+
+class RunDir:
+    """A run directory (CONTRACT.md): its files by name, their loaders, its state and its one atomic write.
+
+    Path-like (``open``, ``Path(...)`` and ``os.fspath`` take it; ``run / name`` is a ``Path``), and ``str`` gives
+    the path as it was given, so the sentences of the loaders name the run as the user typed it. Writing a run:
+    ``staging = run.stage()``, the files written into ``staging`` (``summary.json`` last, ``write_summary``),
+    then ``run.publish(staging)`` (or ``run.keep_failed(staging)``): a run is complete or absent, never half.
+    """
+
+    __slots__ = ("_given", "path")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._given = str(path)
+
+    # --- a path ---------------------------------------------------------------------------------------------
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return self._given
+
+    def __repr__(self) -> str:
+        return f"RunDir({self._given!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def parent(self) -> Path:
+        return self.path.parent
+
+    # --- its files --------------------------------------------------------------------------------------------
+    @property
+    def summary_file(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def posterior_file(self) -> Path:
+        return self.path / POSTERIOR
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def frame_file(self) -> Path:
+        return self.path / FRAME
+
+    @property
+    def notebook_file(self) -> Path:
+        return self.path / NOTEBOOK
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def accepted_file(self) -> Path:
+        return self.path / ACCEPTED
+
+    def report_file(self, fmt: str = "html") -> Path:
+        """Where ``mmm report`` writes a format without ``--out`` (``report.html``, ``report.txt``, …)."""
+        return self.path / REPORT.format(fmt=fmt)
+
+    def lift_tests_file(self, suffix: str = ".csv") -> Path:
+        """The copy of the config's lift tests the fit reads (its suffix kept: the reader goes by it)."""
+        return self.path / LIFT_TESTS.format(suffix=suffix)
+
+    @property
+    def launch_log(self) -> Path:
+        """Beside the run: what a fit launched from the New model page printed (``RUN.launch.log``)."""
+        return self.path.parent / f"{self.name}{LAUNCH_LOG}"
+
+    # --- loaders ----------------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """``summary.json``, checked (``load_summary``: a damaged file is one sentence naming the run)."""
+        return load_summary(self)
+
+    def posterior(self, keep: Callable[[str], bool] | None = None, need: Iterable[str] = ()) -> Any:
+        """``posterior.nc`` read into memory (``load_posterior``: ``keep`` selects variables, ``need`` requires)."""
+        return load_posterior(self, keep=keep, need=need)
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Failures while pulling arrays out of the posterior become its damaged-posterior sentence."""
+        return reading_posterior(self)
+
+    def config(self) -> ModelConfig:
+        """``config.yaml``: the config the run was fitted with, defaults resolved."""
+        from mmmlib.config import load_config
+
+        return load_config(self.config_file)
+
+    def frame(self, config: ModelConfig | None = None) -> pd.DataFrame:
+        """``data.csv``, the exact data fitted, its date column parsed (``config``: the run's, when not given)."""
+        import pandas as pd
+
+        config = config or self.config()
+        return pd.read_csv(self.frame_file, parse_dates=[config.date_column])
+
+    # --- state ------------------------------------------------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        """Whether its ``summary.json`` is there (a published run; ``summary()`` says whether it is sound)."""
+        return self.summary_file.is_file()
+
+    @property
+    def accepted(self) -> bool:
+        return self.accepted_file.exists()
+
+    @property
+    def is_failed(self) -> bool:
+        """Whether this folder is a failed attempt kept beside its run (``RUN.failed-<stamp>``), not a run."""
+        return FAILED in self.name
+
+    @property
+    def state(self) -> RunState:
+        """Staging, failed attempts, accepted: what its files and the folders beside it say now."""
+        complete, accepted = self.complete, self.accepted
+        if complete:
+            return RunState(complete=True, accepted=accepted)
+        try:
+            beside = sorted(os.listdir(self.parent))
+        except (FileNotFoundError, NotADirectoryError):
+            beside = []
+        failed = tuple(self.parent / n for n in beside if n.startswith(f"{self.name}{FAILED}"))
+        staging = tuple(
+            self.parent / n for n in beside if (m := ATTEMPT.match(n)) and m["run"] == self.name and m["kind"] == "tmp"
+        )
+        text = _read_text(self.launch_log) + (_read_text(staging[-1] / LOG) if staging else "")
+        lines = tuple(line for line in text.splitlines() if line.strip())
+        return RunState(complete=False, accepted=accepted, staging=staging, failed=failed, log_lines=lines)
+
+    # --- writing ----------------------------------------------------------------------------------------------
+    def stage(self) -> RunDir:
+        """A new private staging folder for a fit of this run, after clearing what killed fits of it left."""
+        remove_dead_attempts(self.path)
+        return RunDir(staging_dir(self.path))
+
+    def publish(self, staging: str | os.PathLike[str]) -> RunDir:
+        """The one atomic write of a run: ``staging`` (with its ``summary.json``) renamed into place."""
+        publish(Path(staging), self.path)
+        return self
+
+    def keep_failed(self, staging: str | os.PathLike[str]) -> RunDir:
+        """``staging`` kept beside this run as a failed attempt (its summary removed); the run is untouched."""
+        return RunDir(keep_failed(Path(staging), self.path))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """``summary.json``, atomically: written last into a staging folder, it makes the folder a run."""
+        write_json_atomic(self.summary_file, summary)
+
+    def accept(self, by: str) -> None:
+        """Mark a ``warning`` run as reviewed (``accept_run``)."""
+        accept_run(self.path, by)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    except OSError:
+        return ""
+
+
+# --- the store: where data and runs live ----------------------------------------------------------------------
+
+CLIENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+RUN_ID_MAX = 100
+# run folder names reach URLs (the hub's run-report route), file names and pages: one rule, checked at creation
+RUN_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{RUN_ID_MAX - 1}}}$")
+
+
+def home() -> Path:
+    """The store root: ``$MMM_HOME`` or ``./mmm_home``."""
+    return Path(os.environ.get("MMM_HOME") or "mmm_home").resolve()
+
+
+def check_client(client: str) -> str:
+    if not CLIENT_NAME.fullmatch(client or ""):  # fullmatch: "$" alone lets a final newline in
+        raise UsageError(
+            f"Client name {client!r} is not allowed: use lower-case letters, digits, '-' and '_' (at most 63)."
+        )
+    return client
+
+
+def check_run_id(run_id: str, what: str = "Run folder name", room: int = 0) -> str:
+    """Refuse a run (or schedule) name outside ``RUN_ID``; ``room`` keeps characters free for a suffix."""
+    limit = RUN_ID_MAX - room
+    if not RUN_ID.fullmatch(run_id or "") or len(run_id) > limit:
+        raise UsageError(
+            f"{what} {run_id!r} is not allowed: use letters, digits, '.', '-' and '_', starting with a letter "
+            f"or digit (at most {limit} characters)."
+        )
+    return run_id
+
+
+def client_dir(client: str, root: Path | None = None) -> Path:
+    return (root or home()) / "clients" / check_client(client)
+
+
+def datasets_dir(client: str, root: Path | None = None) -> Path:
+    return client_dir(client, root) / "datasets"
+
+
+def runs_dir(client: str, root: Path | None = None) -> Path:
+    return client_dir(client, root) / "runs"
+
+
+def latest_report_path(client: str, root: Path | None = None) -> Path:
+    """The client's latest published HTML report (scheduled ``ok`` runs only); the hub serves it to their users."""
+    return client_dir(client, root) / "reports" / "latest.html"
+
+
+def ensure_client(client: str, root: Path | None = None) -> Path:
+    for d in (datasets_dir(client, root), runs_dir(client, root)):
+        d.mkdir(parents=True, exist_ok=True)
+    return client_dir(client, root)
+
+
+def clients(root: Path | None = None) -> list[str]:
+    base = (root or home()) / "clients"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as listed: enough to pick one without loading its posterior."""
+
+    client: str
+    run_id: str
+    path: Path
+    status: str
+    created_at: str
+    target: str
+    accepted: bool
+
+    @property
+    def published(self) -> bool:
+        """Shown to executives: status ``ok``, or a ``warning`` run someone accepted."""
+        return self.status == "ok" or self.accepted
+
+    def to_dict(self) -> dict:
+        return {
+            "client": self.client,
+            "id": self.run_id,
+            "path": str(self.path),
+            "status": self.status,
+            "created_at": self.created_at,
+            "target": self.target,
+            "accepted": self.accepted,
+        }
+
+
+def read_run_info(path: Path, client: str = "") -> RunInfo | None:
+    """The listing entry of a run directory, or None when its ``summary.json`` is missing or damaged.
+
+    ``load_summary`` is the one check of what a run must hold, so a run listed here (the gallery, the run
+    picker, ``mmm runs``) is one every view and command can open.
+    """
+    try:
+        summary = load_summary(path)
+    except (MMMError, PermissionError):  # one unreadable folder must not hide the client's other runs
+        return None
+    run = summary["run"]
+    return RunInfo(
+        client=client or summary.get("client") or "",
+        run_id=run["id"],
+        path=path,
+        status=summary["status"],
+        created_at=run["created_at"],
+        target=summary["target"],
+        accepted=RunDir(path).accepted,
+    )
+
+
+def list_runs(client: str | Iterable[str] | None = None, root: Path | None = None) -> list[RunInfo]:
+    """Complete runs (those with a sound ``summary.json``) of one client, several, or all; newest first.
+
+    Failed attempts are not runs, and nor is a folder whose summary is damaged or partial: it is skipped. Nor
+    is a folder whose name breaks ``RUN_ID`` (made by hand: it could never be linked to, so it is never listed,
+    nor chosen as a client's latest run).
+    """
+    if client is None:
+        names = clients(root)
+    else:
+        names = [check_client(c) for c in ([client] if isinstance(client, str) else client)]
+    found = []
+    for name in names:
+        base = runs_dir(name, root)
+        if not base.is_dir():
+            continue
+        for path in base.iterdir():
+            if path.is_dir() and not RunDir(path).is_failed and RUN_ID.fullmatch(path.name):
+                info = read_run_info(path, name)
+                if info:
+                    found.append(info)
+    return sorted(found, key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+
+def accept_run(path: Path, by: str) -> None:
+    """Mark a ``warning`` run as reviewed: executives see it as the latest good run from now on."""
+    status = load_summary(path)["status"]  # a missing or damaged summary: its own sentence, nothing written
+    stamp = {"accepted_by": by, "accepted_at": datetime.now(UTC).isoformat(), "status_when_accepted": status}
+    RunDir(path).accepted_file.write_text(json.dumps(stamp) + "\n", encoding="utf-8")
+
+
+def latest_good_run(client: str, root: Path | None = None) -> RunInfo | None:
+    """The newest run executives may see: status ``ok``, or a ``warning`` run someone accepted."""
+    for info in list_runs(client, root):
+        if info.published:
+            return info
+    return None

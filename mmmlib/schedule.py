@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from mmmlib import safe_fs, store
+from mmmlib import runs, safe_fs
 from mmmlib.errors import InputError, MMMError, UsageError
 
 log = logging.getLogger("mmmlib.schedule")
@@ -66,9 +66,9 @@ class Schedule:
     def __post_init__(self) -> None:
         from croniter import croniter
 
-        store.check_client(self.client)
+        runs.check_client(self.client)
         # its runs are named <name>-<UTC stamp>, so the name follows the run-folder rule with room for the stamp
-        store.check_run_id(str(self.name or ""), "Schedule name", room=len("-20260101T000000Z"))
+        runs.check_run_id(str(self.name or ""), "Schedule name", room=len("-20260101T000000Z"))
         if not croniter.is_valid(self.cron):
             raise InputError(f"Schedule {self.name}: cron expression {self.cron!r} is not valid.")
         if self.mode not in ("quick", "full"):
@@ -124,7 +124,7 @@ def load_schedules(path: str | Path) -> list[Schedule]:
 
 def _private_dir(root: Path | None = None, *sub: str) -> Path:
     """``MMM_HOME/schedules[/sub]``: the scheduler's alone (0700), refused when another account owns it."""
-    path = root or store.home()
+    path = root or runs.home()
     with safe_fs.dir_fd(path, create=True):
         pass
     for part in ("schedules", *sub):
@@ -142,7 +142,7 @@ def _private_dir(root: Path | None = None, *sub: str) -> Path:
 
 
 def _state_path(root: Path | None = None) -> Path:
-    return (root or store.home()) / "schedules" / "state.json"
+    return (root or runs.home()) / "schedules" / "state.json"
 
 
 def read_state(root: Path | None = None) -> dict[str, Any]:
@@ -198,8 +198,8 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
     from mmmlib.request import FitRequest
 
     now = now or datetime.now(UTC)
-    store.ensure_client(sched.client, root)
-    run_dir = store.runs_dir(sched.client, root) / f"{sched.name}-{now:%Y%m%dT%H%M%SZ}"
+    runs.ensure_client(sched.client, root)
+    run_dir = runs.runs_dir(sched.client, root) / f"{sched.name}-{now:%Y%m%dT%H%M%SZ}"
     outcome: dict[str, Any] = {"schedule": sched.name, "client": sched.client, "run": str(run_dir)}
     try:
         data = newest_dataset(sched.data)
@@ -209,8 +209,8 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
         for fmt in sched.reports:
             write_report(run_dir, fmt=fmt)
         if summary["status"] == "ok" and "html" in sched.reports:
-            _publish(run_dir / "report.html", store.latest_report_path(sched.client, root))
-            outcome["published"] = str(store.latest_report_path(sched.client, root))
+            _publish(runs.RunDir(run_dir).report_file("html"), runs.latest_report_path(sched.client, root))
+            outcome["published"] = str(runs.latest_report_path(sched.client, root))
     except MMMError as exc:
         outcome["status"] = "failed"
         outcome["error"] = str(exc).splitlines()[0]
@@ -226,11 +226,11 @@ def _publish(report: Path, target: Path) -> None:
 
 def _prune(sched: Schedule, root: Path | None = None) -> None:
     """Keep the newest ``keep`` runs of this schedule, and as many failed attempts (links are not runs)."""
-    base = store.runs_dir(sched.client, root)
+    base = runs.runs_dir(sched.client, root)
     prefix = f"{sched.name}-"
-    runs = [p for p in base.glob(f"{prefix}*") if p.is_dir() and not p.is_symlink()]
-    done = sorted((p for p in runs if ".failed-" not in p.name), reverse=True)
-    failed = sorted((p for p in runs if ".failed-" in p.name), reverse=True)
+    found = [runs.RunDir(p) for p in base.glob(f"{prefix}*") if p.is_dir() and not p.is_symlink()]
+    done = sorted((r.path for r in found if not r.is_failed), reverse=True)
+    failed = sorted((r.path for r in found if r.is_failed), reverse=True)
     for old in done[sched.keep :] + failed[sched.keep :]:
         safe_fs.remove_tree(old, ignore_errors=True)
 

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mmmlib.hub import accounts
-from mmmlib.store import CLIENT_NAME
+from mmmlib.runs import CLIENT_NAME
 
 IS_ROOT = os.geteuid() == 0
 root_only = pytest.mark.skipif(not IS_ROOT, reason="creates Unix accounts (CI runs as root)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmmlib import cli, store
+from mmmlib import cli, runs
 from tests import fakes
 
 
@@ -20,13 +20,13 @@ def _one_sentence(err: str) -> str:
 def test_an_unexpected_error_names_the_module_that_raised_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # a run folder whose summary passes load_summary but lacks "run": store.read_run_info raises KeyError
+    # a run folder whose summary passes load_summary but lacks "run": runs.read_run_info raises KeyError
     (tmp_path / "clients" / "acme" / "runs" / "r1").mkdir(parents=True)
     monkeypatch.setenv("MMM_HOME", str(tmp_path))
-    monkeypatch.setattr(store, "load_summary", lambda path: {"status": "ok"})
+    monkeypatch.setattr(runs, "load_summary", lambda path: {"status": "ok"})
     assert cli.main(["runs", "--client", "acme"]) == 1
     line = _one_sentence(capsys.readouterr().err)
-    assert line.startswith("mmm: unexpected error (store.py:") and "KeyError: 'run'" in line, line
+    assert line.startswith("mmm: unexpected error (runs.py:") and "KeyError: 'run'" in line, line
     assert "cli.py" not in line and line.endswith("Please report it."), line
 
 
@@ -43,11 +43,11 @@ def test_a_command_helper_in_another_module_is_named(
 def test_an_error_raised_inside_a_library_also_names_the_mmmlib_line_that_called_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # pandas raises the KeyError; the sentence names pandas' frame and the store.py line that indexed it
+    # pandas raises the KeyError; the sentence names pandas' frame and the runs.py line that indexed it
     (tmp_path / "clients" / "acme" / "runs" / "r1").mkdir(parents=True)
     monkeypatch.setenv("MMM_HOME", str(tmp_path))
-    monkeypatch.setattr(store, "load_summary", lambda path: pd.Series({"status": "ok"}))
+    monkeypatch.setattr(runs, "load_summary", lambda path: pd.Series({"status": "ok"}))
     assert cli.main(["runs", "--client", "acme"]) == 1
     line = _one_sentence(capsys.readouterr().err)
-    assert "unexpected error (" in line and " via store.py:" in line and "KeyError" in line, line
+    assert "unexpected error (" in line and " via runs.py:" in line and "KeyError" in line, line
     assert "cli.py" not in line, line

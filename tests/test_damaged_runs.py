@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from mmmlib.cli import main
-from mmmlib.store import latest_good_run, list_runs
+from mmmlib.runs import latest_good_run, list_runs
 
 HOSTILE = ['=HYPERLINK("http://x")', "+1", "@SUM(A1)", "-2+3"]
 

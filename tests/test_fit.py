@@ -17,8 +17,7 @@ from mmmlib.errors import UsageError
 from mmmlib.model import MANY_CHANNELS, MANY_CHANNELS_TARGET_ACCEPT, MODES, sampler_settings
 from mmmlib.pipeline import fit_run
 from mmmlib.request import FitRequest
-from mmmlib.runs import load_summary
-from mmmlib.store import accept_run, latest_good_run, list_runs
+from mmmlib.runs import accept_run, latest_good_run, list_runs, load_summary
 
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:

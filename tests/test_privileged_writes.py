@@ -25,8 +25,8 @@ import yaml
 
 from mmmlib import runs
 from mmmlib.errors import InputError, MMMError
+from mmmlib.runs import latest_report_path
 from mmmlib.schedule import Schedule, _publish, load_schedules, read_state, run_due, schedule_lock
-from mmmlib.store import latest_report_path
 
 IS_ROOT = os.geteuid() == 0
 SECRET = b"root-only: do not overwrite, do not publish\n"

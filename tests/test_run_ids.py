@@ -1,4 +1,4 @@
-"""Run and schedule names follow one rule (``store.RUN_ID``) where runs are created, and listings skip the rest.
+"""Run and schedule names follow one rule (``runs.RUN_ID``) where runs are created, and listings skip the rest.
 
 A run folder's name becomes a URL part (the hub's run-report route), a download's file name and page text; the
 issue's attack named a run folder ``q' onmouseover='…' …`` and made it the newest good run.
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mmmlib.errors import UsageError
+from mmmlib.runs import latest_good_run, list_runs
 from mmmlib.schedule import Schedule
-from mmmlib.store import latest_good_run, list_runs
 from tests.test_store_synth_cli import fake_summary
 
 HOSTILE_RUN = "q' onmouseover='window.__pwned=1' style='position:fixed;inset:0' x='"
@@ -39,17 +39,17 @@ def _run(root: Path, name: str, created: str, status: str = "ok") -> Path:
 
 @pytest.mark.parametrize("name", GOOD)
 def test_safe_run_names_are_accepted(name: str) -> None:
-    from mmmlib import store
+    from mmmlib import runs
 
-    assert store.check_run_id(name) == name
+    assert runs.check_run_id(name) == name
 
 
 @pytest.mark.parametrize("name", BAD)
 def test_other_run_names_are_refused_with_a_sentence(name: str) -> None:
-    from mmmlib import store
+    from mmmlib import runs
 
     with pytest.raises(UsageError, match=r"is not allowed: use letters, digits, '\.', '-' and '_'"):
-        store.check_run_id(name)
+        runs.check_run_id(name)
 
 
 @pytest.mark.slow
@@ -82,7 +82,7 @@ def test_listings_skip_run_folders_named_outside_the_rule(tmp_path: Path) -> Non
 
 
 def test_client_names_ending_in_a_newline_are_refused(tmp_path: Path) -> None:
-    from mmmlib.store import client_dir
+    from mmmlib.runs import client_dir
 
     with pytest.raises(UsageError):
         client_dir("acme\n", root=tmp_path)
@@ -91,10 +91,10 @@ def test_client_names_ending_in_a_newline_are_refused(tmp_path: Path) -> None:
 def test_the_gallerys_run_report_route_is_the_store_rule() -> None:
     import re
 
-    from mmmlib import store
+    from mmmlib import runs
     from mmmlib.hub.gallery import RUN
 
     route = re.compile(f"^{RUN}$")
     assert all(route.fullmatch(n) for n in GOOD)
     assert not any(route.fullmatch(n) for n in BAD if "\n" not in n)
-    assert RUN == f"({store.RUN_ID.pattern.strip('^$')})"
+    assert RUN == f"({runs.RUN_ID.pattern.strip('^$')})"

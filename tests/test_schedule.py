@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from mmmlib.errors import InputError
+from mmmlib.runs import latest_report_path
 from mmmlib.schedule import Schedule, load_schedules, run_batch, run_due, schedule_lock
-from mmmlib.store import latest_report_path
 from tests.conftest import assert_draws_offline
 
 MONDAY_6 = "0 6 * * 1"

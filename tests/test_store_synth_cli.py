@@ -16,7 +16,7 @@ from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.data.synth import SynthSpec, generate
 from mmmlib.errors import UsageError
-from mmmlib.store import ensure_client, latest_good_run, list_runs
+from mmmlib.runs import ensure_client, latest_good_run, list_runs
 
 
 def mmm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

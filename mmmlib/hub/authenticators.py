@@ -24,7 +24,7 @@ from traitlets import Dict, HasTraits, Unicode
 
 from mmmlib.errors import UsageError
 from mmmlib.hub.roles import CLIENT_PREFIX, ROLES, access_of, client_group, load_users
-from mmmlib.store import CLIENT_NAME
+from mmmlib.runs import CLIENT_NAME
 
 # The demo users of docs/contract.md (plus a manager and an admin who approves sign-ups), client "sample".
 DEMO_USERS: dict[str, dict[str, list[str]]] = {

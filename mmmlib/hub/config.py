@@ -22,7 +22,7 @@ from mmmlib.hub.authenticators import DEMO_USERS, MMMNativeAuthenticator, demo_p
 from mmmlib.hub.kernels import DEFAULT_MAX_KERNELS
 from mmmlib.hub.roles import DASHBOARDS, access_of
 from mmmlib.hub.settings import ANALYST_FOLDERS, REPO, HubSettings, from_environment, proxy_command
-from mmmlib.store import clients
+from mmmlib.runs import clients
 
 log = logging.getLogger("mmmlib.hub")
 SERVER_CONFIG = Path(__file__).with_name("server_config.py")

@@ -17,7 +17,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from mmmlib import access, store
+from mmmlib import access, runs
 from mmmlib.errors import UsageError
 from mmmlib.hub.roles import LAB_ROLES
 from mmmlib.markup import attributes, path_part, text
@@ -29,8 +29,8 @@ TITLES = {
     "new_model": ("New model", "Upload data, check it, and start a fit."),
 }
 ACCENT = "#1f77b4"
-CLIENT = f"({store.CLIENT_NAME.pattern.strip('^$')})"  # URL parts: the store's own rules for client names
-RUN = f"({store.RUN_ID.pattern.strip('^$')})"  # and run folders
+CLIENT = f"({runs.CLIENT_NAME.pattern.strip('^$')})"  # URL parts: the store's own rules for client names
+RUN = f"({runs.RUN_ID.pattern.strip('^$')})"  # and run folders
 CSS = f"""
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2433}}
 header{{background:#fff;border-bottom:1px solid #e3e6eb;padding:14px 32px;display:flex;justify-content:space-between}}
@@ -54,8 +54,8 @@ def _client_section(base: str, client: str, dashboards: tuple[str, ...]) -> str:
     ``summary.json``, so every value is escaped here, and URL parts are percent-encoded."""
     name = text(client)
     try:
-        info = store.latest_good_run(client)
-        report = store.latest_report_path(client).exists()
+        info = runs.latest_good_run(client)
+        report = runs.latest_report_path(client).exists()
     except (PermissionError, UsageError):
         return f'<section><h2>{name}</h2><p class="none">{text(access.no_access_sentence(client))}</p></section>'
     if info is None:
@@ -131,7 +131,7 @@ class ReportHandler(_ClientFileHandler):
     @web.authenticated
     @authorized
     def get(self, client: str) -> None:
-        self.serve(client, lambda: store.latest_report_path(client), f"No published report for {client} yet.")
+        self.serve(client, lambda: runs.latest_report_path(client), f"No published report for {client} yet.")
 
 
 class RunReportHandler(_ClientFileHandler):
@@ -141,7 +141,7 @@ class RunReportHandler(_ClientFileHandler):
     @authorized
     def get(self, client: str, run_id: str) -> None:
         def locate() -> Path:
-            report = store.runs_dir(client) / run_id / "report.html"
+            report = runs.RunDir(runs.runs_dir(client) / run_id).report_file("html")
             if report.is_file() and not access.may_open_run(report.parent):  # a missing one stays a 404
                 raise web.HTTPError(403, access.unpublished_sentence())
             return report

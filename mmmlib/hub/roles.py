@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from mmmlib.errors import UsageError
-from mmmlib.store import CLIENT_NAME
+from mmmlib.runs import CLIENT_NAME
 
 # Most capable first: a user in several role groups gets the first that matches.
 ROLES = ("admins", "analysts", "managers", "executives")

@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import markup, store
+from mmmlib import markup, runs
 from mmmlib.errors import MMMError
 from mmmlib.identification import unidentified
 from mmmlib.widgets.charts import (
@@ -82,20 +82,21 @@ def html_report_link(run: Path | None) -> str:
 
     Under the hub the user's server serves it (``mmm/run-report``, or the client's latest published report);
     outside it, the page names the file. Folder names are the writers' to choose: a run whose name breaks
-    ``store.RUN_ID`` has no route to link to, and every name is escaped.
+    ``runs.RUN_ID`` has no route to link to, and every name is escaped.
     """
     if run is None:
         return ""
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     client, run_id = run.parent.parent.name, run.name
-    if prefix and store.RUN_ID.fullmatch(run_id) and (run / "report.html").exists():
+    report = runs.RunDir(run).report_file("html")
+    if prefix and runs.RUN_ID.fullmatch(run_id) and report.exists():
         href = f"{prefix}mmm/run-report/{markup.path_part(client)}/{markup.path_part(run_id)}"
-        return markup.link(href, "report.html", download=f"{client}-{run_id}.html")
-    if prefix and store.latest_report_path(client).exists():
+        return markup.link(href, report.name, download=f"{client}-{run_id}.html")
+    if prefix and runs.latest_report_path(client).exists():
         href = f"{prefix}mmm/report/{markup.path_part(client)}"
-        return markup.link(href, "latest published report.html", download=f"{client}-report.html")
-    if (run / "report.html").exists():
-        return f"report.html at <code>{markup.text(run / 'report.html')}</code>"
+        return markup.link(href, f"latest published {report.name}", download=f"{client}-report.html")
+    if report.exists():
+        return f"{report.name} at <code>{markup.text(report)}</code>"
     return ""
 
 
@@ -109,7 +110,7 @@ def downloads(summary: dict[str, Any], run: Path | None = None) -> w.HTML:
     files = [
         ("report.txt", "text/plain", text_report(summary)),
         ("channels.csv", "text/csv", csv_report(summary)),
-        ("summary.json", "application/json", json.dumps(json_report(summary), indent=1)),
+        (runs.SUMMARY, "application/json", json.dumps(json_report(summary), indent=1)),
     ]
     links = " · ".join(
         markup.link(f"data:{mime};base64,{base64.b64encode(text.encode()).decode()}", name, download=name)

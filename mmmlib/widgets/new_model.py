@@ -16,7 +16,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import access, markup, store
+from mmmlib import access, markup, runs
 from mmmlib.config import ModelConfig, save_config
 from mmmlib.data import limits
 from mmmlib.data.dataset import propose_config
@@ -42,7 +42,7 @@ def upload_limit_text() -> str:
 def start_fit(data: Path, config: Path, run_dir: Path, mode: str) -> subprocess.Popen:
     """Launch ``mmm fit`` in a new session: it outlives this kernel (culling, closed pages)."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f"{run_dir.name}.launch.log", "w", encoding="utf-8") as log:
+    with open(runs.RunDir(run_dir).launch_log, "w", encoding="utf-8") as log:
         return subprocess.Popen(
             [
                 sys.executable,
@@ -65,26 +65,19 @@ def start_fit(data: Path, config: Path, run_dir: Path, mode: str) -> subprocess.
 
 
 def fit_progress(run_dir: Path) -> tuple[str, str]:
-    """``(state, last log lines)``: state is running, done or failed, read from the files alone."""
-    if (run_dir / "summary.json").is_file():
+    """``(state, last log lines)``: state is running, done or failed, read from the files alone (``RunDir.state``)."""
+    state = runs.RunDir(run_dir).state
+    lines = [ln for ln in state.log_lines if "Kernel is running over TCP" not in ln]
+    if state.phase == "done":
         return "done", ""
-    failed = sorted(run_dir.parent.glob(f"{run_dir.name}.failed-*"))
-    launch = run_dir.parent / f"{run_dir.name}.launch.log"
-    text = launch.read_text(encoding="utf-8", errors="replace") if launch.is_file() else ""
-    staging = sorted(run_dir.parent.glob(f".{run_dir.name}.tmp-*"))
-    if staging and (staging[-1] / "fit.log").is_file():
-        text += (staging[-1] / "fit.log").read_text(encoding="utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip() and "Kernel is running over TCP" not in ln]
-    if failed or any(ln.startswith("mmm: ") for ln in lines):
-        return "failed", "\n".join(lines[-3:])
-    return "running", "\n".join(lines[-4:])
+    return state.phase, "\n".join(lines[-3:] if state.phase == "failed" else lines[-4:])
 
 
 class NewModel:
     """Upload → map → validate → fit, with every problem shown in plain words."""
 
     def __init__(self, client: str, dashboards_url: str = "executive.ipynb") -> None:
-        self.client = store.check_client(client)
+        self.client = runs.check_client(client)
         self.dashboards_url = dashboards_url
         self.upload = w.FileUpload(accept=".csv,.tsv,.txt,.xlsx,.parquet", multiple=False, description="Data file")
         self.status = w.HTML()
@@ -109,7 +102,7 @@ class NewModel:
         except MMMError as exc:
             self.status.value = message(str(exc), "error").value
             return
-        target = store.datasets_dir(self.client) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{name}"
+        target = runs.datasets_dir(self.client) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(bytes(item["content"]))
         self.data_path = target
@@ -166,8 +159,8 @@ class NewModel:
         if self.data_path is None:
             return
         run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-new"
-        run_dir = store.runs_dir(self.client) / run_id
-        config_path = store.datasets_dir(self.client) / f"{self.data_path.stem}.config.yaml"
+        run_dir = runs.runs_dir(self.client) / run_id
+        config_path = runs.datasets_dir(self.client) / f"{self.data_path.stem}.config.yaml"
         save_config(self._config(), config_path)
         start_fit(self.data_path, config_path, run_dir, self.mode.value)
         self.fit_button.disabled = True

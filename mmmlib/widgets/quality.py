@@ -10,7 +10,7 @@ import ipywidgets as w
 from mmmlib.errors import MMMError
 from mmmlib.identification import is_identified
 from mmmlib.markup import text as esc
-from mmmlib.runs import POSTERIOR, load_posterior, reading_posterior
+from mmmlib.runs import RunDir
 from mmmlib.tables import diagnostics_table
 from mmmlib.widgets.charts import (
     adstock_weights,
@@ -161,15 +161,14 @@ def posterior_panels(run: Path | None, summary: dict[str, Any]) -> list[w.Widget
 
     ``posterior.nc`` is read once, here, and only by this view: the contributions and the media parameters.
     """
-    if run is None or not (Path(run) / POSTERIOR).is_file():
+    if run is None or not RunDir(run).posterior_file.is_file():
         return []
     try:
-        tree = load_posterior(
-            run,
+        tree = RunDir(run).posterior(
             keep=lambda name: name in ("channel_contribution", "structure") or name.startswith(MEDIA),
             need=["channel_contribution"],
         )
-        with reading_posterior(run):
+        with RunDir(run).reading():
             draws = _roas_by_channel(tree, summary)
     except MMMError as exc:  # a damaged posterior: its sentence in place of these panels, the rest of the page stays
         return [message(str(exc), "error")]

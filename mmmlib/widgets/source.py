@@ -30,7 +30,7 @@ def run_from_environment(default: str | None = None) -> Path | None:
 
     Under the hub with no query, the latest good run of the user's first client.
     """
-    from mmmlib.store import client_dir, latest_good_run
+    from mmmlib.runs import client_dir, latest_good_run
 
     query = parse_qs(_query_string())
     if query.get("run"):
@@ -71,7 +71,7 @@ def load_or_message(run: Path | None) -> tuple[dict[str, Any] | None, w.Widget |
 
 def with_run_picker(view: Callable[[Path | None], w.Widget], run: Path | None, client: str | None = None) -> w.Widget:
     """A dropdown of the client's runs (newest first, with status) above ``view``, which redraws on change."""
-    from mmmlib.store import list_runs
+    from mmmlib.runs import list_runs
 
     try:
         runs = list_runs(client or os.environ.get("MMM_CLIENT") or access.allowed_clients())
