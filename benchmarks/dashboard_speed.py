@@ -34,7 +34,7 @@ def main(run_dir: str, repeats: int = 5, preheat: bool = False) -> None:
 
 
 def measure(base: str, repeats: int) -> dict[str, list[float]]:
-    from mmmlib.reports import CHROMIUM_ARGS, chromium_path
+    from mmmlib.browser import CHROMIUM_ARGS, chromium_path
 
     results: dict[str, list[float]] = {"executive": [], "budget_planner": [], "budget change": []}
     with sync_playwright() as p:

@@ -13,7 +13,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-from mmmlib.reports import CHROMIUM_ARGS, chromium_path
+from mmmlib.browser import CHROMIUM_ARGS, chromium_path
 
 
 def main(url: str, user: str, password: str, repeats: int = 5) -> None:

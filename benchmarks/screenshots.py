@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from mmmlib.reports import CHROMIUM_ARGS, chromium_path
+from mmmlib.browser import CHROMIUM_ARGS, chromium_path
 from mmmlib.voila_server import running_voila
 
 OUT = Path(__file__).resolve().parent.parent / "dashboards" / "screenshots"

@@ -62,9 +62,14 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def json_text(data: Any) -> str:
+    """JSON as every run file and export writes it (numpy numbers as numbers, no NaN)."""
+    return json.dumps(data, indent=1, allow_nan=False, default=_jsonable)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a new file beside ``path``, fsync, then rename it over ``path`` (never through a link)."""
-    safe_fs.write_text(path, json.dumps(data, indent=1, allow_nan=False, default=_jsonable))
+    safe_fs.write_text(path, json_text(data))
 
 
 def _jsonable(value: Any) -> Any:

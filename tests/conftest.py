@@ -110,7 +110,7 @@ def assert_draws_offline(html: Path, screenshot: str) -> None:
         pytest.skip("chromium not installed (make test installs it)")
     from playwright.sync_api import sync_playwright
 
-    from mmmlib.reports import CHROMIUM_ARGS
+    from mmmlib.browser import CHROMIUM_ARGS
 
     refused: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
@@ -195,7 +195,7 @@ def browser():
     """Headless Debian Chromium for the dashboard pages of one test module."""
     from playwright.sync_api import sync_playwright
 
-    from mmmlib.reports import CHROMIUM_ARGS
+    from mmmlib.browser import CHROMIUM_ARGS
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

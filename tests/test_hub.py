@@ -285,7 +285,7 @@ def test_login_to_dashboard_in_chromium(hub: Hub) -> None:
         pytest.skip("chromium not installed")
     from playwright.sync_api import sync_playwright
 
-    from mmmlib.reports import CHROMIUM_ARGS
+    from mmmlib.browser import CHROMIUM_ARGS
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:

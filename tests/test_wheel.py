@@ -72,7 +72,7 @@ SERVE = textwrap.dedent(
             out["status"], out["html"] = response.status, response.read().decode()
         if chromium:
             from playwright.sync_api import sync_playwright
-            from mmmlib.reports import CHROMIUM_ARGS
+            from mmmlib.browser import CHROMIUM_ARGS
 
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -87,7 +87,7 @@ def test_the_health_sentence_is_said_once_and_first(eighty_run: Path) -> None:
 
 
 def test_txt_report_and_executive_dashboard_say_80_never_94(eighty_run: Path) -> None:
-    from mmmlib.reports import text_report
+    from mmmlib.exports import text_report
     from mmmlib.widgets.executive import executive_view
     from mmmlib.widgets.planner import planner_view
     from mmmlib.widgets.quality import quality_view

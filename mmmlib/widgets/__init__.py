@@ -14,6 +14,7 @@ _VIEWS = {
     "quality_view": "mmmlib.widgets.quality",
     "new_model_view": "mmmlib.widgets.new_model",
     "run_from_environment": "mmmlib.widgets.source",
+    "chosen_run": "mmmlib.widgets.source",
     "with_run_picker": "mmmlib.widgets.source",
 }
 

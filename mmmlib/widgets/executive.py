@@ -103,14 +103,13 @@ def html_report_link(run: Path | None) -> str:
 def downloads(summary: dict[str, Any], run: Path | None = None) -> w.HTML:
     """The recommendations and channel table as files to take away (TXT, CSV, JSON, and the HTML report)."""
     import base64
-    import json
 
-    from mmmlib.reports import csv_report, json_report, text_report
+    from mmmlib.exports import export
 
     files = [
-        ("report.txt", "text/plain", text_report(summary)),
-        ("channels.csv", "text/csv", csv_report(summary)),
-        (runs.SUMMARY, "application/json", json.dumps(json_report(summary), indent=1)),
+        ("report.txt", "text/plain", export(summary, "txt")),
+        ("channels.csv", "text/csv", export(summary, "csv")),
+        (runs.SUMMARY, "application/json", export(summary, "json")),
     ]
     links = " · ".join(
         markup.link(f"data:{mime};base64,{base64.b64encode(text.encode()).decode()}", name, download=name)

@@ -50,6 +50,12 @@ def run_from_environment(default: str | None = None) -> Path | None:
     return Path(value) if value else None
 
 
+def chosen_run(run: str | Path | None = None) -> Path | None:
+    """The run a dashboard shows: its ``run`` parameter when papermill set one (the HTML report of that run), else
+    :func:`run_from_environment` (a Voilà page's ``?run=``, preheated kernels included)."""
+    return Path(run) if run else run_from_environment()
+
+
 def load_or_message(run: Path | None) -> tuple[dict[str, Any] | None, w.Widget | None]:
     """``(summary, None)`` for a readable run, else ``(None, message widget)``."""
     if run is None:
