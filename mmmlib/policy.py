@@ -3,8 +3,8 @@ suggested reallocation may move a channel, which total budgets the scenarios try
 
 The data's frequency is found once, by validation (:mod:`mmmlib.data.validate`), carried on the dataset and recorded
 in the run's summary (``period.frequency``); readers of a run take it from there (:func:`run_frequency`) rather than
-guess it again from the dates. Windows are set in weeks, as CONTRACT.md states them, and converted to periods by the
-frequency (:func:`periods`): 52 weeks are 52 weekly periods or 364 daily ones.
+guess it again from the dates. Windows are set in weeks, as docs/contract.md states them, and converted to periods by
+the frequency (:func:`periods`): 52 weeks are 52 weekly periods or 364 daily ones.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 # The frequencies a model takes, as days per period.
 PERIOD_DAYS = {"daily": 1, "weekly": 7}
-DEFAULT_FREQUENCY = "weekly"  # what a summary records when a run's frequency was not given (CONTRACT.md's default)
+DEFAULT_FREQUENCY = "weekly"  # what a summary records when a run's frequency was not given (docs/contract.md's default)
 
 # "Today's spend": the average spend per period over the last 52 weeks of the fitted data (all of it if shorter).
 # Response curves, marginal ROAS, the reallocation, the optimiser's bounds in % and forecasts' default spend use it.

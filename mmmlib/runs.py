@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from mmmlib.config import ModelConfig
 
-# The files of a run directory (CONTRACT.md), spelled here only: everything else asks ``RunDir`` for them.
+# The files of a run directory (docs/contract.md), spelled here only: everything else asks ``RunDir`` for them.
 SUMMARY = "summary.json"  # written last: a folder without it is not a run
 POSTERIOR = "posterior.nc"
 CONFIG = "config.yaml"  # the config used, resolved with defaults
@@ -441,7 +441,7 @@ class RunState:
 
 
 class RunDir:
-    """A run directory (CONTRACT.md): its files by name, their loaders, its state and its one atomic write.
+    """A run directory (docs/contract.md): its files by name, their loaders, its state and its one atomic write.
 
     Path-like (``open``, ``Path(...)`` and ``os.fspath`` take it; ``run / name`` is a ``Path``), and ``str`` gives
     the path as it was given, so the sentences of the loaders name the run as the user typed it. Writing a run:
