@@ -72,9 +72,7 @@ class Posterior:
     hdi_prob: float = HDI_PROB  # the run's interval probability (config ``hdi_prob``)
 
     @classmethod
-    def from_idata(
-        cls, idata: Any, frequency: str = policy.DEFAULT_FREQUENCY, hdi_prob: float = HDI_PROB
-    ) -> Posterior:
+    def from_idata(cls, idata: Any, frequency: str = policy.DEFAULT_FREQUENCY, hdi_prob: float = HDI_PROB) -> Posterior:
         const = idata["constant_data"]
         channels = [str(c) for c in const["channel"].values]
         dates = pd.DatetimeIndex(idata["posterior"]["date"].values)

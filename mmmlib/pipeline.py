@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmmlib import assets, runs
+from mmmlib import assets, kernel_pool, runs
 from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError
+from mmmlib.kernel_pool import KernelPool
 from mmmlib.request import FitRequest
 from mmmlib.sampling import XLA_DEVICES
 
@@ -34,11 +35,11 @@ def _log_handler(path: Path) -> logging.Handler:
     return handler
 
 
-def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK) -> dict[str, Any]:
+def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool | None = None) -> dict[str, Any]:
     """Execute ``notebook`` for ``request`` into a staging directory and publish it at ``request.out``.
 
     Returns the summary. The run folder's name must follow ``runs.RUN_ID``: it becomes a URL part and a download's
-    file name.
+    file name. With a ``pool`` (:func:`fit_pool`) the notebook runs in a preheated kernel, shut down after it.
     """
     import papermill as pm
 
@@ -54,16 +55,24 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK) -> dict[str, Any
     try:
         load_dataset(request.data, load_config(request.config))  # refuse bad data before starting a kernel
         print(f"Fitting ({request.mode} mode); progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
-        with kernel_stderr_to(staging.log_file):
-            pm.execute_notebook(
-                str(notebook),
-                str(staging.notebook_file),
-                parameters={"request": request.writing_to(staging).parameters()},
-                kernel_name="python3",
-                log_output=True,
-                progress_bar=False,
-                cwd=str(NOTEBOOKS),
-            )
+        km = pool.take() if pool is not None else None
+        if km is not None:
+            pm_log.info("fitting in a preheated kernel")
+        try:
+            with kernel_stderr_to(staging.log_file):
+                pm.execute_notebook(
+                    str(notebook),
+                    str(staging.notebook_file),
+                    parameters={"request": request.writing_to(staging).parameters()},
+                    kernel_name="python3",
+                    log_output=True,
+                    progress_bar=False,
+                    cwd=str(NOTEBOOKS),
+                    **({"km": km} if km is not None else {}),
+                )
+        finally:
+            if km is not None:
+                kernel_pool.shutdown(km)  # one fit per kernel: nothing carries over to the next
         if not staging.complete:
             raise InputError(f"the notebook finished without writing {runs.SUMMARY}.")
         summary = staging.summary()
@@ -80,6 +89,12 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK) -> dict[str, Any
     handler.close()
     run.publish(staging)
     return summary
+
+
+def fit_pool(size: int | None = None) -> KernelPool:
+    """Preheated kernels for the fits of a long-lived process (``$MMM_KERNEL_POOL``, default 1), in the folder the
+    fitting notebook runs in."""
+    return KernelPool(kernel_pool.pool_size() if size is None else size, cwd=NOTEBOOKS)
 
 
 @contextlib.contextmanager

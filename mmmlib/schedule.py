@@ -191,8 +191,12 @@ def newest_dataset(pattern: str) -> Path:
     return max(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None = None) -> dict[str, Any]:
-    """Fit, report and publish one schedule now; returns what happened (never raises for a failed fit)."""
+def run_schedule(
+    sched: Schedule, now: datetime | None = None, root: Path | None = None, pool: Any = None
+) -> dict[str, Any]:
+    """Fit, report and publish one schedule now; returns what happened (never raises for a failed fit).
+
+    ``pool``: the scheduler's preheated kernels (:func:`mmmlib.pipeline.fit_pool`), one per fit."""
     from mmmlib.pipeline import fit_run
     from mmmlib.reports import write_report
     from mmmlib.request import FitRequest
@@ -204,7 +208,7 @@ def run_schedule(sched: Schedule, now: datetime | None = None, root: Path | None
     try:
         data = newest_dataset(sched.data)
         request = FitRequest(str(data), str(sched.config), str(run_dir), sched.mode, sched.seed, client=sched.client)
-        summary = fit_run(request)
+        summary = fit_run(request, pool=pool)
         outcome["status"] = summary["status"]
         for fmt in sched.reports:
             write_report(run_dir, fmt=fmt)
@@ -235,7 +239,9 @@ def _prune(sched: Schedule, root: Path | None = None) -> None:
         safe_fs.remove_tree(old, ignore_errors=True)
 
 
-def run_due(schedules: list[Schedule], now: datetime | None = None, root: Path | None = None) -> list[dict[str, Any]]:
+def run_due(
+    schedules: list[Schedule], now: datetime | None = None, root: Path | None = None, pool: Any = None
+) -> list[dict[str, Any]]:
     """Run every schedule that is due at ``now``; a schedule whose lock is held is skipped."""
     now = now or datetime.now(UTC).replace(second=0, microsecond=0)
     state = read_state(root)
@@ -249,7 +255,7 @@ def run_due(schedules: list[Schedule], now: datetime | None = None, root: Path |
             if not held:
                 results.append({"schedule": sched.name, "status": "skipped", "error": "another run holds its lock"})
                 continue
-            outcome = run_schedule(sched, now, root)
+            outcome = run_schedule(sched, now, root, pool)
             state = read_state(root)
             state[sched.name] = {"last_run": now.isoformat(), "status": outcome["status"], "run": outcome["run"]}
             _write_state(state, root)
@@ -258,7 +264,13 @@ def run_due(schedules: list[Schedule], now: datetime | None = None, root: Path |
 
 
 def serve(path: str | Path, interval: float = 60.0) -> None:
-    """Run due schedules every ``interval`` seconds until SIGTERM/SIGINT (the hub's managed service)."""
+    """Run due schedules every ``interval`` seconds until SIGTERM/SIGINT (the hub's managed service).
+
+    Fits run in preheated kernels (``$MMM_KERNEL_POOL`` of them, default 1, each used once): the scheduler is the one
+    long-lived process that fits again and again, and its pool is its own account's.
+    """
+    from mmmlib.pipeline import fit_pool
+
     stop = False
 
     def _stop(*_: object) -> None:
@@ -268,15 +280,16 @@ def serve(path: str | Path, interval: float = 60.0) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("scheduler started with %s", path)
-    while not stop:
-        try:
-            for outcome in run_due(load_schedules(path)):
-                log.info("%s", json.dumps(outcome))
-        except MMMError as exc:
-            log.error("%s", exc)
-        deadline = time.monotonic() + interval
-        while not stop and time.monotonic() < deadline:
-            time.sleep(min(1.0, interval))
+    with fit_pool() as pool:
+        while not stop:
+            try:
+                for outcome in run_due(load_schedules(path), pool=pool):
+                    log.info("%s", json.dumps(outcome))
+            except MMMError as exc:
+                log.error("%s", exc)
+            deadline = time.monotonic() + interval
+            while not stop and time.monotonic() < deadline:
+                time.sleep(min(1.0, interval))
 
 
 def _run_now(args: tuple[Schedule, str | None]) -> dict[str, Any]:

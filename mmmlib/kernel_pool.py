@@ -1,0 +1,163 @@
+"""Preheated kernels for fits: started ahead, their imports done, each used for one fit's notebook and then replaced.
+
+Starting a kernel and importing pymc, pymc-marketing and the samplers costs seconds per fit. A long-lived process
+that fits again and again (the scheduler's ``mmm schedule serve``, ``mmm batch``) keeps a :class:`KernelPool`:
+``take()`` hands over a kernel that is already up with those imports done, and starts its replacement at once. A
+kernel runs exactly one fit and is shut down after it, so nothing carries from one fit to the next and ``fit.ipynb``
+stays a true audit trail. The pool belongs to the process that made it, so to that process's Unix account: it is never
+shared across clients' accounts. Compiled models are shared the other way, through the disk caches (pytensor's C
+cache, JAX's persistent cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mmmlib.kernel_pool")
+
+# What a fit imports before it samples: done once per kernel while it waits.
+WARMUP = """
+import logging, sys
+import numpy, pandas, xarray, arviz, pytensor, pymc, nutpie
+import pymc_marketing.mmm
+import mmmlib.fitting, mmmlib.model, mmmlib.stacking, mmmlib.summary
+"""
+SIZE_ENV = "MMM_KERNEL_POOL"  # preheated kernels kept by a long-lived fitting process; 0 turns the pool off
+
+
+def pool_size(default: int = 1) -> int:
+    """``$MMM_KERNEL_POOL`` (kernels kept warm), else ``default``."""
+    raw = os.environ.get(SIZE_ENV)
+    if raw is None or raw == "":
+        return default
+    try:
+        size = int(raw)
+    except ValueError:
+        raise ValueError(f"{SIZE_ENV} must be a whole number, not {raw!r}") from None
+    return max(size, 0)
+
+
+class KernelPool:
+    """``size`` kernels of ``kernel_name`` started in ``cwd`` with :data:`WARMUP` run, handed out one fit each."""
+
+    def __init__(self, size: int = 1, kernel_name: str = "python3", cwd: str | Path | None = None) -> None:
+        self.size = size
+        self.kernel_name = kernel_name
+        self.cwd = str(cwd) if cwd else None
+        self._ready: deque[Any] = deque()
+        self._lock = threading.Condition()
+        self._starting = 0
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        for _ in range(size):
+            self._refill()
+
+    def _refill(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._starting += 1
+        thread = threading.Thread(target=self._start_one, name="mmm-kernel-pool", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _start_one(self) -> None:
+        km = None
+        try:
+            km = start_warm_kernel(self.kernel_name, self.cwd)
+        except Exception as exc:  # a kernel that cannot start: the fit then starts its own, as without a pool
+            log.warning("a preheated kernel could not start: %s", exc)
+        with self._lock:
+            self._starting -= 1
+            if km is not None and not self._closed:
+                self._ready.append(km)
+                km = None
+            self._lock.notify_all()
+        if km is not None:
+            shutdown(km)
+
+    def take(self, timeout: float = 120.0) -> Any | None:
+        """A warm kernel's manager for one fit (its replacement starts now), or None when none can be had in time:
+        the caller then starts a kernel of its own. Shut it down with :func:`shutdown` after the fit."""
+        with self._lock:
+            if self.size <= 0 or self._closed:
+                return None
+            self._lock.wait_for(lambda: self._ready or not self._starting, timeout=timeout)
+            km = self._ready.popleft() if self._ready else None
+        self._refill()
+        return km
+
+    @property
+    def ready(self) -> int:
+        with self._lock:
+            return len(self._ready)
+
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Block until every kernel of the pool is up (for benchmarks and tests)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._starting, timeout=timeout) and len(self._ready) > 0
+
+    def close(self, wait: float = 60.0) -> None:
+        """Shut every kernel down, waiting up to ``wait`` seconds for those still starting (they stop themselves)."""
+        with self._lock:
+            self._closed = True
+            kernels = list(self._ready)
+            self._ready.clear()
+        for km in kernels:
+            shutdown(km)
+        for thread in self._threads:
+            thread.join(timeout=wait)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_warm_kernel(kernel_name: str = "python3", cwd: str | None = None) -> Any:
+    """An ``AsyncKernelManager`` (what papermill's client drives) whose kernel is up with :data:`WARMUP` done."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    # its output goes to the notebook (and so to fit.log); what it prints outside a cell is sampler chatter
+    run_sync(km.start_kernel)(cwd=cwd or os.getcwd(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_code(km, WARMUP)
+    except Exception:
+        shutdown(km)
+        raise
+    return km
+
+
+def run_code(km: Any, code: str, timeout: float = 300.0) -> None:
+    """Run ``code`` in the kernel of ``km`` through a client of its own; an error in it is raised here."""
+    from jupyter_client.blocking import BlockingKernelClient
+
+    kc = BlockingKernelClient()
+    kc.load_connection_info(km.get_connection_info())
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)
+        reply = kc.execute_interactive(code, timeout=timeout, output_hook=lambda msg: None)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+    finally:
+        kc.stop_channels()
+
+
+def shutdown(km: Any) -> None:
+    """Stop a pool kernel for good (after its one fit, or when the pool closes)."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception as exc:
+        log.debug("kernel shutdown: %s", exc)
