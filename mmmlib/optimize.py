@@ -21,13 +21,13 @@ from mmmlib.analysis import (
     HDI_PROB,
     Posterior,
     current_spend,
+    interval,
     kpi_value,
     saturation,
     saturation_gradient,
     saturation_kind,
     saturation_params,
 )
-from mmmlib.analysis import interval as analysis_interval
 from mmmlib.errors import InputError, UsageError
 
 GRID = 400  # budget steps in the dynamic programme
@@ -94,8 +94,8 @@ class Allocation:
     hdi_prob: float = HDI_PROB
 
     def to_dict(self) -> dict[str, Any]:
-        def interval(draws: np.ndarray) -> dict[str, float]:
-            return analysis_interval(draws, self.hdi_prob)
+        def iv(draws: np.ndarray) -> dict[str, float]:
+            return interval(draws, self.hdi_prob)
 
         return {
             "hdi_prob": self.hdi_prob,
@@ -108,14 +108,14 @@ class Allocation:
                     "change": float(self.optimal[j] - self.current[j]),
                     "min_spend": float(self.lower[j]),
                     "max_spend": float(self.upper[j]),
-                    "expected_contribution": interval(self.expected[:, j]),
-                    "current_contribution": interval(self.baseline[:, j]),
+                    "expected_contribution": iv(self.expected[:, j]),
+                    "current_contribution": iv(self.baseline[:, j]),
                 }
                 for j, name in enumerate(self.channels)
             ],
-            "expected_total_contribution": interval(self.expected.sum(axis=1)),
-            "current_total_contribution": interval(self.baseline.sum(axis=1)),
-            "expected_gain": interval(self.expected.sum(axis=1) - self.baseline.sum(axis=1)),
+            "expected_total_contribution": iv(self.expected.sum(axis=1)),
+            "current_total_contribution": iv(self.baseline.sum(axis=1)),
+            "expected_gain": iv(self.expected.sum(axis=1) - self.baseline.sum(axis=1)),
         }
 
 
@@ -338,7 +338,7 @@ def frontier(
                 "change_pct": float(pct),
                 "budget": budget,
                 "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
-                "expected_contribution": analysis_interval(draws, curves.hdi_prob),
+                "expected_contribution": interval(draws, curves.hdi_prob),
                 "marginal_roas": marginal_at(curves, budget, lower, upper),
             }
         )
@@ -371,5 +371,5 @@ def largest_budget_with_marginal(
         "threshold": threshold,
         "budget": low,
         "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
-        "expected_contribution": analysis_interval(curves.response(x[None, :])[:, 0, :].sum(axis=1), curves.hdi_prob),
+        "expected_contribution": interval(curves.response(x[None, :])[:, 0, :].sum(axis=1), curves.hdi_prob),
     }

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from mmmlib import safe_fs
 from mmmlib.errors import InputError, MMMError, UsageError
@@ -440,6 +440,20 @@ class RunState:
         return "running"
 
 
+class _File:
+    """A named file of every run directory: ``run.summary_file`` is ``run.path / SUMMARY``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, run: None, owner: type) -> _File: ...
+    @overload
+    def __get__(self, run: RunDir, owner: type) -> Path: ...
+    def __get__(self, run: RunDir | None, owner: type) -> Path | _File:
+        return self if run is None else run.path / self.name
+
+
 class RunDir:
     """A run directory (docs/contract.md): its files by name, their loaders, its state and its one atomic write.
 
@@ -483,33 +497,13 @@ class RunDir:
         return self.path.parent
 
     # --- its files --------------------------------------------------------------------------------------------
-    @property
-    def summary_file(self) -> Path:
-        return self.path / SUMMARY
-
-    @property
-    def posterior_file(self) -> Path:
-        return self.path / POSTERIOR
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG
-
-    @property
-    def frame_file(self) -> Path:
-        return self.path / FRAME
-
-    @property
-    def notebook_file(self) -> Path:
-        return self.path / NOTEBOOK
-
-    @property
-    def log_file(self) -> Path:
-        return self.path / LOG
-
-    @property
-    def accepted_file(self) -> Path:
-        return self.path / ACCEPTED
+    summary_file = _File(SUMMARY)
+    posterior_file = _File(POSTERIOR)
+    config_file = _File(CONFIG)
+    frame_file = _File(FRAME)
+    notebook_file = _File(NOTEBOOK)
+    log_file = _File(LOG)
+    accepted_file = _File(ACCEPTED)
 
     def report_file(self, fmt: str = "html") -> Path:
         """Where ``mmm report`` writes a format without ``--out`` (``report.html``, ``report.txt``, …)."""

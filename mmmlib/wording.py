@@ -38,8 +38,7 @@ def _fmt(fmt: str | Any) -> Any:
 
 def labelled(i: Mapping[str, float], fmt: str | Any = "{:.2f}", source: Any = None, sep: str = "–") -> str:
     """``mean (94% HDI low–high)``; ``fmt`` is a format string or a function such as :func:`money`."""
-    f = _fmt(fmt)
-    return f"{f(i['mean'])} ({interval_label(source)} {f(i['hdi_low'])}{sep}{f(i['hdi_high'])})"
+    return f"{_fmt(fmt)(i['mean'])} ({span(i, fmt, source, sep)})"
 
 
 def span(i: Mapping[str, float], fmt: str | Any = "{:.2f}", source: Any = None, sep: str = "–") -> str:
