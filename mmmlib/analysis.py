@@ -70,13 +70,33 @@ class Posterior:
     channel_scale: np.ndarray  # (channel,)
     frequency: str = policy.DEFAULT_FREQUENCY  # the data's, as validation found it (the run's period.frequency)
     hdi_prob: float = HDI_PROB  # the run's interval probability (config ``hdi_prob``)
+    # a geo fit's national roll-up (mmmlib.geo): each geo's posterior, and each geo's share of a channel's spend
+    parts: list[Posterior] | None = None
+    geos: list[str] | None = None
+    shares: np.ndarray | None = None  # (geo, channel)
 
     @classmethod
     def from_idata(cls, idata: Any, frequency: str = policy.DEFAULT_FREQUENCY, hdi_prob: float = HDI_PROB) -> Posterior:
+        """The posterior of a fit; a hierarchical geo fit gives its national roll-up with one part per geo."""
+        from mmmlib import geo
+
+        if geo.is_geo(idata):
+            names = geo.geos(idata)
+            parts = [cls.from_idata(geo.geo_slice(idata, g), frequency, hdi_prob) for g in names]
+            post = cls.from_idata(geo.national(idata), frequency, hdi_prob)
+            post.parts, post.geos = parts, names
+            post.shares = geo.spend_shares(parts, policy.recent_periods(frequency))
+            return post
         const = idata["constant_data"]
         channels = [str(c) for c in const["channel"].values]
         dates = pd.DatetimeIndex(idata["posterior"]["date"].values)
-        spend = np.asarray(const["channel_data"].sel(date=dates).values, dtype=float)
+        media = np.asarray(const["channel_data"].sel(date=dates).values, dtype=float)
+        scale = np.asarray(const["channel_scale"].values, dtype=float).reshape(-1)
+        spend = media
+        if "channel_spend" in const.data_vars:  # fitted on impressions or clicks: curves in money, per unit cost
+            spend = np.asarray(const["channel_spend"].sel(date=dates).values, dtype=float)
+            paid, seen = spend.sum(axis=0), media.sum(axis=0)
+            scale = scale * np.where((paid > 0) & (seen > 0), paid / np.where(seen > 0, seen, 1.0), 1.0)
         target = np.asarray(const["target_data"].sel(date=dates).values, dtype=float)
         return cls(
             idata=idata,
@@ -85,7 +105,7 @@ class Posterior:
             spend=spend,
             target=target,
             target_scale=float(const["target_scale"].values),
-            channel_scale=np.asarray(const["channel_scale"].values, dtype=float).reshape(-1),
+            channel_scale=scale,
             frequency=frequency,
             hdi_prob=hdi_prob,
         )
@@ -169,8 +189,11 @@ def steady_state_response(post: Posterior, spend_per_period: np.ndarray) -> np.n
     Normalised adstock weights sum to one, so constant spend ``x`` adstocks to ``x``; the
     saturation then acts on ``x / channel_scale`` exactly as in the fitted model.
     """
+    x = np.asarray(spend_per_period, dtype=float)
+    if post.parts is not None and post.shares is not None:  # national spend split over geos as they spend today
+        return sum(steady_state_response(p, x * post.shares[g]) for g, p in enumerate(post.parts))
     params = saturation_params(post)
-    z = np.asarray(spend_per_period, dtype=float) / post.channel_scale  # (point, channel)
+    z = x / post.channel_scale  # (point, channel)
     return saturation(saturation_kind(params), params, z[None, ...]) * post.target_scale
 
 

@@ -84,10 +84,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         seasonal_spend=args.seasonal_spend,
     )
     try:
-        out = write(spec, args.out)
+        if args.geos:
+            from mmmlib.data import synth_geo
+
+            out = synth_geo.write(spec, args.geos, args.out)
+        else:
+            out = write(spec, args.out)
     except ValueError as exc:
         raise UsageError(f"{str(exc).capitalize()}.") from exc
-    print(f"Wrote {out}/data.csv, config.yaml and truth.json ({spec.weeks} weeks, {spec.channels} channels).")
+    geos = f", {args.geos} geos" if args.geos else ""
+    print(f"Wrote {out}/data.csv, config.yaml and truth.json ({spec.weeks} weeks, {spec.channels} channels{geos}).")
     return 0
 
 
@@ -413,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adstock", choices=["geometric", "weibull"], default="geometric")
     p.add_argument("--saturation", choices=["logistic", "hill"], default="logistic")
     p.add_argument("--seasonal-spend", action="store_true")
+    p.add_argument("--geos", type=int, default=0, help="per-geo data for a hierarchical model (rows per week and geo)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("fit", help="fit the model with papermill into a run directory")

@@ -22,6 +22,7 @@ SATURATIONS = (structures.AUTO, *structures.SATURATIONS)
 BASELINES = (structures.AUTO, *structures.BASELINES)
 KPI_TYPES = ("revenue", "count")
 FILL_MODES = ("error", "zero")
+GEO_MODELS = ("hierarchical", "aggregate")  # one model over the geos, or one model of their national sum
 
 
 @dataclass
@@ -44,7 +45,11 @@ class ModelConfig:
     target_cost_per_kpi: float | None = None
     margin: float = 1.0
     geo_column: str | None = None
-    aggregate_geos: bool = False
+    geo_model: str | None = None  # hierarchical | aggregate, for data with a row per geo and period
+    aggregate_geos: bool = False  # the old spelling of geo_model: aggregate, still read
+    population_column: str | None = None  # per-geo population: the hierarchy pools effects per capita
+    media_columns: dict[str, str] = field(default_factory=dict)  # channel → impressions/clicks column fitted on
+    organic_columns: list[str] = field(default_factory=list)  # media with no spend: a contribution, no ROAS
     fill_missing_periods: str = "error"
     channel_labels: dict[str, str] = field(default_factory=dict)
     label_aliases: dict[str, str] = field(default_factory=dict)
@@ -69,7 +74,16 @@ class ModelConfig:
         if not all(isinstance(c, str) for c in self.channel_columns + list(self.control_columns or [])):
             raise bad("channel_columns", "column names must be text")
         self.control_columns = list(self.control_columns or [])
-        roles = [self.date_column, self.target_column, *self.channel_columns, *self.control_columns]
+        self._check_geo_keys(bad)
+        roles = [
+            self.date_column,
+            self.target_column,
+            *self.channel_columns,
+            *self.control_columns,
+            *self.media_columns.values(),
+            *self.organic_columns,
+            *([self.population_column] if self.population_column else []),
+        ]
         dupes = sorted(c for c, n in Counter(roles).items() if n > 1)  # Counter: list.count per name is quadratic
         if dupes:
             raise bad("channel_columns", f"column {dupes[0]} is given more than one role")
@@ -110,7 +124,7 @@ class ModelConfig:
         for key in ("trend", "aggregate_geos"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, "must be true or false")
-        for key in ("channel_labels", "label_aliases", "priors"):
+        for key in ("channel_labels", "label_aliases", "priors", "media_columns"):
             if not isinstance(getattr(self, key), dict):
                 raise bad(key, "must be a mapping")
         if self.lift_tests is not None:
@@ -119,6 +133,39 @@ class ModelConfig:
             if PurePath(self.lift_tests).is_absolute() or ".." in PurePath(self.lift_tests).parts:
                 why = "must be a path inside the config's folder (no absolute path, no '..')"
                 raise bad("lift_tests", f"{self.lift_tests!r} {why}: the scheduler reads it with its own rights")
+
+    def _check_geo_keys(self, bad: Any) -> None:
+        if self.aggregate_geos is True and self.geo_model is None:
+            self.geo_model = "aggregate"
+        if self.geo_model is not None and self.geo_model not in GEO_MODELS:
+            raise bad("geo_model", f"{self.geo_model!r} is not one of {', '.join(GEO_MODELS)}")
+        if self.geo_model == "hierarchical" and not self.geo_column:
+            raise bad("geo_model", "hierarchical needs geo_column, the column naming each row's geo")
+        if self.geo_model == "hierarchical" and self.holdout_periods:
+            raise bad("holdout_periods", "geo models hold nothing out yet; set it to 0 or use geo_model: aggregate")
+        if self.population_column is not None and (
+            not isinstance(self.population_column, str) or not self.population_column
+        ):
+            raise bad("population_column", "must name the column holding each geo's population")
+        if not isinstance(self.media_columns, dict):
+            raise bad("media_columns", "must map channel (spend) columns to the impressions or clicks column fitted")
+        for channel, column in self.media_columns.items():
+            if channel not in self.channel_columns:
+                raise bad("media_columns", f"{channel!r} is not one of the channel_columns")
+            if not isinstance(column, str) or not column:
+                raise bad("media_columns", f"{channel}: give the name of its impressions or clicks column")
+        self.organic_columns = list(self.organic_columns or [])
+        if not all(isinstance(c, str) and c for c in self.organic_columns):
+            raise bad("organic_columns", "must list column names")
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether the data's geos are fitted as one hierarchical model (else summed, or there are none)."""
+        return self.geo_model == "hierarchical"
+
+    def media_column(self, channel: str) -> str:
+        """The column a channel's media effect is fitted on: its impressions/clicks if given, else its spend."""
+        return self.media_columns.get(channel, channel)
 
     def _check_roas_prior(self, bad: Any) -> None:
         if not isinstance(self.roas_prior, dict):
@@ -159,6 +206,9 @@ class ModelConfig:
             cols.append(self.revenue_per_kpi)
         if self.geo_column:
             cols.append(self.geo_column)
+        cols += [*self.media_columns.values(), *self.organic_columns]
+        if self.population_column:
+            cols.append(self.population_column)
         return cols
 
     def to_dict(self) -> dict[str, Any]:

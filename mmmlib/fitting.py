@@ -49,7 +49,13 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
             raise InputError(f"Config key lift_tests: {exc.strerror}.") from exc
         lift = read_lift_tests(copy, cfg.channel_columns, name=Path(cfg.lift_tests).name)
     fitted = model.fit(dataset, request, progressbar=progressbar, lift_tests=lift)
-    fitted.idata.to_netcdf(target.posterior_file)
+    if dataset.geo_frame is not None:
+        from mmmlib import geo
+
+        dataset.geo_frame.to_csv(target.geo_frame_file, index=False)
+        geo.compact(fitted.idata).to_netcdf(target.posterior_file)
+    else:
+        fitted.idata.to_netcdf(target.posterior_file)
     holdout_mape = None
     held = model.predict_holdout(fitted, seed=seed)
     if held is not None:

@@ -110,7 +110,7 @@ def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.
     frame = dataset.frame
     X = pd.DataFrame({"date": pd.to_datetime(frame[cfg.date_column]).to_numpy()})
     for ch in cfg.channel_columns:
-        X[ch] = frame[ch].astype(float).to_numpy()
+        X[ch] = frame[cfg.media_column(ch)].astype(float).to_numpy()
     scales: dict[str, float] = {}
     for ctl in dataset.controls:
         values = frame[ctl].astype(float).to_numpy()
@@ -148,7 +148,8 @@ def effect_prior(
     """
     cfg = dataset.config
     X_fit, y_fit = _fit_rows(dataset, X, y)
-    spend = X_fit[cfg.channel_columns].to_numpy(dtype=float)
+    media = X_fit[cfg.channel_columns].to_numpy(dtype=float)
+    spend = channel_spend(dataset)[: len(X_fit)]
     value, valued = _value_per_kpi(dataset)
     mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, float(y_fit.sum()), valued, cfg.roas_prior)
     return roas_priors.effect_prior(
@@ -156,10 +157,23 @@ def effect_prior(
         mu,
         sigma,
         spend=spend,
-        channel_scale=np.abs(spend).max(axis=0),  # pymc-marketing's max scaling, as fitted
+        channel_scale=np.abs(media).max(axis=0),  # pymc-marketing's max scaling, as fitted
         target_scale=target_scale or float(np.abs(y_fit.to_numpy()).max()),
         value=value,
+        media=media,
     )
+
+
+def channel_spend(dataset: Dataset) -> np.ndarray:
+    """Spend ``(period, channel)`` over every row: what ROAS divides by, whatever the model fits on."""
+    return dataset.frame[dataset.config.channel_columns].to_numpy(dtype=float)
+
+
+def add_spend(idata: Any, spend: xr.DataArray) -> None:
+    """Keep the spend beside the media the model fitted (``channel_spend`` in ``constant_data``) when they differ:
+    ROAS and the budget are in money, the curves in the media's units (mmmlib.analysis converts)."""
+    const = idata["constant_data"].to_dataset()
+    idata["constant_data"] = const.assign(channel_spend=spend.sel(date=const["date"]))
 
 
 def _model_config(cfg: Any, controls: list[str]) -> dict[str, Any]:
@@ -247,8 +261,15 @@ def fit_structure(
     ``target_scale``: see :func:`build`. ``rule``: the :class:`mmmlib.sampling.StopRule` of the ``numpyro`` sampler
     (default: stop when the diagnostics are met, at most ``settings["draws"]`` per chain).
     """
-    mmm, X, y, scales = build(dataset, structure, target_scale)
-    X_fit, y_fit = _fit_rows(dataset, X, y)
+    hierarchical = dataset.geo_frame is not None and dataset.config.hierarchical
+    if hierarchical:
+        from mmmlib import geo_model
+
+        mmm, X, y, scales = geo_model.build(dataset, structure)
+        X_fit, y_fit = X, y  # the config refuses holdout_periods with geo models
+    else:
+        mmm, X, y, scales = build(dataset, structure, target_scale)
+        X_fit, y_fit = _fit_rows(dataset, X, y)
     mmm.build_model(X_fit, y_fit)
     if lift_tests is not None and len(lift_tests):
         mmm.add_lift_test_measurements(lift_tests[["channel", "x", "delta_x", "delta_y", "sigma"]])
@@ -288,7 +309,16 @@ def fit_structure(
             progressbar=progressbar,
         )
     _add_log_likelihood(idata, mmm, "likelihood" in (dataset.config.priors or {}))
-    _add_prior(idata, structure, dataset.config.adstock_max_lag, seed)
+    if hierarchical:
+        const = idata["constant_data"].to_dataset()
+        idata["constant_data"] = const.assign(geo_model.extra_data(dataset))
+    else:
+        _add_prior(idata, structure, dataset.config.adstock_max_lag, seed)
+        if dataset.config.media_columns:
+            spend = xr.DataArray(
+                channel_spend(dataset), dims=("date", "channel"), coords={"date": X["date"].to_numpy()}
+            )
+            add_spend(idata, spend.assign_coords(channel=list(dataset.config.channel_columns)))
     seconds = time.perf_counter() - start
     log.info("%s sampled in %.1f s", structure.name, seconds)
     holdout = dataset.config.holdout_periods
@@ -323,7 +353,7 @@ def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
     y = const["target_data"].sel(date=post["date"]) / const["target_scale"]
     sigma = post["y_sigma"]
     ll = -0.5 * np.log(2 * np.pi * sigma**2) - (y - post["mu"]) ** 2 / (2 * sigma**2)
-    idata["log_likelihood"] = xr.Dataset({"y": ll.transpose("chain", "draw", "date")})
+    idata["log_likelihood"] = xr.Dataset({"y": ll.transpose("chain", "draw", "date", ...)})
 
 
 def _add_prior(idata: Any, structure: structures.Structure, l_max: int, seed: int) -> None:
@@ -362,6 +392,8 @@ def fit(
     from mmmlib import stacking
 
     cfg = dataset.config
+    if dataset.geo_frame is not None and cfg.hierarchical:
+        return fit_geos(dataset, request, progressbar, lift_tests)
     shapes = structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
     channels = len(cfg.channel_columns)
     settings = sampler_settings(request.mode, channels, len(shapes), **request.overrides)
@@ -382,6 +414,42 @@ def fit(
         jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
         members = _fit_in_workers(jobs, workers)
     return stacking.combine(members, seed=seed)
+
+
+STRUCTURE_CHOICE_ATTR = "structure_choice"  # the national fit's candidate records, kept with a geo fit
+
+
+def fit_geos(
+    dataset: Dataset, request: FitRequest, progressbar: bool = True, lift_tests: pd.DataFrame | None = None
+) -> Fitted:
+    """The hierarchical geo fit (:mod:`mmmlib.geo_model`) of the structure the national sum prefers.
+
+    The candidate structures are compared on the national sum (the same data summed over geos): fitting every
+    candidate over every geo would multiply the longest step. The best-weighted one is then fitted once over the geos.
+    """
+    import dataclasses
+    import json
+
+    if lift_tests is not None and len(lift_tests):
+        log.warning("lift tests are not used by geo models yet; fitting without them")
+    national = dataclasses.replace(dataset, geo_frame=None)
+    log.info("choosing the structure on the national sum of %d geos", len(dataset.geos))
+    chosen = fit(national, request, progressbar, None)
+    structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
+    cfg = dataset.config
+    settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, **request.overrides)
+    sampler = request.sampler or DEFAULT_SAMPLER
+    rule = None
+    if request.draws is not None and sampler == ENGINE:
+        from mmmlib.sampling import StopRule
+
+        rule = StopRule.fixed(settings["draws"])
+    log.info("fitting %s over %d geos", structure.name, len(dataset.geos))
+    fitted = fit_structure(dataset, structure, settings, sampler, request.seed, progressbar, None, rule=rule)
+    records = chosen.candidates or [{"name": structure.name, "weight": 1.0}]
+    fitted.idata.attrs[STRUCTURE_CHOICE_ATTR] = json.dumps(records)
+    fitted.fit_seconds += chosen.fit_seconds
+    return fitted
 
 
 def candidate_workers(candidates: int) -> int:

@@ -46,9 +46,25 @@ class Curves:
     current: np.ndarray  # today's spend per period (analysis.current_spend, over policy.RECENT_WEEKS)
     value_per_kpi: float = 1.0
     hdi_prob: float = HDI_PROB  # the run's interval probability
+    parts: list[Curves] | None = None  # a geo fit: each geo's curves, national spend split by ``shares``
+    shares: np.ndarray | None = None  # (geo, channel)
 
     @classmethod
     def from_posterior(cls, post: Posterior, max_draws: int = MAX_DRAWS, value_per_kpi: float = 1.0) -> Curves:
+        if post.parts is not None:
+            parts = [cls.from_posterior(p, max_draws, value_per_kpi) for p in post.parts]
+            return cls(
+                channels=post.channels,
+                kind=parts[0].kind,
+                params={},
+                channel_scale=post.channel_scale,
+                target_scale=post.target_scale,
+                current=current_spend(post),
+                value_per_kpi=value_per_kpi,
+                hdi_prob=post.hdi_prob,
+                parts=parts,
+                shares=post.shares,
+            )
         params = saturation_params(post)
         n = next(iter(params.values())).shape[0]
         keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).astype(int))
@@ -66,6 +82,9 @@ class Curves:
     def response(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Contribution draws at spend ``x`` per channel: x ``(..., k)`` → ``(draw, ..., k)``."""
         sel = slice(None) if idx is None else idx
+        if self.parts is not None and self.shares is not None:
+            x = np.asarray(x, dtype=float)
+            return sum(p.response(x * self.shares[g][sel], idx) for g, p in enumerate(self.parts))
         params = {k: v[:, sel] for k, v in self.params.items()}
         z = np.asarray(x, dtype=float) / self.channel_scale[sel]
         y = saturation(self.kind, params, z, out_ndim=z.ndim + 1)
@@ -76,6 +95,9 @@ class Curves:
 
     def mean_gradient(self, x: np.ndarray) -> np.ndarray:
         """d E[f_c] / d x_c, per channel (exact, by the chain rule on each family)."""
+        if self.parts is not None and self.shares is not None:
+            x = np.asarray(x, dtype=float)
+            return sum(self.shares[g] * p.mean_gradient(x * self.shares[g]) for g, p in enumerate(self.parts))
         z = np.asarray(x, dtype=float) / self.channel_scale
         d = saturation_gradient(self.kind, self.params, z)
         return d.mean(axis=0) * self.target_scale * self.value_per_kpi / self.channel_scale

@@ -73,9 +73,13 @@ def effect_lognormal(
     channel_scale: np.ndarray,
     target_scale: float,
     value: float,
+    media: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(mu, sigma)`` of the lognormal effect-size prior of ``family`` implied by the ROAS prior ``(mu, sigma)``."""
-    z = spend / np.where(channel_scale > 0, channel_scale, 1.0)
+    """``(mu, sigma)`` of the lognormal effect-size prior of ``family`` implied by the ROAS prior ``(mu, sigma)``.
+
+    ``media``: what the model fits on, when not the spend (impressions or clicks, ``channel_scale`` then theirs).
+    """
+    z = (spend if media is None else media) / np.where(channel_scale > 0, channel_scale, 1.0)
     total = spend.sum(axis=0)
     curve = structures.nominal_response(family, z).sum(axis=0)
     per_beta = value * target_scale * curve / np.where(total > 0, total, 1.0)  # ROAS for beta = 1

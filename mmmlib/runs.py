@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 SUMMARY = "summary.json"  # written last: a folder without it is not a run
 POSTERIOR = "posterior.nc"
 CONFIG = "config.yaml"  # the config used, resolved with defaults
-FRAME = "data.csv"  # the exact data fitted
+FRAME = "data.csv"  # the exact data fitted (a geo run: its national sum)
+GEO_FRAME = "geo_data.csv"  # a geo run's data, one row per period and geo
 NOTEBOOK = "fit.ipynb"  # the executed fitting notebook
 LOG = "fit.log"
 ACCEPTED = "ACCEPTED"  # a warning run someone reviewed (``accept_run``)
@@ -501,6 +502,7 @@ class RunDir:
     posterior_file = _File(POSTERIOR)
     config_file = _File(CONFIG)
     frame_file = _File(FRAME)
+    geo_frame_file = _File(GEO_FRAME)
     notebook_file = _File(NOTEBOOK)
     log_file = _File(LOG)
     accepted_file = _File(ACCEPTED)

@@ -52,13 +52,45 @@ def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: se
 
 
 def model_section(idata: Any) -> dict[str, Any] | None:
-    """The candidate structures, their out-of-sample scores and weights (``mmmlib.stacking``)."""
+    """The candidate structures, their out-of-sample scores and weights (``mmmlib.stacking``); for a geo fit, those
+    of the national sum that chose its structure (``mmmlib.model.fit_geos``)."""
+    import json
+
     from mmmlib.stacking import candidate_records
 
     records = candidate_records(idata)
-    if not records:
-        return None
-    return {"selection": "weighted" if len(records) > 1 else "single", "candidates": records}
+    if records:
+        return {"selection": "weighted" if len(records) > 1 else "single", "candidates": records}
+    chosen = idata.attrs.get("structure_choice")
+    if chosen:
+        return {"selection": "chosen on the national sum", "candidates": json.loads(chosen)}
+    return None
+
+
+GEO_CURVE_POINTS = 21  # per geo: the curves of 100 geos × 10 channels stay a few hundred kB
+
+
+def geo_section(post: analysis.Posterior, kpi_type: str, rpk: float | None, breakeven: float) -> list[dict[str, Any]]:
+    """Per geo of a hierarchical fit (largest KPI first): KPI, spend, media contribution, and per channel the
+    contribution, ROAS and marginal ROAS with intervals, and the response curve."""
+    rows = []
+    for name, part in zip(post.geos or [], post.parts or [], strict=True):
+        channels = analysis.channel_metrics(part, kpi_type, rpk)
+        curves = analysis.response_curves(part, points=GEO_CURVE_POINTS, breakeven=breakeven)
+        rows.append(
+            {
+                "name": name,
+                "kpi": float(part.target.sum()),
+                "spend": float(part.spend.sum()),
+                "media_contribution": analysis.interval(part.contributions().sum(axis=(1, 2)), post.hdi_prob),
+                "channels": [
+                    {k: row[k] for k in ("name", "spend", "contribution", "roas", "mroas", "cost_per_kpi")}
+                    for row in channels
+                ],
+                "response_curves": curves,
+            }
+        )
+    return sorted(rows, key=lambda r: -r["kpi"])
 
 
 def identify_channels(post: analysis.Posterior, channels: list[dict[str, Any]], value: float, breakeven: float) -> None:
@@ -133,6 +165,8 @@ def build_summary(
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * value / summary["totals"]["spend"] for k, v in media.items()}
     summary["model"] = model_section(idata)
+    if post.parts is not None:
+        summary["geos"] = geo_section(post, kpi_type, rpk, config.breakeven_roas)
     held = {c["name"] for c in channels if not c["identified"]}
     summary["reallocation"] = reallocation(post, value, held)
     summary["recommendations"] = recommendations(summary)

@@ -60,7 +60,21 @@ def test_meridian_count_kpi_and_revenue_per_conversion(public_data: Path) -> Non
 def test_geo_file_is_recognised(public_data: Path) -> None:
     det = detect(read_raw(public_data / "meridian_geo_media.csv").frame)
     assert det.geo_column == "geo"
-    assert "population" in det.ignored
+    assert det.population_column == "population"
+    assert det.media_columns == {f"Channel{i}_spend": f"Channel{i}_impression" for i in range(4)}
+
+
+def test_meridian_geo_file_proposes_a_hierarchical_config(public_data: Path) -> None:
+    """Meridian's geo sample: impressions as each channel's media, spend kept for ROAS, the organic channel as such,
+    population for per-capita pooling, and a hierarchical model."""
+    from mmmlib.data.dataset import propose_config
+
+    cfg, _ = propose_config(read_raw(public_data / "meridian_geo_all_channels.csv"))
+    assert cfg.geo_model == "hierarchical" and cfg.geo_column == "geo"
+    assert cfg.population_column == "population"
+    assert cfg.media_columns["Channel3_spend"] == "Channel3_impression"
+    assert cfg.organic_columns == ["Organic_channel0_impression"]
+    assert "population" not in cfg.control_columns
 
 
 def test_robyn_activity_columns_are_not_spend(public_data: Path) -> None:

@@ -265,9 +265,7 @@ def fake_member(adstock: str, loglik: np.ndarray, seed: int) -> object:
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     tree = xr.DataTree.from_dict(
         {
-            "posterior": xr.Dataset(
-                {"y_sigma": (("chain", "draw"), rng.normal(size=(chains, draws)))}, coords=coords
-            ),
+            "posterior": xr.Dataset({"y_sigma": (("chain", "draw"), rng.normal(size=(chains, draws)))}, coords=coords),
             "sample_stats": xr.Dataset(
                 {"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))}, coords=coords
             ),

@@ -184,7 +184,7 @@ def test_geo_data_is_recognised_and_aggregated(tmp_path: Path) -> None:
     b.insert(0, "region", "south")
     both = pd.concat([a, b], ignore_index=True)
     checked = run_check(both, tmp_path)
-    assert any(i.code == "geo_data" and "aggregate_geos: true" in i.message for i in checked.report.errors)
+    assert any(i.code == "geo_data" and "geo_model: hierarchical" in i.message for i in checked.report.errors)
     cfg = ModelConfig(**{**CFG.to_dict(), "geo_column": "region", "aggregate_geos": True})
     summed = run_check(both, tmp_path, cfg)
     assert summed.report.ok and len(summed.frame) == 60

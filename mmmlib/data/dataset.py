@@ -30,6 +30,14 @@ class Dataset:
     frequency: str
     report: Report
     source: Path
+    geo_frame: pd.DataFrame | None = None  # hierarchical geo data: one row per (period, geo); ``frame`` is their sum
+
+    @property
+    def geos(self) -> list[str]:
+        """The geos of a hierarchical dataset, sorted (empty for national data)."""
+        if self.geo_frame is None:
+            return []
+        return sorted(self.geo_frame[self.config.geo_column].unique())
 
     @property
     def channels(self) -> list[str]:
@@ -37,7 +45,9 @@ class Dataset:
 
     @property
     def controls(self) -> list[str]:
-        return [c for c in self.config.control_columns if c in self.frame.columns]
+        """The columns fitted as controls: the config's, then its organic media (a linear effect, no ROAS)."""
+        wanted = [*self.config.control_columns, *self.config.organic_columns]
+        return [c for c in wanted if c in self.frame.columns]
 
     @property
     def labels(self) -> dict[str, str]:
@@ -75,7 +85,10 @@ def propose_config(raw: RawTable) -> tuple[ModelConfig, Detection]:
         kpi_type=det.kpi_type,
         revenue_per_kpi=det.revenue_per_kpi,
         geo_column=det.geo_column,
-        aggregate_geos=det.geo_column is not None,
+        geo_model="hierarchical" if det.geo_column is not None else None,
+        population_column=det.population_column,
+        media_columns=det.media_columns,
+        organic_columns=det.organic_columns,
     )
     return config, det
 
@@ -87,4 +100,4 @@ def load_dataset(path: str | Path, config: ModelConfig) -> Dataset:
     if checked.frame is None or checked.frequency is None:
         lines = checked.report.lines(limit=20)
         raise InputError(f"{raw.path.name} is not usable: {checked.report.error_count} problems.\n" + "\n".join(lines))
-    return Dataset(checked.frame, config, checked.frequency, checked.report, raw.path)
+    return Dataset(checked.frame, config, checked.frequency, checked.report, raw.path, checked.geo_frame)

@@ -133,6 +133,9 @@ class Detection:
     channel_columns: list[str] = field(default_factory=list)
     control_columns: list[str] = field(default_factory=list)
     geo_column: str | None = None
+    population_column: str | None = None
+    media_columns: dict[str, str] = field(default_factory=dict)  # spend channel → its impressions/clicks column
+    organic_columns: list[str] = field(default_factory=list)
     revenue_per_kpi: str | None = None
     kpi_type: str = "revenue"
     ignored: dict[str, str] = field(default_factory=dict)
@@ -147,6 +150,11 @@ class Detection:
         ]
         if self.geo_column:
             lines.append(f"geo: {self.geo_column}")
+        if self.population_column:
+            lines.append(f"population: {self.population_column}")
+        lines += [f"media for {ch}: {col}" for ch, col in self.media_columns.items()]
+        if self.organic_columns:
+            lines.append(f"organic media (no spend): {', '.join(self.organic_columns)}")
         if self.revenue_per_kpi:
             lines.append(f"revenue per KPI: {self.revenue_per_kpi}")
         lines += [f"ignored {c}: {why}" for c, why in self.ignored.items()]
@@ -209,7 +217,10 @@ def detect(frame: pd.DataFrame) -> Detection:
             det.revenue_per_kpi = rpk[0].name
             pool.remove(rpk[0])
     for c in [c for c in pool if c.words & SCALE_WORDS]:
-        det.ignored[c.name] = "population or size, not a driver"
+        if det.geo_column and det.population_column is None:
+            det.population_column = c.name  # per-geo size: the hierarchy pools effects per capita
+        else:
+            det.ignored[c.name] = "population or size, not a driver"
         pool.remove(c)
     for c in [c for c in pool if "per" in c.words or "rate" in c.words]:
         det.ignored[c.name] = "a ratio, not a driver"
@@ -221,7 +232,33 @@ def detect(frame: pd.DataFrame) -> Detection:
     else:
         det.channel_columns = [c.name for c in pool if _spend_like(c)]
     det.control_columns = [c.name for c in pool if c.name not in det.channel_columns]
+    _pair_activity(det, activity)
     return det
+
+
+def _stem(name: str) -> tuple[str, ...]:
+    """A column's name without its spend or activity words: ``Channel0_impression`` and ``Channel0_spend`` share
+    ``("channel", "0")``."""
+    return tuple(w for w in words(name) if w not in SPEND_WORDS | ACTIVITY_WORDS and w != "s")
+
+
+def _pair_activity(det: Detection, activity: list[_Numeric]) -> None:
+    """Impressions or clicks whose name matches a spend channel become that channel's media input (the model fits
+    on them, ROAS stays on spend); the rest, if non-negative, are organic media (no spend).
+
+    Only when the data is per geo: a national file's activity columns stay out, as before (one series of each).
+    """
+    if not det.geo_column:
+        return
+    by_stem = {_stem(ch): ch for ch in det.channel_columns}
+    for col in activity:
+        channel = by_stem.get(_stem(col.name))
+        if channel is not None and channel not in det.media_columns:
+            det.media_columns[channel] = col.name
+            det.ignored.pop(col.name, None)
+        elif (col.values.dropna() >= 0).all() and col.values.nunique() > 5:
+            det.organic_columns.append(col.name)
+            det.ignored.pop(col.name, None)
 
 
 def _pick_date(frame: pd.DataFrame, text_cols: list[str]) -> str | None:

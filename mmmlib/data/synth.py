@@ -188,9 +188,13 @@ def lift_test_from_truth(channel: dict, spend: float, change: float, standard_er
 
 def write(spec: SynthSpec, out_dir: str | Path) -> Path:
     """Write ``data.csv``, ``config.yaml`` and ``truth.json`` into ``out_dir``."""
+    return save(*generate(spec), out_dir)
+
+
+def save(frame: pd.DataFrame, config: ModelConfig, truth: dict, out_dir: str | Path) -> Path:
+    """Write a generated dataset: ``data.csv``, ``config.yaml`` and ``truth.json`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame, config, truth = generate(spec)
     frame.to_csv(out / "data.csv", index=False)
     save_config(config, out / "config.yaml")
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")

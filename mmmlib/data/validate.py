@@ -31,6 +31,7 @@ class Checked:
     report: Report
     frame: pd.DataFrame | None
     frequency: str | None = None
+    geo_frame: pd.DataFrame | None = None  # hierarchical geo data: one row per (period, geo), sorted so
 
 
 def check(raw: RawTable, config: ModelConfig) -> Checked:
@@ -68,16 +69,25 @@ def check(raw: RawTable, config: ModelConfig) -> Checked:
     rpk = config.revenue_per_kpi
     if isinstance(rpk, str) and rpk in frame.columns:
         numbers[rpk] = _check_numeric(frame[rpk], rpk, report, decimal_comma, kind="revenue_per_kpi")
+    for col in present([*config.media_columns.values(), *config.organic_columns]):
+        numbers[col] = _check_numeric(frame[col], col, report, decimal_comma, kind="media")
+    pop = config.population_column
+    if pop and pop in frame.columns:
+        numbers[pop] = _check_numeric(frame[pop], pop, report, decimal_comma, kind="population")
 
     geo = config.geo_column if config.geo_column in frame.columns else None
+    geo_frame = None
     if dates is None:
         return Checked(report, None)
     if geo is None:
         geo = _implicit_geo(frame, dates, config)
     if geo is not None:
+        long_dates, long_numbers = dates, numbers
         dates, numbers = _handle_geo(frame, dates, numbers, geo, config, report)
         if dates is None:
             return Checked(report, None)
+        if config.hierarchical:
+            geo_frame = _geo_frame(frame[geo].astype(str), long_dates, long_numbers, geo, config, report)
     else:
         _check_duplicates(dates, config.date_column, report)
 
@@ -99,7 +109,10 @@ def check(raw: RawTable, config: ModelConfig) -> Checked:
     report.warnings.sort(key=lambda i: (i.row or 0, i.column or ""))
     if not report.ok:
         return Checked(report, None, frequency)
-    return Checked(report, _clean_frame(dates, numbers, config, frequency, report), frequency)
+    clean = _clean_frame(dates, numbers, config, frequency, report)
+    if geo_frame is not None:
+        geo_frame = geo_frame.drop(columns=[c for c in geo_frame.columns if c not in clean.columns and c != geo])
+    return Checked(report, clean, frequency, geo_frame)
 
 
 def _check_names(config: ModelConfig, report: Report) -> None:
@@ -168,6 +181,8 @@ _KIND_HINT = {
     "target": "the KPI must be a number for every period",
     "control": "controls must be numbers (use 0 or 1 for flags)",
     "revenue_per_kpi": "revenue per KPI must be a number",
+    "media": "impressions and clicks must be numbers (use 0 for none)",
+    "population": "the population must be a number for every row",
 }
 
 
@@ -183,16 +198,17 @@ def _check_numeric(text: pd.Series, col: str, report: Report, decimal_comma: boo
         "not_a_number", np.flatnonzero(bad.to_numpy()), col, lambda i: f"{text.iloc[i]!r} is not a number; {hint}."
     )
     report.per_row("missing_value", np.flatnonzero((values.isna() & ~bad).to_numpy()), col, missing)
-    if kind == "spend":
+    if kind in ("spend", "media"):
         report.per_row(
             "negative_spend",
             np.flatnonzero((values < 0).to_numpy()),
             col,
             lambda i: f"spend is negative ({values.iloc[i]:g}); spend cannot be below 0 (refunds belong in a control).",
         )
-    if kind == "revenue_per_kpi":
+    if kind in ("revenue_per_kpi", "population"):
+        what = "revenue per KPI" if kind == "revenue_per_kpi" else "the population"
         report.per_row(
-            "non_positive", np.flatnonzero((values <= 0).to_numpy()), col, lambda i: "revenue per KPI must be above 0."
+            "non_positive", np.flatnonzero((values <= 0).to_numpy()), col, lambda i: f"{what} must be above 0."
         )
     return values
 
@@ -218,11 +234,12 @@ def _handle_geo(
 ) -> tuple[pd.Series | None, dict[str, pd.Series]]:
     geos = frame[geo].astype(str)
     n_geo = geos.nunique()
-    if not config.aggregate_geos:
+    if config.geo_model is None:
         report.error(
             "geo_data",
             f"the data has several rows per date, one per value of column {geo} ({n_geo} geos); "
-            "set aggregate_geos: true in the config to sum them into one national series (geo models come later).",
+            f"set geo_column: {geo} and geo_model: hierarchical (one model over all geos) or aggregate (one model of "
+            "their national sum) in the config.",
             column=geo,
         )
         return None, numbers
@@ -242,7 +259,10 @@ def _handle_geo(
             "their national totals will be low.",
             column=geo,
         )
-    report.notes.append(f"{n_geo} geos in column {geo} summed into one national series.")
+    if config.hierarchical:
+        report.notes.append(f"{n_geo} geos in column {geo}: one hierarchical model, and their national sum.")
+    else:
+        report.notes.append(f"{n_geo} geos in column {geo} summed into one national series.")
     rpk = config.revenue_per_kpi
     target = config.target_column
     summed: dict[str, pd.Series] = {}
@@ -258,6 +278,61 @@ def _handle_geo(
     index = pd.Series(sorted(dates.dropna().unique()))
     out = {col: s.reindex(index.to_numpy()).reset_index(drop=True) for col, s in summed.items()}
     return index, out
+
+
+def _geo_frame(
+    geos: pd.Series,
+    dates: pd.Series,
+    numbers: dict[str, pd.Series],
+    geo: str,
+    config: ModelConfig,
+    report: Report,
+) -> pd.DataFrame | None:
+    """The per-geo rows a hierarchical model fits, with the checks that only make sense per geo, each naming the geo:
+    every geo has every period, a geo's KPI is not all zero, a channel a geo never spends on, one population per geo."""
+    frame = pd.DataFrame({config.date_column: dates, geo: geos, **numbers}).dropna(subset=[config.date_column])
+    periods = frame[config.date_column].nunique()
+    per_geo = frame.groupby(geo, sort=True)
+    for name, count in per_geo[config.date_column].nunique().items():
+        if count < periods:
+            have = set(per_geo.get_group(name)[config.date_column])
+            first = min(d for d in frame[config.date_column].unique() if d not in have)
+            report.error(
+                "unbalanced_geos",
+                f"geo {name} has {count} of the {periods} periods (first missing: {pd.Timestamp(first):%Y-%m-%d}); "
+                "a hierarchical model needs every geo in every period: add the rows, drop the geo, or set "
+                "geo_model: aggregate.",
+                column=geo,
+            )
+    target = config.target_column
+    if target in frame:
+        flat = per_geo[target].apply(lambda v: bool((v.fillna(0) == 0).all()))
+        for name in flat[flat].index:
+            report.error(
+                "zero_kpi_geo",
+                f"geo {name}'s KPI is zero in every period, so it says nothing about media; drop the geo.",
+                column=target,
+            )
+    for ch in config.channel_columns:
+        if ch not in frame:
+            continue
+        spends = per_geo[ch].sum(min_count=1).fillna(0)
+        for name in spends[spends <= 0].index:
+            report.warn(
+                "geo_no_spend",
+                f"geo {name} never spends on this channel; its effect there is the other geos' (the hierarchy's).",
+                column=ch,
+            )
+    pop = config.population_column
+    if pop and pop in frame:
+        varying = per_geo[pop].nunique()
+        for name in varying[varying > 1].index:
+            report.warn(
+                "varying_population",
+                f"geo {name}'s population changes over time; its mean is used to put the geo per capita.",
+                column=pop,
+            )
+    return frame.sort_values([config.date_column, geo], kind="stable").reset_index(drop=True)
 
 
 def _check_duplicates(dates: pd.Series, col: str, report: Report) -> None:

@@ -1,0 +1,182 @@
+"""One hierarchical pymc-marketing MMM over every geo of a dataset (config ``geo_model: hierarchical``).
+
+pymc-marketing's ``MMM(..., dims=("geo",))`` supplies the geo-level likelihood, intercepts, seasonality and controls;
+left alone it also gives every geo its own, unrelated media effects. Here the media effect of channel ``c`` in geo
+``g`` is drawn from the channel's population, on the return scale and non-centred (as Meridian's ``beta_gm``)::
+
+    log ROAS_gc = mu_c + tau_c z_gc,   mu_c ~ Normal(ROAS prior),   tau_c ~ HalfNormal(TAU_SD),   z_gc ~ Normal(0, 1)
+
+and the effect size is ``beta_gc = ROAS_gc / per_beta_gc``, where ``per_beta_gc`` is the return one unit of effect
+gives in that geo at the curve's central shape (:func:`mmmlib.roas_priors.effect_lognormal`): a geo with little
+data keeps its channel's population return instead of the prior's. Carry-over and curve shape are shared by all geos
+(one per channel). With ``population_column`` the KPI and media are fitted per capita (as Meridian does) with one
+scale over all geos, so the hierarchy pools per-capita effects; contributions are put back to totals by
+:mod:`mmmlib.geo` with each geo's ``population_factor``, stored with the fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from mmmlib import baseline, roas_priors, structures
+from mmmlib.data.dataset import Dataset
+
+GEO = "geo"  # the dimension's name in the model and the run files
+TAU_SD = 0.3  # prior sd of a channel's log-ROAS spread across geos: 94 % of geos within ×0.6–×1.8 of the median
+
+
+def population_factor(dataset: Dataset) -> pd.Series:
+    """Each geo's population over the mean geo's (1 for every geo without ``population_column``), by geo."""
+    cfg, frame = dataset.config, dataset.geo_frame
+    assert frame is not None and cfg.geo_column
+    if not cfg.population_column:
+        return pd.Series(1.0, index=dataset.geos)
+    pop = frame.groupby(cfg.geo_column)[cfg.population_column].mean()
+    return (pop / pop.mean()).reindex(dataset.geos)
+
+
+def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.Series, dict[str, float]]:
+    """The model's inputs, one row per (period, geo): media and KPI per capita (÷ population factor), controls
+    scaled over all rows as :func:`mmmlib.model.design` does, the trend by period."""
+    cfg, frame = dataset.config, dataset.geo_frame
+    assert frame is not None and cfg.geo_column
+    factor = frame[cfg.geo_column].map(population_factor(dataset)).to_numpy(dtype=float)
+    X = pd.DataFrame(
+        {"date": pd.to_datetime(frame[cfg.date_column]).to_numpy(), GEO: frame[cfg.geo_column].astype(str).to_numpy()}
+    )
+    for ch in cfg.channel_columns:
+        X[ch] = frame[cfg.media_column(ch)].to_numpy(dtype=float) / factor
+    scales: dict[str, float] = {}
+    for ctl in dataset.controls:
+        values = frame[ctl].to_numpy(dtype=float)
+        centre, scale = baseline.control_scaling(values)
+        scales[ctl] = scale
+        X[ctl] = (values - centre) / scale
+    periods = pd.Index(sorted(X["date"].unique()))
+    row = periods.get_indexer(X["date"])
+    for name, values in baseline.trend_columns(form or cfg.baseline_form, len(periods), row, dataset.frequency).items():
+        X[name] = values
+    y = pd.Series(frame[cfg.target_column].to_numpy(dtype=float) / factor, name=cfg.target_column)
+    return X, y, scales
+
+
+def per_beta(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> np.ndarray:
+    """``(geo, channel)``: the return (in money per unit of spend) of a unit effect size in each geo, at the curve's
+    central shape, with pymc-marketing's max scaling over all geos (as fitted)."""
+    from mmmlib.model import _value_per_kpi
+
+    cfg, frame = dataset.config, dataset.geo_frame
+    assert frame is not None
+    value, _ = _value_per_kpi(dataset)
+    media = X[cfg.channel_columns].to_numpy(dtype=float)
+    channel_scale = np.abs(media).max(axis=0)
+    target_scale = float(np.abs(y.to_numpy()).max())
+    factor = population_factor(dataset)
+    out = np.ones((len(dataset.geos), len(cfg.channel_columns)))
+    for i, geo in enumerate(dataset.geos):
+        rows = (X[GEO] == geo).to_numpy()
+        spend = frame.loc[rows, cfg.channel_columns].to_numpy(dtype=float)
+        z = media[rows] / np.where(channel_scale > 0, channel_scale, 1.0)
+        curve = structures.nominal_response(family, z).sum(axis=0)
+        total = spend.sum(axis=0)
+        out[i] = value * target_scale * float(factor[geo]) * curve / np.where(total > 0, total, np.nan)
+    # a geo that never spends on a channel: its effect there touches nothing; give it the geos' typical scale
+    typical = np.exp(np.nanmean(np.log(np.where(out > 0, out, np.nan)), axis=0))
+    return np.where(np.isfinite(out) & (out > 0), out, np.nan_to_num(typical, nan=1.0))
+
+
+def effect_prior(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> Any:
+    """The hierarchical, non-centred prior of the effect size ``(geo, channel)`` (see the module's docstring)."""
+    from pymc_extras.prior import Prior, register_tensor_transform
+
+    cfg = dataset.config
+    from mmmlib.model import _value_per_kpi
+
+    spend = dataset.frame[cfg.channel_columns].to_numpy(dtype=float)  # national: the ROAS prior is per channel
+    _, valued = _value_per_kpi(dataset)
+    mu, sigma = roas_priors.roas_lognormal(
+        list(cfg.channel_columns), spend, float(dataset.frame[cfg.target_column].sum()), valued, cfg.roas_prior
+    )
+    offset = -np.log(per_beta(dataset, family, X, y))  # (geo, channel)
+    name = "mmm_geo_roas_" + hashlib.sha256(np.round(offset, 9).tobytes()).hexdigest()[:12]
+
+    def to_effect(log_roas: Any) -> Any:  # log ROAS (geo, channel) → effect size
+        import pytensor.xtensor as ptx
+
+        return ptx.math.exp(log_roas + ptx.as_xtensor(offset, dims=(GEO, "channel")))
+
+    register_tensor_transform(name, to_effect)
+    return Prior(
+        "Normal",
+        mu=Prior(
+            "Normal",
+            mu=xr.DataArray(np.round(mu, 6), dims=("channel",)),
+            sigma=xr.DataArray(sigma, dims=("channel",)),
+            dims="channel",
+        ),
+        sigma=Prior("HalfNormal", sigma=TAU_SD, dims="channel"),
+        dims=(GEO, "channel"),
+        centered=False,
+        transform=name,
+    )
+
+
+def build(dataset: Dataset, structure: structures.Structure) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, float]]:
+    """An unfitted hierarchical pymc-marketing MMM of one structure, and its inputs."""
+    from pymc_extras.prior import Prior
+
+    from mmmlib.model import _model_config, mmm_class
+
+    cfg = dataset.config
+    X, y, scales = design(dataset, structure.baseline)
+    controls = [c for c in X.columns if c not in ("date", GEO, *cfg.channel_columns)]
+    model_config = _model_config(cfg, controls)
+    if "gamma_control" in model_config:  # each geo its own trend and control effects, same prior scale
+        sd = [baseline.prior_sd(c) if baseline.is_trend(c) else baseline.TREND_SD for c in controls]
+        model_config["gamma_control"] = Prior(
+            "Normal", mu=0, sigma=xr.DataArray(sd, dims=("control",)), dims=(GEO, "control")
+        )
+    mmm = mmm_class()(
+        date_column="date",
+        channel_columns=list(cfg.channel_columns),
+        target_column=cfg.target_column,
+        dims=(GEO,),
+        control_columns=controls or None,
+        adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
+        saturation=structures.saturation_component(
+            structure.saturation, effect_prior(dataset, structure.saturation, X, y)
+        ),
+        yearly_seasonality=cfg.yearly_seasonality or None,
+        model_config=model_config or None,
+    )
+    return mmm, X, y, scales
+
+
+def extra_data(dataset: Dataset) -> dict[str, xr.DataArray]:
+    """What :mod:`mmmlib.geo` needs beside pymc-marketing's ``constant_data``: each geo's population factor and
+    the spend (money) per period, geo and channel."""
+    cfg, frame = dataset.config, dataset.geo_frame
+    assert frame is not None and cfg.geo_column
+    dates = pd.DatetimeIndex(sorted(pd.to_datetime(frame[cfg.date_column]).unique()))
+    wide = frame.set_index([pd.to_datetime(frame[cfg.date_column]), frame[cfg.geo_column].astype(str)])
+    spend = np.stack(
+        [
+            wide[ch].unstack(cfg.geo_column).reindex(index=dates, columns=dataset.geos).to_numpy()
+            for ch in cfg.channel_columns
+        ],
+        axis=-1,
+    )
+    factor = population_factor(dataset)
+    return {
+        "population_factor": xr.DataArray(factor.to_numpy(dtype=float), dims=(GEO,), coords={GEO: dataset.geos}),
+        "channel_spend": xr.DataArray(
+            spend,
+            dims=("date", GEO, "channel"),
+            coords={"date": dates, GEO: dataset.geos, "channel": list(cfg.channel_columns)},
+        ),
+    }
