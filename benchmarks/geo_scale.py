@@ -1,0 +1,153 @@
+"""Geo-model fit cost against the number of geos (#15): whole-process seconds and peak memory of ``mmm fit``.
+
+Each case is one ``mmm fit`` process (structure choice on the national sum included), its process tree's summed
+RSS polled every half second for the peak. Cases: Meridian's 40-geo sample (``meridian_geo_all_channels.csv``,
+156 weeks × 5 channels, impressions) and ``mmm synth --geos N`` data (156 weeks × 5 channels) for other sizes.
+
+    python benchmarks/geo_scale.py --cases meridian:nutpie synth10:nutpie synth100:nutpie meridian:numpyro
+
+Results append to ``benchmarks/results/geo_scale.json`` (one record per case, with the commit); ``--report`` writes
+the table ``benchmarks/results/geo_scale.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PUBLIC = ROOT.parent / "shared" / "public_data"
+
+
+def _commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _mmm(*args: str, **kw: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mmmlib", *args], cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def _data(case: str, work: Path) -> tuple[Path, Path, int]:
+    if case == "meridian":
+        data = PUBLIC / "meridian_geo_all_channels.csv"
+        config = work / "config.yaml"
+        subprocess.run(
+            [sys.executable, "-m", "mmmlib", "config", str(data), "--out", str(config)], check=True, cwd=ROOT
+        )
+        return data, config, 40
+    geos = int(case.removeprefix("synth"))
+    out = work / case
+    subprocess.run(
+        [sys.executable, "-m", "mmmlib", "synth", "--geos", str(geos), "--out", str(out), "--seed", "1"],
+        check=True,
+        cwd=ROOT,
+    )
+    return out / "data.csv", out / "config.yaml", geos
+
+
+def measure(case: str, sampler: str, mode: str) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data, config, geos = _data(case, work)
+        run = work / "run"
+        start = time.perf_counter()
+        proc = _mmm(
+            "fit",
+            str(data),
+            "--config",
+            str(config),
+            "--out",
+            str(run),
+            "--mode",
+            mode,
+            "--sampler",
+            sampler,
+            stdout=subprocess.DEVNULL,
+            stderr=open(work / "stderr.log", "w"),
+        )
+        peak = 0
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                procs = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+        seconds = time.perf_counter() - start
+        record: dict[str, object] = {
+            "case": case,
+            "geos": geos,
+            "sampler": sampler,
+            "mode": mode,
+            "seconds": round(seconds, 1),
+            "peak_rss_gb": round(peak / 2**30, 2),
+            "rc": proc.returncode,
+            "commit": _commit(),
+            "cpus": os.cpu_count(),
+        }
+        summary = run / "summary.json"
+        if summary.is_file():
+            s = json.loads(summary.read_text())
+            record.update(
+                {
+                    "status": s["status"],
+                    "diagnostics": s["diagnostics"],
+                    "fit_seconds": s["run"]["fit_seconds"],
+                    "posterior_mb": round((run / "posterior.nc").stat().st_size / 2**20, 1),
+                    "summary_kb": round(summary.stat().st_size / 2**10, 1),
+                    "national_roas": {c["name"]: c["roas"] for c in s["channels"]},
+                }
+            )
+        else:
+            record["error"] = (work / "stderr.log").read_text()[-2000:]
+        return record
+
+
+def report() -> str:
+    rows = [json.loads(line) for line in (RESULTS / "geo_scale.json").read_text().splitlines() if line.strip()]
+    lines = [
+        "| data | geos | sampler | mode | whole process (s) | peak RSS (GB) | R-hat max | ESS min | divergences | "
+        "posterior (MB) | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r.get("diagnostics") or {}
+        lines.append(
+            f"| {r['case']} | {r['geos']} | {r['sampler']} | {r['mode']} | {r['seconds']} | {r['peak_rss_gb']} | "
+            f"{d.get('r_hat_max', float('nan')):.3f} | {d.get('ess_bulk_min', float('nan')):.0f} | "
+            f"{d.get('divergences', '—')} | {r.get('posterior_mb', '—')} | {r['commit']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=["meridian:nutpie"], help="DATA:SAMPLER, DATA meridian|synthN")
+    parser.add_argument("--mode", default="quick")
+    parser.add_argument("--report", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for item in [] if args.report else args.cases:
+        case, sampler = item.split(":")
+        record = measure(case, sampler, args.mode)
+        print(json.dumps(record), flush=True)
+        with (RESULTS / "geo_scale.json").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    (RESULTS / "geo_scale.md").write_text(report())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
