@@ -309,7 +309,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
     plans: list = list(args.plan or [])
     if args.spend or not plans:
-        fc = load_forecaster(args.run_dir)
+        fc = load_forecaster(args.run_dir).geo(args.geo)
         spend = {}
         for item in args.spend or []:
             name, _, value = item.partition("=")
@@ -323,7 +323,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     names = [Path(p).stem if isinstance(p, str) else "spend" for p in plans]
     if len(set(names)) < len(names):
         names = [f"plan {i + 1}" for i in range(len(plans))]
-    result = forecast(args.run_dir, plans, names)
+    result = forecast(args.run_dir, plans, names, geo=args.geo)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -487,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weeks)",
     )
     p.add_argument("--periods", type=int, default=13)
+    p.add_argument("--geo", help="one geo of a geo run: the plan is that geo's spend (default: the whole run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_forecast)
 

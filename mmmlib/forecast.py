@@ -72,15 +72,41 @@ def media(post: Posterior, history: np.ndarray, future: np.ndarray, l_max: int) 
 class Forecaster:
     """Predicts ``mu`` for new periods from a run's posterior and the data it was fitted on."""
 
-    def __init__(self, idata: Any, frame: pd.DataFrame, config: Any, frequency: str = policy.DEFAULT_FREQUENCY) -> None:
+    def __init__(
+        self,
+        idata: Any,
+        frame: pd.DataFrame,
+        config: Any,
+        frequency: str = policy.DEFAULT_FREQUENCY,
+        geo_frame: pd.DataFrame | None = None,
+    ) -> None:
+        """``geo_frame``: a geo run's data (``geo_data.csv``); the forecast is then the sum of one forecaster per
+        geo, national spend split as each geo spends today (:attr:`Posterior.shares`)."""
         self.frequency = frequency  # as validation found it: the run's period.frequency, never guessed again
         self.post = Posterior.from_idata(idata, frequency, hdi_prob=getattr(config, "hdi_prob", HDI_PROB))
         self.config = config
         self.frame = frame
+        self.scaling_frame = frame  # the rows design() scaled controls over (a geo's: every geo's rows)
         pv = idata["posterior"]
         self.controls = [str(c) for c in pv["control"].values] if "control" in pv.coords else []
         self.n_fit = len(self.post.dates)
         self.step = pd.Timedelta(days=policy.PERIOD_DAYS[frequency])
+        self.geos: dict[str, Forecaster] = {}
+        if self.post.parts is not None and geo_frame is not None:
+            for name, part in zip(self.post.geos or [], self.post.parts, strict=True):
+                rows = geo_frame[geo_frame[config.geo_column].astype(str) == name].reset_index(drop=True)
+                one = Forecaster(part.idata, rows, config, frequency)
+                one.scaling_frame = geo_frame
+                self.geos[name] = one
+
+    def geo(self, name: str | None) -> Forecaster:
+        """One geo's forecaster (its spend, its KPI), or this one for ``None``; an unknown geo is a usage error."""
+        if name is None:
+            return self
+        if name not in self.geos:
+            known = ", ".join(list(self.geos)[:10]) or "none (a national run)"
+            raise UsageError(f"The run has no geo {name!r}; its geos are {known}.")
+        return self.geos[name]
 
     def _control_terms(self, dates: pd.DatetimeIndex, offsets: np.ndarray, given: dict[str, np.ndarray]) -> np.ndarray:
         """Trend and controls ``(draw, period)``: design() scales them, so apply the same transform here."""
@@ -95,7 +121,7 @@ class Forecaster:
             if baseline.is_trend(name):
                 cols.append(trend[name])
                 continue
-            centre, scale = baseline.control_scaling(self.frame[name].to_numpy(dtype=float))
+            centre, scale = baseline.control_scaling(self.scaling_frame[name].to_numpy(dtype=float))
             values = given.get(name, np.full(len(dates), centre))  # a control the plan leaves out: at its centre
             cols.append((np.asarray(values, dtype=float) - centre) / scale)
         return gamma @ np.vstack(cols)
@@ -106,6 +132,12 @@ class Forecaster:
         start = pd.Timestamp(self.frame[cfg.date_column].iloc[-1]) + self.step
         if plan.dates[0] != start:
             raise InputError(f"The plan must start on {start:%Y-%m-%d}, the period after the data ends.")
+        if self.geos:  # national: each geo's forecast of its share of the plan's spend
+            assert self.post.shares is not None
+            return sum(
+                fc.predict(Plan(plan.dates, plan.spend * self.post.shares[g], plan.controls))
+                for g, fc in enumerate(self.geos.values())
+            )
         history = self.frame[cfg.channel_columns].to_numpy(dtype=float)
         offsets = np.arange(len(self.frame), len(self.frame) + len(plan.dates), dtype=float)
         return self._mu(plan.dates, offsets, history, plan.spend, plan.controls)
@@ -214,8 +246,9 @@ def load_forecaster(run_dir: str | Path) -> Forecaster:
     config = run.config()
     frame = run.frame(config)
     with run.reading():
-        fc = Forecaster(tree, frame, config, policy.run_frequency(summary))
-        _try_terms(fc)
+        fc = Forecaster(tree, frame, config, policy.run_frequency(summary), run.geo_frame(config))
+        for one in fc.geos.values() or [fc]:
+            _try_terms(one)
     return fc
 
 
@@ -231,9 +264,13 @@ def _try_terms(fc: Forecaster) -> None:
         stacked(post.idata, "gamma_control")
 
 
-def forecast(run_dir: str | Path, plans: list[Plan | str], names: list[str] | None = None) -> dict[str, Any]:
-    """Forecast one or more plans; with two, also their difference (second minus first) with its interval."""
-    fc = load_forecaster(run_dir)
+def forecast(
+    run_dir: str | Path, plans: list[Plan | str], names: list[str] | None = None, geo: str | None = None
+) -> dict[str, Any]:
+    """Forecast one or more plans; with two, also their difference (second minus first) with its interval.
+
+    ``geo``: one geo of a geo run (plans then give that geo's spend); by default the whole run."""
+    fc = load_forecaster(run_dir).geo(geo)
     built = [read_plan(p, fc) if isinstance(p, (str, Path)) else p for p in plans]
     sigma = fc.post.draws("y_sigma").reshape(-1) * fc.post.target_scale
     draws = [fc.predict(p) for p in built]
@@ -241,6 +278,7 @@ def forecast(run_dir: str | Path, plans: list[Plan | str], names: list[str] | No
     prob = fc.post.hdi_prob
     result: dict[str, Any] = {
         "hdi_prob": prob,
+        "geo": geo,
         "plans": {n: summarise(d, p, sigma, prob) for n, d, p in zip(names, draws, built, strict=True)},
     }
     if len(draws) == 2 and draws[0].shape == draws[1].shape:

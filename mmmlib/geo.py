@@ -81,7 +81,7 @@ def national(idata: Any) -> xr.DataTree:
                     out[var] = (da * f).sum(GEO)
                 elif var == "y_sigma":  # independent noise per geo: variances add
                     out[var] = np.sqrt(((da * f) ** 2).sum(GEO))
-            ds = xr.Dataset(out)
+            ds = _with_coords(out, ds)
         elif name == "constant_data":
             out = {}
             for var, da in ds.data_vars.items():
@@ -93,7 +93,7 @@ def national(idata: Any) -> xr.DataTree:
                     out[var] = da.max(GEO) if GEO in da.dims else da
                 elif GEO not in da.dims:
                     out[var] = da
-            ds = xr.Dataset(out)
+            ds = _with_coords(out, ds)
         elif name in ("log_likelihood", "observed_data", "fit_data", "prior"):
             continue
         elif GEO in ds.dims:
@@ -102,6 +102,13 @@ def national(idata: Any) -> xr.DataTree:
     tree = xr.DataTree.from_dict(groups)
     tree.attrs.update(idata.attrs)
     return tree
+
+
+def _with_coords(data: dict[str, xr.DataArray], like: xr.Dataset, keep_geo: bool = False) -> xr.Dataset:
+    """A dataset of ``data`` with ``like``'s coordinates (a read-back posterior may hold only some variables, and
+    the periods must stay), the geo's unless it was summed away."""
+    coords = {k: v for k, v in like.coords.items() if keep_geo or GEO not in v.dims}
+    return xr.Dataset(data).assign_coords(coords)
 
 
 def spend_shares(parts: list[Any], recent: int) -> np.ndarray:
@@ -130,7 +137,7 @@ def compact(idata: Any) -> xr.DataTree:
                     out[var] = (da * f).sum(GEO)
                 elif not (GEO in da.dims and "date" in da.dims):
                     out[var] = da
-            ds = xr.Dataset(out)
+            ds = _with_coords(out, ds, keep_geo=True)
             ds = ds.assign({v: ds[v].astype("float32") for v in ds.data_vars if ds[v].dtype == "float64"})
         groups[name] = ds
     tree = xr.DataTree.from_dict(groups)

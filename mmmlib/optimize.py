@@ -64,6 +64,7 @@ class Curves:
                 hdi_prob=post.hdi_prob,
                 parts=parts,
                 shares=post.shares,
+                geos=post.geos,
             )
         params = saturation_params(post)
         n = next(iter(params.values())).shape[0]
@@ -78,6 +79,15 @@ class Curves:
             value_per_kpi=value_per_kpi,
             hdi_prob=post.hdi_prob,
         )
+
+    geos: list[str] | None = None
+
+    def geo(self, name: str | None) -> Curves:
+        """One geo's curves (its own budget and today's spend there), or these for the national run (``None`` or
+        any name a national run does not have, such as ``National``)."""
+        if self.parts is None or self.geos is None or name not in self.geos:
+            return self
+        return self.parts[self.geos.index(name)]
 
     def response(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Contribution draws at spend ``x`` per channel: x ``(..., k)`` → ``(draw, ..., k)``."""

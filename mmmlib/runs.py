@@ -546,6 +546,15 @@ class RunDir:
         config = config or self.config()
         return pd.read_csv(self.frame_file, parse_dates=[config.date_column])
 
+    def geo_frame(self, config: ModelConfig | None = None) -> pd.DataFrame | None:
+        """``geo_data.csv`` of a geo run (one row per period and geo, geo names as text), or None."""
+        import pandas as pd
+
+        if not self.geo_frame_file.is_file():
+            return None
+        config = config or self.config()
+        return pd.read_csv(self.geo_frame_file, parse_dates=[config.date_column], dtype={config.geo_column or "": str})
+
     # --- state ------------------------------------------------------------------------------------------------
     @property
     def complete(self) -> bool:

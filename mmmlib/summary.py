@@ -51,6 +51,9 @@ def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: se
     return result
 
 
+GEO_SELECTION = "national sum"  # a geo fit's structure, chosen among candidates fitted to the summed data
+
+
 def model_section(idata: Any) -> dict[str, Any] | None:
     """The candidate structures, their out-of-sample scores and weights (``mmmlib.stacking``); for a geo fit, those
     of the national sum that chose its structure (``mmmlib.model.fit_geos``)."""
@@ -63,7 +66,7 @@ def model_section(idata: Any) -> dict[str, Any] | None:
         return {"selection": "weighted" if len(records) > 1 else "single", "candidates": records}
     chosen = idata.attrs.get("structure_choice")
     if chosen:
-        return {"selection": "chosen on the national sum", "candidates": json.loads(chosen)}
+        return {"selection": GEO_SELECTION, "candidates": json.loads(chosen)}
     return None
 
 
@@ -84,7 +87,7 @@ def geo_section(post: analysis.Posterior, kpi_type: str, rpk: float | None, brea
                 "spend": float(part.spend.sum()),
                 "media_contribution": analysis.interval(part.contributions().sum(axis=(1, 2)), post.hdi_prob),
                 "channels": [
-                    {k: row[k] for k in ("name", "spend", "contribution", "roas", "mroas", "cost_per_kpi")}
+                    {k: row[k] for k in ("name", "spend", "contribution", "share", "roas", "mroas", "cost_per_kpi")}
                     for row in channels
                 ],
                 "response_curves": curves,
@@ -171,3 +174,45 @@ def build_summary(
     summary["reallocation"] = reallocation(post, value, held)
     summary["recommendations"] = recommendations(summary)
     return summary
+
+
+NATIONAL = "National"  # the geo picker's first choice: the whole run
+
+
+def geo_names(summary: dict[str, Any]) -> list[str]:
+    """The geos of a hierarchical run's summary, largest KPI first (empty for a national run)."""
+    return [g["name"] for g in summary.get("geos") or []]
+
+
+def geo_summary(summary: dict[str, Any], geo: str | None) -> dict[str, Any]:
+    """The summary as one geo sees it, for views written for a national summary: that geo's channels (with the
+    national labels), totals and response curves; the run's health, period and settings unchanged. ``None`` or
+    :data:`NATIONAL` gives the summary itself. The national-only parts (decomposition over time, fit, adstock,
+    reallocation, recommendations) are left out, so a geo page never shows national numbers as the geo's."""
+    if geo in (None, NATIONAL):
+        return summary
+    row = next((g for g in summary.get("geos") or [] if g["name"] == geo), None)
+    if row is None:
+        raise KeyError(f"the run has no geo {geo!r}")
+    labels = {c["name"]: c.get("label", c["name"]) for c in summary["channels"]}
+    media = row["media_contribution"]
+    kpi, spend = row["kpi"], row["spend"]
+    value = analysis.kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
+    channels = [{**c, "label": labels.get(c["name"], c["name"])} for c in row["channels"]]
+    out = {k: v for k, v in summary.items() if k not in ("geos", "decomposition", "fit", "adstock", "reallocation")}
+    out.update(
+        {
+            "geo": geo,
+            "channels": channels,
+            "response_curves": row["response_curves"],
+            "recommendations": [],
+            "totals": {
+                "kpi": kpi,
+                "spend": spend,
+                "media_contribution": media,
+                "media_share": {k: v / kpi for k, v in media.items()},
+                "blended_roas": {k: v * value / spend for k, v in media.items()} if spend else media,
+            },
+        }
+    )
+    return out

@@ -40,3 +40,21 @@ def channel_table(summary: dict[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("channel")
+
+
+def geo_table(summary: dict[str, Any], limit: int | None = None) -> pd.DataFrame:
+    """One row per geo of a hierarchical run (largest KPI first): KPI, spend, media contribution and each
+    channel's ROAS with its interval."""
+    labels = {c["name"]: c.get("label", c["name"]) for c in summary["channels"]}
+    rows = []
+    for g in (summary.get("geos") or [])[:limit]:
+        row = {
+            "geo": g["name"],
+            "KPI": f"{g['kpi']:,.0f}",
+            "spend": f"{g['spend']:,.0f}",
+            "media contribution": bracketed(g["media_contribution"], "{:,.0f}"),
+        }
+        for c in g["channels"]:
+            row[f"ROAS {labels.get(c['name'], c['name'])}"] = bracketed(c["roas"], "{:.2f}") if c["spend"] else "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("geo") if rows else pd.DataFrame()

@@ -22,7 +22,7 @@ PUBLIC = Path(os.environ.get("MMM_PUBLIC_DATA", ROOT.parent / "shared" / "public
 
 # The fast lane (`make test-fast`: -m "not slow and not server") leaves out what needs these fixtures, directly or
 # through another fixture; tests that fit or serve without them carry the marker themselves.
-SLOW_FIXTURES = {"synth_run", "scheduled"}  # a real fit, shared by the session
+SLOW_FIXTURES = {"synth_run", "scheduled", "geo_run"}  # a real fit, shared by the session
 SERVER_FIXTURES = {"browser"}  # headless Chromium
 
 
@@ -93,6 +93,31 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "stdout": fit.stdout,
         "truth": json.loads((data_dir / "truth.json").read_text()),
     }
+
+
+@pytest.fixture(scope="session")
+def geo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real hierarchical geo fit (``mmm fit`` through papermill): 4 geos × 78 weeks × 2 channels, impressions as
+    media, population per capita, the last geo spending on search in only 4 weeks (data-poor: pooling's case)."""
+    from mmmlib.data import synth_geo
+    from mmmlib.data.synth import SynthSpec
+
+    data_dir = synth_geo.write(SynthSpec(weeks=78, channels=2, seed=2), 4, tmp_path_factory.mktemp("geo"), True)
+    run_dir = tmp_path_factory.mktemp("store") / "clients" / "geo" / "runs" / "g1"
+    fit = _mmm(
+        "fit",
+        str(data_dir / "data.csv"),
+        "--config",
+        str(data_dir / "config.yaml"),
+        "--out",
+        str(run_dir),
+        "--tune",
+        "300",
+        "--draws",
+        "300",
+    )
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    return {"data_dir": data_dir, "run_dir": run_dir, "truth": json.loads((data_dir / "truth.json").read_text())}
 
 
 ARTIFACTS = ROOT / "test-artifacts"

@@ -22,8 +22,14 @@ GEO_ROAS_SPREAD = 0.3  # sd of a geo's log ROAS around its channel's
 CPM = 8.0  # typical cost per thousand impressions
 
 
-def generate(spec: SynthSpec, geos: int) -> tuple[pd.DataFrame, ModelConfig, dict]:
-    """Long data (one row per week and geo), its config and the truth."""
+QUIET_WEEKS = 4  # weeks the quiet geo spends on its quiet channel
+
+
+def generate(spec: SynthSpec, geos: int, quiet_geo: bool = False) -> tuple[pd.DataFrame, ModelConfig, dict]:
+    """Long data (one row per week and geo), its config and the truth.
+
+    ``quiet_geo``: the last geo spends on the last channel in only :data:`QUIET_WEEKS` weeks, so the data say little
+    about that return there (what pooling across geos is for)."""
     if not 2 <= geos <= 500:
         raise ValueError("geos must be between 2 and 500")
     if not 1 <= spec.channels <= len(CATALOGUE):
@@ -66,6 +72,10 @@ def generate(spec: SynthSpec, geos: int) -> tuple[pd.DataFrame, ModelConfig, dic
         geo_truth = []
         for c in channels:
             x = _spend(c["pattern"], c["level"] * scale, n, season, rng)
+            if quiet_geo and g == geos - 1 and c is channels[-1]:
+                keep = np.zeros(n, bool)
+                keep[rng.choice(n, QUIET_WEEKS, replace=False)] = True
+                x = np.where(keep, np.maximum(x, c["level"] * scale), 0.0)
             ads = _adstock(x, c["weights"])
             shaped = _shape(c["saturation"], ads / max(float(ads.max()), 1e-9))
             roas = c["roas"] * float(np.exp(rng.normal(0, GEO_ROAS_SPREAD)))
@@ -114,7 +124,7 @@ def generate(spec: SynthSpec, geos: int) -> tuple[pd.DataFrame, ModelConfig, dic
         population_column="population",
         media_columns={c["name"]: c["media"] for c in channels},
     )
-    truth = {"spec": {**spec.__dict__, "geos": geos}, "channels": nation, "geos": truth_geos}
+    truth = {"spec": {**spec.__dict__, "geos": geos, "quiet_geo": quiet_geo}, "channels": nation, "geos": truth_geos}
     return data, config, truth
 
 
@@ -126,6 +136,6 @@ def _shape(sat: dict, z: np.ndarray) -> np.ndarray:
     return (1 - np.exp(-lam * z)) / (1 + np.exp(-lam * z))
 
 
-def write(spec: SynthSpec, geos: int, out_dir: str | Path) -> Path:
+def write(spec: SynthSpec, geos: int, out_dir: str | Path, quiet_geo: bool = False) -> Path:
     """Write ``data.csv``, ``config.yaml`` and ``truth.json`` into ``out_dir``."""
-    return save(*generate(spec, geos), out_dir)
+    return save(*generate(spec, geos, quiet_geo), out_dir)

@@ -11,12 +11,14 @@ import ipywidgets as w
 from mmmlib import markup, runs
 from mmmlib.errors import MMMError
 from mmmlib.identification import unidentified
+from mmmlib.summary import NATIONAL
 from mmmlib.widgets.charts import (
     contribution_waterfall,
     contributions_over_time,
     interval_bars,
     unidentified_legend,
 )
+from mmmlib.widgets.geo import geo_panel, geo_picker
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, kpi_card, run_title
 from mmmlib.wording import money, span
@@ -50,31 +52,42 @@ def recommendation_list(summary: dict[str, Any]) -> w.HTML:
 
 
 def executive_view(run: Path | None) -> w.Widget:
-    """The executive dashboard for one run, or a clear message when there is nothing to show."""
+    """The executive dashboard for one run, or a clear message when there is nothing to show; a geo run gets a
+    geo picker (national first) and, nationally, the geo table."""
     summary, problem = load_or_message(run)
     if summary is None:
         return problem
-    title = run_title(summary)
-    return w.VBox(
+    return geo_picker(summary, lambda s, geo: _page(s, run, geo))
+
+
+def _page(summary: dict[str, Any], run: Path | None, geo: str) -> w.Widget:
+    bars = w.HBox(
         [
-            title,
-            health_badge(summary),
-            kpi_cards(summary),
-            recommendation_list(summary),
-            downloads(summary, run),
-            w.HBox(
-                [
-                    interval_bars(summary, "share", "Share of media contribution", ".0%"),
-                    interval_bars(summary, "roas", "ROAS (return per unit of spend)", mark_unidentified=True),
-                ],
-                layout=w.Layout(width="100%"),
-            ),
-            unidentified_legend(summary),
-            contribution_waterfall(summary),
-            contributions_over_time(summary),
+            interval_bars(summary, "share", "Share of media contribution", ".0%"),
+            interval_bars(summary, "roas", "ROAS (return per unit of spend)", mark_unidentified=True),
         ],
-        layout=w.Layout(gap="12px", padding="8px"),
+        layout=w.Layout(width="100%"),
     )
+    head = [run_title(summary), health_badge(summary), kpi_cards(summary)]
+    if geo != NATIONAL:
+        note = w.HTML(
+            f"<p class='mmm-geo-note'>{markup.text(geo)}: this geo's channels, returns and totals; "
+            "recommendations and the budget are national.</p>"
+        )
+        return w.VBox([*head, note, bars, unidentified_legend(summary)], layout=w.Layout(gap="12px", padding="8px"))
+    parts = [
+        *head,
+        recommendation_list(summary),
+        downloads(summary, run),
+        bars,
+        unidentified_legend(summary),
+        contribution_waterfall(summary),
+        contributions_over_time(summary),
+    ]
+    panel = geo_panel(summary)
+    if panel is not None:
+        parts.append(panel)
+    return w.VBox(parts, layout=w.Layout(gap="12px", padding="8px"))
 
 
 def html_report_link(run: Path | None) -> str:

@@ -21,6 +21,7 @@ from mmmlib.widgets.charts import (
     response_curves,
     unidentified_legend,
 )
+from mmmlib.widgets.geo import geo_picker
 from mmmlib.widgets.source import load_or_message
 from mmmlib.widgets.style import health_badge, message, run_title
 from mmmlib.wording import interval_label, money, span
@@ -148,4 +149,4 @@ def planner_view(run: Path | None) -> w.Widget:
         curves = load_curves(run)
     except MMMError as exc:
         return message(str(exc), "error")
-    return BudgetPlanner(summary, curves).view()
+    return geo_picker(summary, lambda s, geo: BudgetPlanner(s, curves.geo(geo)).view())

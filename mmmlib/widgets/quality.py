@@ -11,6 +11,7 @@ from mmmlib.errors import MMMError
 from mmmlib.identification import is_identified
 from mmmlib.markup import text as esc
 from mmmlib.runs import RunDir
+from mmmlib.summary import GEO_SELECTION
 from mmmlib.tables import diagnostics_table
 from mmmlib.widgets.charts import (
     adstock_weights,
@@ -70,12 +71,12 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
                 _number(c.get("divergences"), "d"),
             ]
         )
-    how = (
-        "the candidates' posterior draws are combined by these weights (pseudo-BMA+ on PSIS-LOO: candidates that "
-        "predict held-out weeks equally well share the draws)"
-        if model.get("selection") == "weighted"
-        else "one structure was fitted"
-    )
+    how = {
+        "weighted": "the candidates' posterior draws are combined by these weights (pseudo-BMA+ on PSIS-LOO: "
+        "candidates that predict held-out weeks equally well share the draws)",
+        GEO_SELECTION: "on the national sum of the geos; the best-weighted structure was then fitted over every geo "
+        "(the diagnostics above are that geo fit's)",
+    }.get(model.get("selection"), "one structure was fitted")
     header = [
         "carry-over",
         "returns",

@@ -1,0 +1,279 @@
+"""Geo models (#15): config and detection, per-geo validation, the national roll-up's arithmetic, and one real
+hierarchical fit (``geo_run``) read by the summary, the optimiser, forecasts, the dashboards and the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from mmmlib import geo
+from mmmlib.config import ModelConfig, save_config
+from mmmlib.data import synth_geo
+from mmmlib.data.reader import read_raw
+from mmmlib.data.synth import SynthSpec
+from mmmlib.data.validate import check
+from mmmlib.errors import InputError
+
+
+def _mmm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True)
+
+
+def _geo_data(tmp_path: Path) -> tuple[pd.DataFrame, ModelConfig]:
+    frame, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=5), 3)
+    return frame, config
+
+
+def _check(frame: pd.DataFrame, config: ModelConfig, tmp_path: Path):
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    return check(read_raw(path), config)
+
+
+# ---- config ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"geo_model": "pooled"}, "geo_model"),
+        ({"geo_model": "hierarchical", "geo_column": None}, "geo_model"),
+        ({"media_columns": {"radio_spend": "radio_impressions"}}, "media_columns"),
+        ({"holdout_periods": 4}, "holdout_periods"),
+    ],
+)
+def test_geo_config_keys_are_checked(change: dict, key: str) -> None:
+    _, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=5), 2)
+    with pytest.raises(InputError, match=f"Config key {key}"):
+        ModelConfig.from_dict({**config.to_dict(), **change})
+
+
+def test_aggregate_geos_is_still_read_as_geo_model_aggregate() -> None:
+    cfg = ModelConfig(date_column="d", target_column="y", channel_columns=["tv"], geo_column="g", aggregate_geos=True)
+    assert cfg.geo_model == "aggregate" and not cfg.hierarchical
+
+
+def test_meridian_geo_file_validates_as_a_hierarchical_dataset(public_data: Path) -> None:
+    from mmmlib.data.dataset import load_dataset, propose_config
+
+    path = public_data / "meridian_geo_all_channels.csv"
+    cfg, _ = propose_config(read_raw(path))
+    ds = load_dataset(path, cfg)
+    assert len(ds.geos) == 40 and ds.geo_frame is not None and len(ds.geo_frame) == 40 * 156
+    assert len(ds.frame) == 156  # the national sum the structure is chosen on
+    assert ds.frame["Channel0_spend"].sum() == pytest.approx(ds.geo_frame["Channel0_spend"].sum())
+    assert "Organic_channel0_impression" in ds.controls
+
+
+# ---- validation per geo ------------------------------------------------------------------------------------------
+
+
+def test_a_geo_missing_a_week_is_named(tmp_path: Path) -> None:
+    frame, config = _geo_data(tmp_path)
+    frame = frame.drop(frame.index[(frame["geo"] == "geo001") & (frame["week"] == frame["week"].iloc[10])])
+    errors = [i for i in _check(frame, config, tmp_path).report.errors if i.code == "unbalanced_geos"]
+    assert errors and "geo geo001 has 59 of the 60 periods" in errors[0].message
+
+
+def test_a_geo_whose_kpi_is_all_zero_is_named(tmp_path: Path) -> None:
+    frame, config = _geo_data(tmp_path)
+    frame.loc[frame["geo"] == "geo002", "revenue"] = 0.0
+    errors = [i for i in _check(frame, config, tmp_path).report.errors if i.code == "zero_kpi_geo"]
+    assert errors and "geo002" in errors[0].message
+
+
+def test_a_geo_that_never_spends_on_a_channel_is_a_named_warning(tmp_path: Path) -> None:
+    frame, config = _geo_data(tmp_path)
+    frame.loc[frame["geo"] == "geo000", "search_spend"] = 0.0
+    checked = _check(frame, config, tmp_path)
+    warnings = [i for i in checked.report.warnings if i.code == "geo_no_spend"]
+    assert checked.report.ok and warnings and "geo000" in warnings[0].message
+    assert warnings[0].column == "search_spend"
+
+
+def test_the_validated_geo_frame_has_every_geo_and_week(tmp_path: Path) -> None:
+    frame, config = _geo_data(tmp_path)
+    checked = _check(frame.sample(frac=1.0, random_state=1), config, tmp_path)  # shuffled rows
+    assert checked.report.ok
+    g = checked.geo_frame
+    assert g is not None and len(g) == 3 * 60
+    assert g["week"].is_monotonic_increasing
+    assert checked.frame["revenue"].sum() == pytest.approx(frame["revenue"].sum())
+
+
+def test_synth_geos_command_writes_a_hierarchical_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "g"
+    done = _mmm("synth", "--geos", "3", "--weeks", "60", "--channels", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    truth = json.loads((out / "truth.json").read_text())
+    assert len(truth["geos"]) == 3
+    for j, ch in enumerate(truth["channels"]):  # national truth is the geos' sum
+        assert ch["contribution"] == pytest.approx(sum(g["channels"][j]["contribution"] for g in truth["geos"]))
+    assert "geo_model: hierarchical" in (out / "config.yaml").read_text()
+
+
+# ---- the roll-up's arithmetic --------------------------------------------------------------------------------------
+
+
+def _fake_geo_tree() -> xr.DataTree:
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2024-01-01", periods=5, freq="7D")
+    coords = {"chain": [0], "draw": np.arange(3), "date": dates, "geo": ["a", "b"], "channel": ["tv"]}
+    contrib = rng.random((1, 3, 5, 2, 1))
+    posterior = xr.Dataset(
+        {
+            "channel_contribution": (("chain", "draw", "date", "geo", "channel"), contrib),
+            "mu": (("chain", "draw", "geo", "date"), rng.random((1, 3, 2, 5))),
+            "y_sigma": (("chain", "draw", "geo"), np.ones((1, 3, 2))),
+            "saturation_beta": (("chain", "draw", "geo", "channel"), np.ones((1, 3, 2, 1))),
+        },
+        coords=coords,
+    )
+    const = xr.Dataset(
+        {
+            "channel_data": (("date", "geo", "channel"), np.ones((5, 2, 1))),
+            "target_data": (("date", "geo"), np.ones((5, 2))),
+            "target_scale": ((), 10.0),
+            "channel_scale": (("channel",), [2.0]),
+            "population_factor": (("geo",), [0.5, 2.0]),
+        },
+        coords={k: coords[k] for k in ("date", "geo", "channel")},
+    )
+    return xr.DataTree.from_dict({"posterior": posterior, "constant_data": const})
+
+
+def test_national_roll_up_weighs_each_geo_by_its_population() -> None:
+    tree = _fake_geo_tree()
+    nat = geo.national(tree)
+    c = tree["posterior"]["channel_contribution"]
+    expected = 0.5 * c.sel(geo="a") + 2.0 * c.sel(geo="b")
+    np.testing.assert_allclose(nat["posterior"]["channel_contribution"].values, expected.values)
+    np.testing.assert_allclose(nat["posterior"]["y_sigma"].values, np.sqrt(0.5**2 + 2.0**2))
+    assert "saturation_beta" not in nat["posterior"].data_vars  # a geo's own parameter has no national meaning
+    b = geo.geo_slice(tree, "b")
+    assert float(b["constant_data"]["target_scale"]) == pytest.approx(20.0)
+    assert float(b["constant_data"]["channel_scale"][0]) == pytest.approx(4.0)
+    compact = geo.compact(tree)
+    assert compact["posterior"]["channel_contribution"].dtype == np.float32
+    assert "geo" not in compact["posterior"]["channel_contribution"].dims
+
+
+# ---- one real geo fit ----------------------------------------------------------------------------------------------
+
+
+def test_geo_run_reports_national_first_and_every_geo(geo_run: dict) -> None:
+    summary = json.loads((geo_run["run_dir"] / "summary.json").read_text())
+    truth = geo_run["truth"]
+    assert summary["status"] in ("ok", "warning") and summary["diagnostics"]["divergences"] == 0
+    assert summary["model"]["selection"] == "national sum" and len(summary["model"]["candidates"]) > 1
+    names = [g["name"] for g in summary["geos"]]
+    assert sorted(names) == [g["name"] for g in truth["geos"]]
+    kpis = [g["kpi"] for g in summary["geos"]]
+    assert kpis == sorted(kpis, reverse=True)  # largest first
+    assert sum(kpis) == pytest.approx(summary["totals"]["kpi"], rel=1e-9)
+    national_media = summary["totals"]["media_contribution"]["mean"]
+    assert sum(g["media_contribution"]["mean"] for g in summary["geos"]) == pytest.approx(national_media, rel=1e-6)
+    for row in summary["channels"]:  # each national ROAS interval covers the truth
+        true = next(c["roas"] for c in truth["channels"] if c["name"] == row["name"])
+        assert row["roas"]["hdi_low"] <= true <= row["roas"]["hdi_high"], (row["name"], row["roas"], true)
+    for g in summary["geos"]:
+        for c in g["channels"]:
+            assert c["roas"]["hdi_low"] <= c["roas"]["mean"] <= c["roas"]["hdi_high"]
+        assert len(g["response_curves"]) == 2
+
+
+def test_a_data_poor_geo_is_shrunk_toward_its_channels_population(geo_run: dict) -> None:
+    """The last geo spent on search in 4 of 78 weeks: its return there comes from the other geos (the channel's
+    population), not from the prior's centre, and its interval is far narrower than the prior's."""
+    summary = json.loads((geo_run["run_dir"] / "summary.json").read_text())
+    quiet = next(g for g in summary["geos"] if g["name"] == "geo003")
+    search = next(c for c in quiet["channels"] if c["name"] == "search_spend")
+    national = next(c for c in summary["channels"] if c["name"] == "search_spend")["roas"]["mean"]
+    prior_median, prior_width = np.exp(0.2), 6.7 - 0.22  # Meridian's ROAS prior, the product's default
+    assert abs(np.log(search["roas"]["mean"] / national)) < 0.5 * abs(np.log(prior_median / national))
+    assert search["roas"]["hdi_high"] - search["roas"]["hdi_low"] < 0.5 * prior_width
+
+
+def test_geo_posterior_is_stored_compactly(geo_run: dict) -> None:
+    tree = xr.open_datatree(geo_run["run_dir"] / "posterior.nc")
+    post = tree["posterior"]
+    assert not [v for v in post.data_vars if {"date", "geo"} <= set(post[v].dims)]
+    assert post["channel_contribution"].dtype == np.float32
+    assert "log_likelihood" not in tree.children
+    assert (geo_run["run_dir"] / "geo_data.csv").is_file()
+
+
+def test_optimiser_splits_a_national_budget_over_geo_curves(geo_run: dict) -> None:
+    from mmmlib.optimize import allocate, load_curves
+
+    curves = load_curves(geo_run["run_dir"])
+    assert curves.geos is not None and len(curves.geos) == 4
+    budget = float(curves.current.sum())
+    national = allocate(curves, budget, []).to_dict()
+    assert sum(c["optimal_spend"] for c in national["channels"]) == pytest.approx(budget, rel=1e-6)
+    # the national curve is the sum of the geos' at today's split
+    x = curves.current[None, :]
+    total = sum(p.mean_response(x * curves.shares[g]) for g, p in enumerate(curves.parts))
+    np.testing.assert_allclose(curves.mean_response(x), total)
+    one = curves.geo("geo000")
+    assert allocate(one, float(one.current.sum()), []).to_dict()["budget"] == pytest.approx(one.current.sum())
+    done = _mmm("optimize", str(geo_run["run_dir"]), "--budget", f"{budget:.0f}")
+    assert done.returncode == 0, done.stderr
+
+
+def test_forecasts_per_geo_add_up_to_the_national_one(geo_run: dict) -> None:
+    from mmmlib.forecast import constant_plan, forecast, load_forecaster
+
+    fc = load_forecaster(geo_run["run_dir"])
+    summary = json.loads((geo_run["run_dir"] / "summary.json").read_text())
+    fitted = sum(f.reproduce_fit().mean(axis=0) for f in fc.geos.values())
+    np.testing.assert_allclose(fitted, summary["fit"]["predicted"], rtol=1e-5)
+    national = forecast(geo_run["run_dir"], [constant_plan(fc, {}, 6)])["plans"]["plan 1"]["total_kpi"]["mean"]
+    per_geo = sum(
+        forecast(geo_run["run_dir"], [constant_plan(fc.geo(g), {}, 6)], geo=g)["plans"]["plan 1"]["total_kpi"]["mean"]
+        for g in fc.geos
+    )
+    assert national == pytest.approx(per_geo, rel=1e-6)
+    done = _mmm("forecast", str(geo_run["run_dir"]), "--geo", "geo001", "--periods", "4")
+    assert done.returncode == 0 and "expected KPI" in done.stdout
+    bad = _mmm("forecast", str(geo_run["run_dir"]), "--geo", "atlantis")
+    assert bad.returncode != 0 and "no geo 'atlantis'" in bad.stderr
+
+
+def test_dashboards_offer_a_geo_picker_and_the_geo_table(geo_run: dict) -> None:
+    from mmmlib.widgets import executive_view, planner_view
+
+    view = executive_view(geo_run["run_dir"])
+    picker, body = view.children
+    assert picker.options[0] == "National" and len(picker.options) == 5
+    assert any("By geo" in getattr(c, "value", "") for c in body.children[0].children[-1].children)
+    picker.value = "geo001"
+    html = " ".join(getattr(c, "value", "") for c in body.children[0].children)
+    assert "geo001" in html and "Recommendations" not in html  # a geo page never shows national advice as its own
+    planner = planner_view(geo_run["run_dir"])
+    planner.children[0].value = "geo002"
+    assert planner.children[1].children  # the geo's planner drew
+
+
+def test_html_report_includes_the_geo_table(geo_run: dict, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    done = _mmm("report", str(geo_run["run_dir"]), "--format", "html", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    html = out.read_text()
+    assert "By geo (4 geos" in html and "geo003" in html
+
+
+def test_save_and_refit_config_round_trip(tmp_path: Path) -> None:
+    _, config = _geo_data(tmp_path)
+    save_config(config, tmp_path / "c.yaml")
+    from mmmlib.config import load_config
+
+    again = load_config(tmp_path / "c.yaml")
+    assert again.media_columns == config.media_columns and again.hierarchical
