@@ -158,10 +158,12 @@ def _hold_unidentified(run_dir: str, channels: list[str], bounds: list[str]) -> 
     """The user's bounds plus ``CH=fixed`` for each channel the run's summary marks not identified and the user
     did not bound: optimize and scenarios never move money on a return the data cannot tell unless asked to."""
     from mmmlib.identification import unidentified
-    from mmmlib.optimize import hold_unidentified
+    from mmmlib.optimize import GEO_SEP, hold_unidentified
     from mmmlib.runs import load_summary
 
-    return hold_unidentified(channels, unidentified(load_summary(run_dir)), bounds)
+    held = unidentified(load_summary(run_dir))
+    held += [c for c in channels if c.partition(GEO_SEP)[2] in held]  # a by-geo allocation's GEO:CHANNEL lines
+    return hold_unidentified(channels, held, bounds)
 
 
 def _held_line(held: list[str]) -> str:
@@ -189,6 +191,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     from mmmlib.wording import interval_label
 
     curves = load_curves(args.run_dir)
+    if args.by_geo:
+        curves = curves.by_geo()
     bounds, held = _hold_unidentified(args.run_dir, curves.channels, args.bounds)
     result = _holding(held, lambda: allocate(curves, args.budget, bounds).to_dict())
     result["held"] = held
@@ -446,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write the allocation to a .json, .csv or .txt file")
+    p.add_argument(
+        "--by-geo",
+        action="store_true",
+        help="a geo run: split the budget over every geo × channel (lines GEO:CHANNEL, bounds too)",
+    )
     p.set_defaults(func=_cmd_optimize)
 
     p = sub.add_parser(

@@ -31,6 +31,7 @@ from mmmlib.analysis import (
 from mmmlib.errors import InputError, UsageError
 
 GRID = 400  # budget steps in the dynamic programme
+GEO_SEP = ":"  # a geo × channel line of a by-geo allocation: ``GEO:CHANNEL``
 MAX_DRAWS = 1000  # posterior draws kept for optimisation (thinned evenly)
 
 
@@ -88,6 +89,32 @@ class Curves:
         if self.parts is None or self.geos is None or name not in self.geos:
             return self
         return self.parts[self.geos.index(name)]
+
+    def by_geo(self) -> Curves:
+        """Every geo × channel as its own line to allocate (``GEO:CHANNEL``), for a budget split across geos too:
+        each geo's curves, its scale folded into the effect size so that one target scale serves them all."""
+        from mmmlib.structures import SATURATION_FAMILIES
+
+        if self.parts is None or self.geos is None:
+            raise UsageError("Only a geo run can be allocated by geo (its config has geo_model: hierarchical).")
+        effect = SATURATION_FAMILIES[self.kind].effect
+        ref = self.target_scale
+        params = {
+            k: np.concatenate(
+                [p.params[k] * (p.target_scale / ref if k == effect else 1.0) for p in self.parts], axis=1
+            )
+            for k in self.parts[0].params
+        }
+        return Curves(
+            channels=[f"{g}{GEO_SEP}{c}" for g in self.geos for c in self.channels],
+            kind=self.kind,
+            params=params,
+            channel_scale=np.concatenate([p.channel_scale for p in self.parts]),
+            target_scale=ref,
+            current=np.concatenate([p.current for p in self.parts]),
+            value_per_kpi=self.value_per_kpi,
+            hdi_prob=self.hdi_prob,
+        )
 
     def response(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Contribution draws at spend ``x`` per channel: x ``(..., k)`` → ``(draw, ..., k)``."""

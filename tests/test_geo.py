@@ -226,6 +226,16 @@ def test_optimiser_splits_a_national_budget_over_geo_curves(geo_run: dict) -> No
     assert allocate(one, float(one.current.sum()), []).to_dict()["budget"] == pytest.approx(one.current.sum())
     done = _mmm("optimize", str(geo_run["run_dir"]), "--budget", f"{budget:.0f}")
     assert done.returncode == 0, done.stderr
+    # geo × channel: the same curves, one line each; today's split gives the national model's total
+    lines = curves.by_geo()
+    assert len(lines.channels) == 8 and lines.channels[0] == f"{curves.geos[0]}:{curves.channels[0]}"
+    np.testing.assert_allclose(lines.mean_response(lines.current[None, :]).sum(), curves.mean_response(x).sum())
+    fixed = f"{curves.geos[1]}:{curves.channels[0]}"
+    split = allocate(lines, budget * 1.1, [f"{fixed}=fixed"]).to_dict()
+    row = next(c for c in split["channels"] if c["name"] == fixed)
+    assert row["optimal_spend"] == pytest.approx(row["current_spend"])
+    done = _mmm("optimize", str(geo_run["run_dir"]), "--budget", f"{budget:.0f}", "--by-geo")
+    assert done.returncode == 0 and "geo003:search_spend" in done.stdout
 
 
 def test_forecasts_per_geo_add_up_to_the_national_one(geo_run: dict) -> None:
