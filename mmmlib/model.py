@@ -41,6 +41,11 @@ MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 # With several candidate structures (``auto``) each is fitted, so each gets fewer steps in quick mode: at
 # 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200).
 PER_CANDIDATE = {"quick": {"tune": 600, "draws": 800}}
+# A hierarchical geo fit (mmmlib.geo_model) draws far more effective samples per draw than a national one: on
+# Meridian's 40 geos, 2 × (1000 + 1500) nutpie draws gave min bulk ESS 1757 (tail 1396), R-hat 1.010, and took most
+# of the fit's 33 minutes and 8 GB (every per-geo deterministic is kept per draw); a quarter of the draws still
+# clears quick mode's ESS 200 many times over (docs/geo.md).
+GEO_STEPS = {"quick": {"tune": 500, "draws": 500}, "full": {"tune": 1000, "draws": 1000}}
 # "numpyro" is mmmlib.sampling's loop (numpyro's NUTS, cached compiles, stopping rule): ``draws`` is then the most
 # draws per chain, and it stops earlier once the diagnostics are met. nutpie and pymc draw exactly ``draws``.
 # nutpie stays the default: on our posteriors its adaptation needs fewer steps per draw and left no divergences
@@ -55,18 +60,25 @@ OVERRIDABLE = ("chains", "tune", "draws")
 
 
 def sampler_settings(
-    mode: str = "quick", channels: int | None = None, candidates: int = 1, **overrides: int | None
+    mode: str = "quick",
+    channels: int | None = None,
+    candidates: int = 1,
+    geo: bool = False,
+    **overrides: int | None,
 ) -> dict[str, Any]:
     """The mode's sampler settings with any of ``chains``, ``tune`` and ``draws`` replaced (positive whole numbers).
 
     ``channels``, the number of media channels, raises target_accept for ``MANY_CHANNELS`` or more where the mode
-    says so; more than one candidate structure takes the mode's per-candidate steps (``PER_CANDIDATE``).
+    says so; more than one candidate structure takes the mode's per-candidate steps (``PER_CANDIDATE``), a
+    hierarchical geo fit its own (``GEO_STEPS``).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     settings = dict(MODES[mode])
     if candidates > 1:
         settings.update(PER_CANDIDATE.get(mode, {}))
+    if geo:
+        settings.update(GEO_STEPS.get(mode, {}))
     if channels is not None and channels >= MANY_CHANNELS and mode in MANY_CHANNELS_TARGET_ACCEPT:
         settings["target_accept"] = MANY_CHANNELS_TARGET_ACCEPT[mode]
     for name, value in overrides.items():
@@ -437,7 +449,7 @@ def fit_geos(
     chosen = fit(national, request, progressbar, None)
     structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
     cfg = dataset.config
-    settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, **request.overrides)
+    settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
     rule = None
     if request.draws is not None and sampler == ENGINE:

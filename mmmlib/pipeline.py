@@ -28,6 +28,8 @@ FIT_NOTEBOOK = assets.notebook("fit_model")
 # the kernel inherits this: numpyro needs it before jax is imported, or it samples chains one after another
 os.environ.setdefault("XLA_FLAGS", XLA_DEVICES)
 
+IOPUB_TIMEOUT = 120  # seconds papermill waits for a cell's last outputs after it finished
+
 
 def _log_handler(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -67,6 +69,9 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
                     kernel_name="python3",
                     log_output=True,
                     progress_bar=False,
+                    # a long fit's progress bar queues many widget messages: papermill's 4 s wait for the last of
+                    # them failed a 40-geo fit that had finished (it is the wait after the cell, not a cell timeout)
+                    iopub_timeout=IOPUB_TIMEOUT,
                     cwd=str(NOTEBOOKS),
                     **({"km": km} if km is not None else {}),
                 )
