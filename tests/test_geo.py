@@ -218,10 +218,11 @@ def test_optimiser_splits_a_national_budget_over_geo_curves(geo_run: dict) -> No
     budget = float(curves.current.sum())
     national = allocate(curves, budget, []).to_dict()
     assert sum(c["optimal_spend"] for c in national["channels"]) == pytest.approx(budget, rel=1e-6)
-    # the national curve is the sum of the geos' at today's split
+    # the national curve is the sum of the geos' at today's split; the optimiser's tabulated mean is close to it
     x = curves.current[None, :]
     total = sum(p.mean_response(x * curves.shares[g]) for g, p in enumerate(curves.parts))
-    np.testing.assert_allclose(curves.mean_response(x), total)
+    np.testing.assert_allclose(curves.response(x).mean(axis=0), total)
+    np.testing.assert_allclose(curves.mean_response(x), total, rtol=0.02)
     one = curves.geo("geo000")
     assert allocate(one, float(one.current.sum()), []).to_dict()["budget"] == pytest.approx(one.current.sum())
     done = _mmm("optimize", str(geo_run["run_dir"]), "--budget", f"{budget:.0f}")
@@ -229,7 +230,7 @@ def test_optimiser_splits_a_national_budget_over_geo_curves(geo_run: dict) -> No
     # geo × channel: the same curves, one line each; today's split gives the national model's total
     lines = curves.by_geo()
     assert len(lines.channels) == 8 and lines.channels[0] == f"{curves.geos[0]}:{curves.channels[0]}"
-    np.testing.assert_allclose(lines.mean_response(lines.current[None, :]).sum(), curves.mean_response(x).sum())
+    np.testing.assert_allclose(lines.mean_response(lines.current[None, :]).sum(), total.sum())
     fixed = f"{curves.geos[1]}:{curves.channels[0]}"
     split = allocate(lines, budget * 1.1, [f"{fixed}=fixed"]).to_dict()
     row = next(c for c in split["channels"] if c["name"] == fixed)
