@@ -457,7 +457,9 @@ def fit_geos(
 
         rule = StopRule.fixed(settings["draws"])
     log.info("fitting %s over %d geos", structure.name, len(dataset.geos))
-    fitted = fit_structure(dataset, structure, settings, sampler, request.seed, progressbar, None, rule=rule)
+    # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still draining
+    # minutes after a 40-geo fit had finished (the run failed on that wait); the log says when sampling ends
+    fitted = fit_structure(dataset, structure, settings, sampler, request.seed, False, None, rule=rule)
     records = chosen.candidates or [{"name": structure.name, "weight": 1.0}]
     fitted.idata.attrs[STRUCTURE_CHOICE_ATTR] = json.dumps(records)
     fitted.fit_seconds += chosen.fit_seconds
