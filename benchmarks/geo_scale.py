@@ -106,6 +106,9 @@ def measure(case: str, sampler: str, mode: str) -> dict[str, object]:
                     "diagnostics": s["diagnostics"],
                     "fit_seconds": s["run"]["fit_seconds"],
                     "posterior_mb": round((run / "posterior.nc").stat().st_size / 2**20, 1),
+                    "tune": s["run"]["tune"],
+                    "draws": s["run"]["draws"],
+                    "structure": max(s["model"]["candidates"], key=lambda c: c.get("weight", 0))["name"],
                     "summary_kb": round(summary.stat().st_size / 2**10, 1),
                     "national_roas": {c["name"]: c["roas"] for c in s["channels"]},
                 }
@@ -118,17 +121,29 @@ def measure(case: str, sampler: str, mode: str) -> dict[str, object]:
 def report() -> str:
     rows = [json.loads(line) for line in (RESULTS / "geo_scale.json").read_text().splitlines() if line.strip()]
     lines = [
-        "| data | geos | sampler | mode | whole process (s) | peak RSS (GB) | R-hat max | ESS min | divergences | "
-        "posterior (MB) | commit |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | geos | sampler | steps per chain | structure | whole process (s) | fit (s) | peak RSS (GB) | "
+        "R-hat max | ESS min | divergences | commit | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d = r.get("diagnostics") or {}
-        lines.append(
-            f"| {r['case']} | {r['geos']} | {r['sampler']} | {r['mode']} | {r['seconds']} | {r['peak_rss_gb']} | "
-            f"{d.get('r_hat_max', float('nan')):.3f} | {d.get('ess_bulk_min', float('nan')):.0f} | "
-            f"{d.get('divergences', '—')} | {r.get('posterior_mb', '—')} | {r['commit']} |"
-        )
+        steps = f"{r['tune']} + {r['draws']}" if r.get("tune") else "—"
+        cells = [
+            r["case"],
+            r["geos"],
+            r["sampler"],
+            steps,
+            r.get("structure", "—"),
+            r.get("seconds") or "—",
+            r.get("fit_seconds") or "—",
+            r.get("peak_rss_gb") or "—",
+            f"{d['r_hat_max']:.3f}" if d else "—",
+            f"{d['ess_bulk_min']:.0f}" if d else "—",
+            d.get("divergences", "—"),
+            r["commit"],
+            "; ".join(x for x in (r.get("note"), r.get("error")) if x),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
