@@ -310,3 +310,32 @@ def test_geo_picker_in_a_real_voila_page(geo_run: dict, browser, tmp_path: Path)
         page.screenshot(path=str(ARTIFACTS / "dashboard_executive_geo.png"), full_page=True)
         assert "Recommendations" not in page.inner_text("body")
         page.close()
+
+
+def test_new_model_page_reads_a_geo_file_as_a_hierarchical_model(
+    public_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Upload Meridian's geo file: ready to fit as one hierarchical model; dropping a spend channel drops its
+    impressions pairing instead of refusing the config."""
+    from datetime import datetime
+
+    from mmmlib.widgets.new_model import NewModel
+
+    monkeypatch.setenv("MMM_HOME", str(tmp_path / "home"))
+    page = NewModel("acme")
+    content = (public_data / "meridian_geo_all_channels.csv").read_bytes()
+    page.upload.value = (
+        {
+            "name": "geo.csv",
+            "type": "text/csv",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime(2026, 1, 1),
+        },
+    )
+    assert "ready to fit" in page.problems.value
+    assert page._config().hierarchical and page._config().population_column == "population"
+    page.channels.value = tuple(c for c in page.channels.value if c != "Channel4_spend")
+    cfg = page._config()
+    assert "Channel4_spend" not in cfg.media_columns and cfg.media_columns["Channel0_spend"] == "Channel0_impression"
+    assert "ready to fit" in page.problems.value

@@ -130,12 +130,15 @@ class NewModel:
         self._validate()
 
     def _config(self) -> ModelConfig:
+        channels = list(self.channels.value)
         data = {
             **self.base_config.to_dict(),
             "date_column": self.date.value,
             "target_column": self.target.value,
-            "channel_columns": list(self.channels.value),
+            "channel_columns": channels,
             "control_columns": [c for c in self.controls.value if c not in self.channels.value],
+            # a geo file's impressions stay paired with the spend channels still chosen
+            "media_columns": {k: v for k, v in self.base_config.media_columns.items() if k in channels},
         }
         return ModelConfig.from_dict(data)
 
