@@ -41,11 +41,11 @@ MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 # With several candidate structures (``auto``) each is fitted, so each gets fewer steps in quick mode: at
 # 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200).
 PER_CANDIDATE = {"quick": {"tune": 600, "draws": 800}}
-# A hierarchical geo fit (mmmlib.geo_model) draws far more effective samples per draw than a national one: on
-# Meridian's 40 geos, 2 × (1000 + 1500) nutpie draws gave min bulk ESS 1757 (tail 1396), R-hat 1.010, and took most
-# of the fit's 33 minutes and 8 GB (every per-geo deterministic is kept per draw); a quarter of the draws still
-# clears quick mode's ESS 200 many times over (docs/geo.md).
-GEO_STEPS = {"quick": {"tune": 500, "draws": 500}, "full": {"tune": 1000, "draws": 1000}}
+# A hierarchical geo fit (mmmlib.geo_model) samples each draw slowly (2.7 ms a gradient at 40 geos) and keeps every
+# per-geo deterministic per draw. On Meridian's 40 geos 2 × (1000 + 1500) nutpie draws with logistic returns gave min
+# bulk ESS 1757 in 33 minutes and 8 GB; 2 × (500 + 500) with Hill returns gave 104 in 15 minutes and 3.5 GB, and on
+# 10 synthetic geos tail ESS 150: quick mode's 200 needs about twice those draws (docs/geo.md).
+GEO_STEPS = {"quick": {"tune": 500, "draws": 1000}, "full": {"tune": 1000, "draws": 2000}}
 # "numpyro" is mmmlib.sampling's loop (numpyro's NUTS, cached compiles, stopping rule): ``draws`` is then the most
 # draws per chain, and it stops earlier once the diagnostics are met. nutpie and pymc draw exactly ``draws``.
 # nutpie stays the default: on our posteriors its adaptation needs fewer steps per draw and left no divergences
