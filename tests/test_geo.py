@@ -339,3 +339,12 @@ def test_new_model_page_reads_a_geo_file_as_a_hierarchical_model(
     cfg = page._config()
     assert "Channel4_spend" not in cfg.media_columns and cfg.media_columns["Channel0_spend"] == "Channel0_impression"
     assert "ready to fit" in page.problems.value
+
+
+def test_geo_fits_take_their_own_steps_and_overrides_still_win() -> None:
+    from mmmlib.model import GEO_STEPS, sampler_settings
+
+    quick = sampler_settings("quick", 5, 1, geo=True)
+    assert (quick["tune"], quick["draws"]) == (GEO_STEPS["quick"]["tune"], GEO_STEPS["quick"]["draws"])
+    assert sampler_settings("quick", 5, 1, geo=True, draws=300)["draws"] == 300
+    assert sampler_settings("quick", 5, 1)["draws"] != quick["draws"]  # national fits keep the mode's
