@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from mmmlib.csvsafe import csv_text
 from mmmlib.identification import is_identified
 from mmmlib.runs import json_text
-from mmmlib.tables import channel_table, diagnostics_table
+from mmmlib.tables import channel_table, diagnostics_table, geo_table
 from mmmlib.wording import interval_label
 
 FORMATS = ("txt", "csv", "json")
@@ -38,6 +40,10 @@ def text_report(summary: dict[str, Any]) -> str:
             "data barely narrowed the prior; hold the channel's budget and run a lift test.",
             "",
         ]
+    geos = geo_table(summary)
+    if len(geos):
+        with pd.option_context("display.width", 250, "display.max_columns", None):
+            lines += [f"By geo, largest KPI first (ROAS mean [{interval_label(summary)}])", geos.to_string(), ""]
     return "\n".join(lines)
 
 

@@ -279,6 +279,9 @@ def test_html_report_includes_the_geo_table(geo_run: dict, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-2000:]
     html = out.read_text()
     assert "By geo (4 geos" in html and "geo003" in html
+    txt = tmp_path / "report.txt"
+    assert _mmm("report", str(geo_run["run_dir"]), "--format", "txt", "--out", str(txt)).returncode == 0
+    assert "By geo, largest KPI first" in txt.read_text() and "geo003" in txt.read_text()
 
 
 def test_save_and_refit_config_round_trip(tmp_path: Path) -> None:
