@@ -46,6 +46,12 @@ def _timed(cmd: list[str], log: Path) -> float:
     return round(time.perf_counter() - start, 1)
 
 
+def _fit(data: Path, config: str, out: str, log: str) -> float:
+    """Whole-process seconds of ``mmm fit`` on ``data/data.csv`` with ``data/config`` into ``data/out``."""
+    cmd = [sys.executable, "-m", "mmmlib", "fit", str(data / "data.csv"), "--config", str(data / config)]
+    return _timed([*cmd, "--out", str(data / out)], data / log)
+
+
 def _score(rows: list[tuple[float, float, float, float]]) -> dict[str, float]:
     """rows: (truth, mean, low, high)."""
     t, m, lo, hi = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
@@ -102,37 +108,11 @@ def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path) -> dic
     truth = json.loads((data / "truth.json").read_text())
     cfg = load_config(data / "config.yaml")
     seconds = {}
-    seconds["hierarchical"] = _timed(
-        [
-            sys.executable,
-            "-m",
-            "mmmlib",
-            "fit",
-            str(data / "data.csv"),
-            "--config",
-            str(data / "config.yaml"),
-            "--out",
-            str(data / "run_h"),
-        ],
-        data / "hierarchical.log",
-    )
+    seconds["hierarchical"] = _fit(data, "config.yaml", "run_h", "hierarchical.log")
     aggregate = load_config(data / "config.yaml")
     aggregate.geo_model = "aggregate"
     save_config(aggregate, data / "config_national.yaml")
-    seconds["national"] = _timed(
-        [
-            sys.executable,
-            "-m",
-            "mmmlib",
-            "fit",
-            str(data / "data.csv"),
-            "--config",
-            str(data / "config_national.yaml"),
-            "--out",
-            str(data / "run_n"),
-        ],
-        data / "national.log",
-    )
+    seconds["national"] = _fit(data, "config_national.yaml", "run_n", "national.log")
     summed = load_dataset(data / "data.csv", aggregate).frame
     summed.to_csv(data / "summed.csv", index=False)
     (data / "peer_truth.json").write_text(

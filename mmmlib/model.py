@@ -412,11 +412,7 @@ def fit(
     sampler, seed, draws = request.sampler or DEFAULT_SAMPLER, request.seed, request.draws
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-    rule = None
-    if draws is not None and sampler == ENGINE:  # a number of draws asked for is drawn
-        from mmmlib.sampling import StopRule
-
-        rule = StopRule.fixed(settings["draws"])
+    rule = _fixed_rule(draws, sampler, settings)
     workers = candidate_workers(len(shapes))
     if workers <= 1:
         members = [
@@ -426,6 +422,15 @@ def fit(
         jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
         members = _fit_in_workers(jobs, workers)
     return stacking.combine(members, seed=seed)
+
+
+def _fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> Any:
+    """The numpyro loop's rule when a number of draws was asked for (that many are drawn); None otherwise."""
+    if draws is None or sampler != ENGINE:
+        return None
+    from mmmlib.sampling import StopRule
+
+    return StopRule.fixed(settings["draws"])
 
 
 STRUCTURE_CHOICE_ATTR = "structure_choice"  # the national fit's candidate records, kept with a geo fit
@@ -451,11 +456,7 @@ def fit_geos(
     cfg = dataset.config
     settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
-    rule = None
-    if request.draws is not None and sampler == ENGINE:
-        from mmmlib.sampling import StopRule
-
-        rule = StopRule.fixed(settings["draws"])
+    rule = _fixed_rule(request.draws, sampler, settings)
     log.info("fitting %s over %d geos", structure.name, len(dataset.geos))
     # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still draining
     # minutes after a 40-geo fit had finished (the run failed on that wait); the log says when sampling ends

@@ -56,6 +56,12 @@ def _mmm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True)
 
 
+def _fit(data_dir: Path, run_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``mmm fit`` of a generated dataset (its ``data.csv`` and ``config.yaml``) into ``run_dir``."""
+    data, config = str(data_dir / "data.csv"), str(data_dir / "config.yaml")
+    return _mmm("fit", data, "--config", config, "--out", str(run_dir), *options)
+
+
 @pytest.fixture(scope="session")
 def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real quick fit (papermill + pymc-marketing) of a small synthetic dataset, shared by every test."""
@@ -74,18 +80,7 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     (data_dir / "config.yaml").write_text(config)
     run_dir = tmp_path_factory.mktemp("store") / "clients" / "acme" / "runs" / "r1"
-    fit = _mmm(
-        "fit",
-        str(data_dir / "data.csv"),
-        "--config",
-        str(data_dir / "config.yaml"),
-        "--out",
-        str(run_dir),
-        "--mode",
-        "quick",
-        "--seed",
-        "1",
-    )
+    fit = _fit(data_dir, run_dir, "--mode", "quick", "--seed", "1")
     assert fit.returncode == 0, fit.stderr[-3000:]
     return {
         "data_dir": data_dir,
@@ -104,18 +99,7 @@ def geo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     data_dir = synth_geo.write(SynthSpec(weeks=78, channels=2, seed=2), 4, tmp_path_factory.mktemp("geo"), True)
     run_dir = tmp_path_factory.mktemp("store") / "clients" / "geo" / "runs" / "g1"
-    fit = _mmm(
-        "fit",
-        str(data_dir / "data.csv"),
-        "--config",
-        str(data_dir / "config.yaml"),
-        "--out",
-        str(run_dir),
-        "--tune",
-        "300",
-        "--draws",
-        "300",
-    )
+    fit = _fit(data_dir, run_dir, "--tune", "300", "--draws", "300")
     assert fit.returncode == 0, fit.stderr[-3000:]
     return {"data_dir": data_dir, "run_dir": run_dir, "truth": json.loads((data_dir / "truth.json").read_text())}
 
