@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -123,6 +124,11 @@ class Browser:
             if (f"/user/{user}/" in r.url and "spawn-pending" not in r.url) or time.time() > deadline:
                 return r
             time.sleep(1)
+
+
+def landed(r: requests.Response) -> str:
+    """The decoded path a response ended on, without the query the hub may add (``?redirects=1`` after a spawn)."""
+    return unquote(urlsplit(r.url).path)
 
 
 def kernel_socket(browser: Browser, user: str, kernel_id: str, timeout: float = 60) -> Any:

@@ -19,7 +19,7 @@ import yaml
 
 from mmmlib.hub.kernels import too_many
 from tests.conftest import ARTIFACTS, CHROMIUM
-from tests.hubtools import Browser, Hub, kernel_exec, kernel_socket
+from tests.hubtools import Browser, Hub, kernel_exec, kernel_socket, landed
 
 pytestmark = pytest.mark.server  # a real JupyterHub (and Chromium): not in make test-fast
 
@@ -104,7 +104,7 @@ def test_wrong_password_is_refused(hub: Hub) -> None:
 def test_executive_lands_on_their_clients_dashboards_only(hub: Hub) -> None:
     b = logged_in(hub, "executive")
     r = b.open_server("executive")
-    assert r.url.endswith("/user/executive/mmm/gallery"), r.url
+    assert landed(r).endswith("/user/executive/mmm/gallery"), r.url
     assert "<h2>sample</h2>" in r.text and "<h2>other</h2>" not in r.text
     links = re.findall(r'href="([^"]+)"', r.text)
     dashboards = sorted({m.group(1) for link in links if (m := re.search(r"voila/render/(\w+)\.ipynb", link))})
@@ -229,7 +229,7 @@ def test_analyst_reaches_jupyterlab_with_the_notebooks(hub: Hub) -> None:
     b = logged_in(hub, "analyst")
     r = b.open_server("analyst")
     # the hub may redirect once more while the new server's route is added (``?redirects=1``): same page
-    assert r.url.split("?")[0].endswith("/user/analyst/lab") and r.status_code == 200
+    assert landed(r).endswith("/user/analyst/lab") and r.status_code == 200
     listing = b.get("/user/analyst/api/contents/notebooks").json()
     assert "fit_model.ipynb" in {c["name"] for c in listing["content"]}
 
@@ -237,7 +237,7 @@ def test_analyst_reaches_jupyterlab_with_the_notebooks(hub: Hub) -> None:
 def test_manager_gets_all_four_dashboards_but_no_lab(hub: Hub) -> None:
     b = logged_in(hub, "manager")
     r = b.open_server("manager")
-    assert r.url.endswith("/user/manager/mmm/gallery")
+    assert landed(r).endswith("/user/manager/mmm/gallery")
     assert set(re.findall(r"voila/render/(\w+)\.ipynb", r.text)) == {
         "executive",
         "budget_planner",
@@ -351,7 +351,7 @@ def test_an_account_whose_home_was_deleted_spawns_with_a_new_home(hub: Hub, tmp_
     shutil.rmtree(private / "pytest-1")
     b = signed_up(hub, STALE)
     r = b.open_server(STALE, wait=45)
-    assert r.url.endswith(f"/user/{STALE}/mmm/gallery") and r.status_code == 200, (r.status_code, r.url)
+    assert landed(r).endswith(f"/user/{STALE}/mmm/gallery") and r.status_code == 200, (r.status_code, r.url)
     home = Path(pwd.getpwnam(name).pw_dir)
     assert home.parent == hub.home.parent / "homes" and home.stat().st_mode & 0o777 == 0o700  # type: ignore[attr-defined]
 
@@ -408,7 +408,7 @@ def test_a_hub_started_without_root_says_users_are_not_isolated_and_still_works(
         assert "USERS ARE NOT ISOLATED" in laptop.logs()
         b = logged_in(laptop, "executive")
         r = b.open_server("executive")
-        assert r.url.endswith("/user/executive/mmm/gallery") and "<h2>sample</h2>" in r.text
+        assert landed(r).endswith("/user/executive/mmm/gallery") and "<h2>sample</h2>" in r.text
         assert b.get("/user/executive/api/contents", allow_redirects=False).status_code == 403
     finally:
         laptop.stop()

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
 import requests
@@ -22,7 +21,7 @@ import requests
 from mmmlib.errors import UsageError
 from mmmlib.hub.accounts import account_name
 from tests import hubtools
-from tests.hubtools import Browser, Hub
+from tests.hubtools import Browser, Hub, landed
 
 IS_ROOT = os.geteuid() == 0
 # preferred_username claims of the test users
@@ -131,7 +130,7 @@ def test_executive_from_claims_lands_on_their_clients_executive_dashboards(oauth
     assert r.status_code == 200, (r.status_code, r.url, r.text[:500])
     assert b.get("/hub/api/user").json()["name"] == name
     page = b.open_server(name)
-    assert unquote(page.url).endswith(f"/user/{name}/mmm/gallery"), page.url
+    assert landed(page).endswith(f"/user/{name}/mmm/gallery"), page.url
     assert re.findall(r"<h2>(.*?)</h2>", page.text) == ["acme"]  # not the invalid client:../escape
     dashboards = sorted(set(re.findall(r"voila/render/(\w+)\.ipynb", page.text)))
     assert dashboards == ["budget_planner", "executive"]
@@ -161,7 +160,7 @@ def test_yaml_roles_merge_with_claims_and_an_analyst_lands_in_lab(oauth_hub: Hub
     b, r = oauth_login(oauth_hub, "yana-0003", {"preferred_username": YAML_ANALYST, "groups": []})
     assert r.status_code == 200, (r.status_code, r.url, r.text[:500])
     page = b.open_server(YAML_ANALYST)
-    assert page.url.endswith(f"/user/{YAML_ANALYST}/lab") and page.status_code == 200, page.url
+    assert landed(page).endswith(f"/user/{YAML_ANALYST}/lab") and page.status_code == 200, page.url
     gallery = b.get(f"/user/{YAML_ANALYST}/mmm/gallery")
     assert re.findall(r"<h2>(.*?)</h2>", gallery.text) == ["acme"]
 
