@@ -144,6 +144,30 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from mmmlib.pipeline import import_run
+    from mmmlib.request import ImportRequest
+
+    request = ImportRequest(
+        args.kind,
+        args.model,
+        args.out,
+        client=args.client,
+        kpi_type=args.kpi_type,
+        revenue_per_kpi=args.revenue_per_kpi,
+    )
+    summary = import_run(request)
+    diag = summary["diagnostics"]
+    print(
+        f"Imported a {summary['source']} {summary['source_version']} model, {summary['status']}: "
+        f"max R-hat {diag['r_hat_max']:.3f}, min ESS {diag['ess_bulk_min']:.0f}, {diag['divergences']} divergences, "
+        f"R² {diag['r2']:.2f}. Run: {args.out}"
+    )
+    for reason in summary["status_reasons"]:
+        print(f"Warning: {reason}.")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -436,6 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("chains", "chains"), ("tune", "tuning steps per chain"), ("draws", "kept draws per chain")):
         p.add_argument(f"--{name}", type=_positive_int, metavar="N", help=f"override the mode's {what}")
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("import", help="turn a model fitted with Meridian or PyMC-Marketing into a run (no refit)")
+    p.add_argument("kind", choices=["meridian", "pymc-marketing"])
+    p.add_argument("model", help="the saved model: Meridian's .binpb/.txtpb/.pkl, PyMC-Marketing's MMM.save .nc")
+    p.add_argument("--out", required=True)
+    p.add_argument("--client", default=None)
+    p.add_argument("--kpi-type", choices=["revenue", "count"], default=None, help="what the KPI is (default revenue)")
+    p.add_argument("--revenue-per-kpi", type=float, default=None, help="for a count KPI: revenue per unit")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("optimize", help="best split of a budget per period across channels")
     p.add_argument("run_dir")

@@ -11,7 +11,7 @@ from mmmlib.csvsafe import csv_text
 from mmmlib.identification import is_identified
 from mmmlib.runs import json_text
 from mmmlib.tables import channel_table, diagnostics_table, geo_table
-from mmmlib.wording import interval_label
+from mmmlib.wording import imported_from, interval_label
 
 FORMATS = ("txt", "csv", "json")
 
@@ -21,6 +21,7 @@ def text_report(summary: dict[str, Any]) -> str:
         f"Marketing mix report — run {summary['run']['id']} "
         f"({summary['period']['start']} to {summary['period']['end']})",
         f"Status: {summary['status'].upper()}",
+        *([f"Imported from {imported_from(summary)} (not refitted here)"] if imported_from(summary) else []),
         "",
     ]
     lines += [f"- {s}" for s in summary["recommendations"]]

@@ -10,16 +10,13 @@ from typing import Any
 
 from mmmlib.identification import is_identified
 from mmmlib.policy import REALLOCATION_LIMIT_PCT
-from mmmlib.wording import health_sentence, is_healthy, labelled, money, span
+from mmmlib.wording import health_sentence, is_healthy, labelled, money, refit_advice, span
 
 
 def recommendations(summary: dict[str, Any]) -> list[str]:
     out = [health_sentence(summary)]
     if not is_healthy(summary):
-        out[0] += (
-            " Do not move budget on these numbers; refit in full mode (more draws), add data, merge small channels, "
-            "or tighten priors with lift tests."
-        )
+        out[0] += f" Do not move budget on these numbers; {refit_advice(summary)}"
         return out
 
     def _iv(i: dict[str, float]) -> str:

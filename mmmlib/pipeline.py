@@ -1,4 +1,4 @@
-"""Run the fitting notebook with papermill and publish the run atomically (``mmm fit``).
+"""Run the fitting (or import) notebook with papermill and publish the run atomically (``mmm fit``, ``mmm import``).
 
 papermill is the one entry point (``execute_notebook``); the executed notebook is the
 audit trail. Any failure leaves the previous run untouched and keeps the attempt in
@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,12 @@ from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError
 from mmmlib.kernel_pool import KernelPool
-from mmmlib.request import FitRequest
+from mmmlib.request import FitRequest, ImportRequest
 from mmmlib.sampling import XLA_DEVICES
 
 NOTEBOOKS = assets.notebooks_dir()
 FIT_NOTEBOOK = assets.notebook("fit_model")
+IMPORT_NOTEBOOK = assets.notebook("import_model")
 # the kernel inherits this: numpyro needs it before jax is imported, or it samples chains one after another
 os.environ.setdefault("XLA_FLAGS", XLA_DEVICES)
 
@@ -43,23 +44,45 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
     Returns the summary. The run folder's name must follow ``runs.RUN_ID``: it becomes a URL part and a download's
     file name. With a ``pool`` (:func:`fit_pool`) the notebook runs in a preheated kernel, shut down after it.
     """
+    request = request.checked()
+
+    def refuse_bad_data() -> None:  # before starting a kernel
+        load_dataset(request.data, load_config(request.config))
+
+    return _publish_run(request, notebook, pool, refuse_bad_data, f"Fitting ({request.mode} mode)", "fit")
+
+
+def import_run(request: ImportRequest, notebook: Path = IMPORT_NOTEBOOK) -> dict[str, Any]:
+    """Turn a model fitted elsewhere into a run at ``request.out`` the way :func:`fit_run` publishes a fit: through
+    ``notebooks/import_model.ipynb`` (kept in the run as its audit trail), atomically, a failure kept aside."""
+    doing = f"Importing the {request.kind} model"
+    return _publish_run(request.checked(), notebook, None, lambda: None, doing, "import")
+
+
+def _publish_run(
+    request: FitRequest | ImportRequest,
+    notebook: Path,
+    pool: KernelPool | None,
+    precheck: Callable[[], None],
+    doing: str,
+    what: str,
+) -> dict[str, Any]:
     import papermill as pm
 
-    request = request.checked()
     out = Path(request.out)
     runs.check_run_id(out.name)
     run = runs.RunDir(out)
-    staging = run.stage()  # after clearing what killed fits of this run left behind
+    staging = run.stage()  # after clearing what killed attempts at this run left behind
     handler = _log_handler(staging.log_file)
     pm_log = logging.getLogger("papermill")
     pm_log.addHandler(handler)
     pm_log.setLevel(logging.INFO)
     try:
-        load_dataset(request.data, load_config(request.config))  # refuse bad data before starting a kernel
-        print(f"Fitting ({request.mode} mode); progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
+        precheck()
+        print(f"{doing}; progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
         km = pool.take() if pool is not None else None
         if km is not None:
-            pm_log.info("fitting in a preheated kernel")
+            pm_log.info("running in a preheated kernel")
         try:
             with kernel_stderr_to(staging.log_file):
                 pm.execute_notebook(
@@ -77,7 +100,7 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
                 )
         finally:
             if km is not None:
-                kernel_pool.shutdown(km)  # one fit per kernel: nothing carries over to the next
+                kernel_pool.shutdown(km)  # one run per kernel: nothing carries over to the next
         if not staging.complete:
             raise InputError(f"the notebook finished without writing {runs.SUMMARY}.")
         summary = staging.summary()
@@ -89,7 +112,7 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
         failed = run.keep_failed(staging)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise InputError(f"The fit failed: {_reason(exc)} The attempt is kept in {failed}.") from exc
+        raise InputError(f"The {what} failed: {_reason(exc)} The attempt is kept in {failed}.") from exc
     pm_log.removeHandler(handler)
     handler.close()
     run.publish(staging)

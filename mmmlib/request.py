@@ -1,8 +1,8 @@
-"""One fit request: what to fit, where to publish it and how to sample, carried whole from the command line on.
+"""One request: what to fit or import, where to publish it and how, carried whole from the command line on.
 
-``mmm fit`` and schedules build a :class:`FitRequest`; ``pipeline`` checks it and hands it to the
-fitting notebook as one papermill parameter (so the executed notebook shows the request it ran); ``fitting`` reads it
-back and ``model.fit`` takes its sampling part. Adding a fit option means adding a field here, not to five signatures.
+``mmm fit`` and schedules build a :class:`FitRequest`, ``mmm import`` an :class:`ImportRequest`; ``pipeline`` checks
+it and hands it to its notebook as one papermill parameter (so the executed notebook shows the request it ran);
+``fitting`` / ``importing`` read it back. Adding an option means adding a field here, not to five signatures.
 """
 
 from __future__ import annotations
@@ -16,8 +16,31 @@ from typing import Any
 from mmmlib.errors import UsageError
 
 
+class _Request:
+    """What both requests share: their papermill form and a copy written elsewhere."""
+
+    out: str
+
+    def writing_to(self, out: str | Path) -> Any:
+        """The same request written elsewhere (the staging directory a run is published from)."""
+        return replace(self, out=str(out))  # type: ignore[type-var]
+
+    def parameters(self) -> dict[str, Any]:
+        """Plain values for papermill (the notebook's ``request`` parameter)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any]) -> Any:
+        """Back from :meth:`parameters`; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise UsageError(f"Unknown request field(s): {', '.join(unknown)}.")
+        return cls(**{k: v for k, v in params.items() if k in known})
+
+
 @dataclass(frozen=True)
-class FitRequest:
+class FitRequest(_Request):
     """A fit of ``data`` with ``config`` published at ``out``; ``chains``/``tune``/``draws`` override the mode's."""
 
     data: str
@@ -52,19 +75,30 @@ class FitRequest:
             out=os.path.abspath(self.out),
         )
 
-    def writing_to(self, out: str | Path) -> FitRequest:
-        """The same fit written elsewhere (the staging directory a run is published from)."""
-        return replace(self, out=str(out))
 
-    def parameters(self) -> dict[str, Any]:
-        """Plain values for papermill (the notebook's ``request`` parameter)."""
-        return asdict(self)
+IMPORT_KINDS = ("meridian", "pymc-marketing")  # whose saved models ``mmm import`` turns into runs
 
-    @classmethod
-    def from_parameters(cls, params: Mapping[str, Any]) -> FitRequest:
-        """Back from :meth:`parameters`; unknown keys are an error, not silently dropped."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise UsageError(f"Unknown fit request field(s): {', '.join(unknown)}.")
-        return cls(**{k: v for k, v in params.items() if k in known})
+
+@dataclass(frozen=True)
+class ImportRequest(_Request):
+    """A model fitted elsewhere (``kind``, saved at ``model``) published as a run at ``out``, with no refit.
+
+    ``kpi_type`` / ``revenue_per_kpi`` say what the KPI is where the saved model cannot (as in a fit's config).
+    """
+
+    kind: str
+    model: str
+    out: str
+    client: str | None = None
+    kpi_type: str | None = None
+    revenue_per_kpi: float | None = None
+
+    def checked(self) -> ImportRequest:
+        """The request with absolute paths; an unknown kind or a missing model file is a usage error."""
+        if self.kind not in IMPORT_KINDS:
+            raise UsageError(f"Unknown model kind {self.kind!r}; mmm imports {' and '.join(IMPORT_KINDS)} models.")
+        if not Path(self.model).is_file():
+            raise UsageError(f"No model file at {self.model}.")
+        if self.kpi_type not in (None, "revenue", "count"):
+            raise UsageError("kpi_type must be revenue or count.")
+        return replace(self, model=str(Path(self.model).resolve()), out=os.path.abspath(self.out))

@@ -117,7 +117,11 @@ def build_summary(
     mode: str,
     holdout_mape: float | None = None,
     client: str | None = None,
+    source: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """``source``: who fitted the model and that library's version (default: this product, ``mmmlib``)."""
+    from mmmlib import __version__
+
     frequency = run.get("frequency", DEFAULT_FREQUENCY)
     post = analysis.Posterior.from_idata(idata, frequency, hdi_prob=config.hdi_prob)
     kpi_type = resolve_kpi_type(config)
@@ -141,6 +145,8 @@ def build_summary(
         "revenue_per_kpi": rpk,
         "breakeven_roas": config.breakeven_roas,
         "client": client,
+        "source": (source or ("mmmlib", __version__))[0],
+        "source_version": (source or ("mmmlib", __version__))[1],
         "run": {**run, "mode": mode, "created_at": run.get("created_at") or datetime.now(UTC).isoformat()},
         "period": {
             "start": post.dates[0].strftime("%Y-%m-%d"),

@@ -75,3 +75,25 @@ def health_sentence(summary: Mapping[str, Any]) -> str:
         return f"Model health: good — {health_facts(summary)}."
     reasons = "; ".join(summary.get("status_reasons", [])) or "a diagnostic missed its threshold"
     return f"Model health: NOT RELIABLE — {reasons}."
+
+
+SOURCES = {"pymc-marketing": "PyMC-Marketing", "meridian": "Meridian"}  # who fitted an imported model, as named
+
+
+def imported_from(summary: Mapping[str, Any]) -> str | None:
+    """``"PyMC-Marketing 1.3.0"`` for a run imported from a model fitted elsewhere (``mmm import``); None for ours."""
+    source = summary.get("source")
+    if not source or source == "mmmlib":
+        return None
+    return f"{SOURCES.get(str(source), str(source))} {summary.get('source_version') or ''}".strip()
+
+
+def refit_advice(summary: Mapping[str, Any]) -> str:
+    """What to do about a poor fit: refit here, or, for an imported model, where it was fitted."""
+    elsewhere = imported_from(summary)
+    if elsewhere:
+        return (
+            f"refit the model in {elsewhere.rsplit(' ', 1)[0]} with more draws or more data, then import it again, "
+            "or tighten its priors with lift tests."
+        )
+    return "refit in full mode (more draws), add data, merge small channels, or tighten priors with lift tests."

@@ -7,7 +7,7 @@ from typing import Any
 import ipywidgets as w
 
 from mmmlib.markup import text as esc
-from mmmlib.wording import health_facts, health_sentence, interval_label, is_healthy
+from mmmlib.wording import health_facts, health_sentence, imported_from, interval_label, is_healthy
 
 PALETTE = [
     "#1f77b4",
@@ -65,10 +65,15 @@ def kpi_card(title: str, value: str, detail: str = "") -> w.HTML:
     )
 
 
+def _imported(summary: dict[str, Any]) -> str:
+    source = imported_from(summary)
+    return f" · imported from {esc(source)}, not refitted here" if source else ""
+
+
 def run_title(summary: dict[str, Any]) -> w.HTML:
     """Which run the page shows (the page's own heading is the notebook's first cell)."""
     period = summary["period"]
     return w.HTML(
         f"<div style='color:#666'>Run {esc(summary['run']['id'])} · {esc(period['start'])} → "
-        f"{esc(period['end'])} · all intervals are {interval_label(summary)}s</div>"
+        f"{esc(period['end'])} · all intervals are {interval_label(summary)}s{_imported(summary)}</div>"
     )

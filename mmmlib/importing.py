@@ -1,0 +1,90 @@
+"""One model fitted elsewhere turned into a complete staging directory: what ``notebooks/import_model.ipynb`` calls.
+
+The run is written as a fit's is (docs/contract.md: ``posterior.nc``, ``config.yaml``, ``data.csv``, last
+``summary.json``), so the dashboards, reports, optimiser, forecasts and schedules treat it as one of ours. The summary
+says where it came from (``source``, ``source_version``) and judges the model by full mode's diagnostic thresholds:
+an imported model is a finished model, so a poor fit is flagged and refused advice as ours would be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mmmlib import runs
+from mmmlib.config import save_config
+from mmmlib.request import ImportRequest
+
+log = logging.getLogger("mmmlib.importing")
+
+MODE = "full"  # whose thresholds an imported model's diagnostics are held to
+
+
+def read_model(request: ImportRequest) -> Any:
+    """The request's model as :class:`mmmlib.pymc_import.Imported`."""
+    if request.kind == "pymc-marketing":
+        from mmmlib import pymc_import
+
+        return pymc_import.read(request.model, request.kpi_type, request.revenue_per_kpi)
+    from mmmlib import meridian_import
+
+    return meridian_import.read(request.model, request.kpi_type, request.revenue_per_kpi)
+
+
+def import_to_directory(request: ImportRequest) -> dict[str, Any]:
+    """Read the model, analyse its posterior, and write the run's files, ``summary.json`` last."""
+    from mmmlib.analysis import UNUSABLE_RHAT
+    from mmmlib.data.dataset import load_dataset
+    from mmmlib.errors import InputError
+    from mmmlib.summary import build_summary
+
+    target = runs.RunDir(request.out)
+    target.path.mkdir(parents=True, exist_ok=True)
+    model = read_model(request)
+    model.frame.to_csv(target.frame_file, index=False)
+    save_config(model.config, target.config_file)
+    dataset = load_dataset(target.frame_file, model.config)  # the model's data, checked as any data we fit
+    for warning in dataset.report.warnings:
+        log.warning("data: %s", warning.sentence())
+    model.idata.to_netcdf(target.posterior_file)
+    created = datetime.now(UTC)
+    run = {
+        "id": f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+        "created_at": created.isoformat(),
+        "data_sha256": dataset.sha256(),
+        **model.sampler,
+        "fit_seconds": None,
+        "seed": None,
+        "frequency": dataset.frequency,
+        "source": str(Path(request.model).name),
+        "model_sha256": _sha256(Path(request.model)),
+    }
+    summary = build_summary(
+        model.idata,
+        model.config,
+        dataset.frame,
+        run=run,
+        mode=MODE,
+        client=request.client,
+        source=(model.source, model.version),
+    )
+    if summary["diagnostics"]["r_hat_max"] > UNUSABLE_RHAT:
+        raise InputError(
+            f"The {model.source} model did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > "
+            f"{UNUSABLE_RHAT}), so its results are unusable; refit it with more draws before importing."
+        )
+    target.write_summary(summary)
+    log.info("%s model imported: status %s", model.source, summary["status"])
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
