@@ -23,7 +23,7 @@ for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/py
 done; exit 1
 endef
 
-.PHONY: help demo test test-fast venv js chp chromium lint fit-sample report-sample hub voila benchmarks clean
+.PHONY: help demo test test-fast venv meridian js chp chromium lint fit-sample report-sample hub voila benchmarks clean
 
 help:
 	@echo "make demo   — install, fit the sample data, write the HTML report, serve JupyterHub on http://127.0.0.1:8000"
@@ -39,6 +39,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# Google Meridian in its own venv (its tensorflow/tfp/arviz pins conflict with ours): `mmm import meridian` runs its
+# converter there (mmmlib/meridian_convert.py) and reads back a neutral exchange file. Nothing else imports it.
+MERIDIAN_VENV := $(ROOT)/.venv-meridian
+$(MERIDIAN_VENV)/.installed: meridian-constraints.txt
+	@py=$$($(FIND_PYTHON)) || { echo "No Python >= 3.12 found for Meridian's environment." >&2; exit 1; }; \
+	 rm -rf $(MERIDIAN_VENV); $$py -m venv $(MERIDIAN_VENV)
+	$(MERIDIAN_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(MERIDIAN_VENV)/bin/python -m pip install -q -c meridian-constraints.txt google-meridian
+	@touch $@
+
+meridian: $(MERIDIAN_VENV)/.installed
 
 # npm packages into a private folder of .cache/ (no global install), marked done by .installed.
 define npm_into
@@ -70,7 +82,7 @@ chromium:
 lint: venv
 	$(VENV)/bin/ruff check mmmlib tests benchmarks
 
-test: venv js chp chromium
+test: venv meridian js chp chromium
 	$(VENV)/bin/python -m pytest -q tests
 
 # The edit-test loop: all but the tests marked slow (fits, several seconds) or server (hubs, Voilà, kernels, browsers)

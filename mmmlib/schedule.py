@@ -20,6 +20,12 @@ schedules:
     mode: quick
     reports: [html, txt, csv, json]
     keep: 5                                 # runs of this schedule to keep (failed attempts too)
+  - name: acme-meridian                     # re-import a model fitted elsewhere instead of fitting (mmm import)
+    client: acme
+    kind: meridian                          # meridian | pymc-marketing
+    model: models/*.binpb                   # a path or a glob (the newest match is imported)
+    cron: "0 7 * * 1"
+    reports: [html]
 ```
 """
 
@@ -44,6 +50,7 @@ import yaml
 
 from mmmlib import runs, safe_fs
 from mmmlib.errors import InputError, MMMError, UsageError
+from mmmlib.request import IMPORT_KINDS
 
 log = logging.getLogger("mmmlib.schedule")
 REPORT_FORMATS = ("html", "pdf", "txt", "csv", "json")
@@ -55,9 +62,11 @@ class Schedule:
 
     name: str
     client: str
-    data: str
-    config: str
     cron: str
+    data: str = ""  # what a fit reads: a data file (or glob) and its config
+    config: str = ""
+    model: str = ""  # what an import reads instead: a saved model file (or glob) of ``kind``
+    kind: str = ""
     mode: str = "quick"
     reports: list[str] = field(default_factory=lambda: ["html"])
     keep: int = 5
@@ -71,6 +80,10 @@ class Schedule:
         runs.check_run_id(str(self.name or ""), "Schedule name", room=len("-20260101T000000Z"))
         if not croniter.is_valid(self.cron):
             raise InputError(f"Schedule {self.name}: cron expression {self.cron!r} is not valid.")
+        if bool(self.model) == bool(self.data) or bool(self.data) != bool(self.config):
+            raise InputError(f"Schedule {self.name}: give data and config (a fit), or model and kind (an import).")
+        if self.model and self.kind not in IMPORT_KINDS:
+            raise InputError(f"Schedule {self.name}: kind must be one of {', '.join(IMPORT_KINDS)} for a model file.")
         if self.mode not in ("quick", "full"):
             raise InputError(f"Schedule {self.name}: mode must be quick or full, not {self.mode!r}.")
         bad = [f for f in self.reports if f not in REPORT_FORMATS]
@@ -113,8 +126,10 @@ def load_schedules(path: str | Path) -> list[Schedule]:
             sched = Schedule(**entry)
         except TypeError as exc:
             raise InputError(f"Schedule {i} in {path.name}: {exc}.") from exc
-        sched.data = str(base / sched.data) if not os.path.isabs(sched.data) else sched.data
-        sched.config = str(base / sched.config) if not os.path.isabs(sched.config) else sched.config
+        for key in ("data", "config", "model"):
+            value = getattr(sched, key)
+            if value and not os.path.isabs(value):
+                setattr(sched, key, str(base / value))
         out.append(sched)
     names = [s.name for s in out]
     if len(set(names)) != len(names):
@@ -183,11 +198,11 @@ def schedule_lock(sched: Schedule, root: Path | None = None) -> Iterator[bool]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def newest_dataset(pattern: str) -> Path:
+def newest_dataset(pattern: str, what: str = "dataset") -> Path:
     matches = [Path(p) for p in glob.glob(pattern)]
     files = [p for p in matches if p.is_file()]
     if not files:
-        raise InputError(f"No dataset matches {pattern}.")
+        raise InputError(f"No {what} matches {pattern}.")
     return max(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
@@ -197,18 +212,22 @@ def run_schedule(
     """Fit, report and publish one schedule now; returns what happened (never raises for a failed fit).
 
     ``pool``: the scheduler's preheated kernels (:func:`mmmlib.pipeline.fit_pool`), one per fit."""
-    from mmmlib.pipeline import fit_run
+    from mmmlib.pipeline import fit_run, import_run
     from mmmlib.reports import write_report
-    from mmmlib.request import FitRequest
+    from mmmlib.request import FitRequest, ImportRequest
 
     now = now or datetime.now(UTC)
     runs.ensure_client(sched.client, root)
     run_dir = runs.runs_dir(sched.client, root) / f"{sched.name}-{now:%Y%m%dT%H%M%SZ}"
     outcome: dict[str, Any] = {"schedule": sched.name, "client": sched.client, "run": str(run_dir)}
     try:
-        data = newest_dataset(sched.data)
-        request = FitRequest(str(data), str(sched.config), str(run_dir), sched.mode, sched.seed, client=sched.client)
-        summary = fit_run(request, pool=pool)
+        if sched.model:  # a model fitted elsewhere, re-imported as it is refitted there
+            model = newest_dataset(sched.model, "model file")
+            summary = import_run(ImportRequest(sched.kind, str(model), str(run_dir), client=sched.client))
+        else:
+            data = newest_dataset(sched.data)
+            fit = FitRequest(str(data), str(sched.config), str(run_dir), sched.mode, sched.seed, client=sched.client)
+            summary = fit_run(fit, pool=pool)
         outcome["status"] = summary["status"]
         for fmt in sched.reports:
             write_report(run_dir, fmt=fmt)

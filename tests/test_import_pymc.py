@@ -179,3 +179,49 @@ def test_supported_components_map_to_the_registry() -> None:
         "adstock_first": "true",
     }
     assert pymc_import.check_supported(attrs) == ("weibull", "hill", 6)
+
+
+def test_a_schedule_reimports_the_newest_model_file(
+    pymc_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import shutil
+
+    from mmmlib.schedule import Schedule, run_schedule
+
+    monkeypatch.setenv("MMM_HOME", str(tmp_path / "home"))
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "old.nc").write_text("an older upload")
+    os.utime(models / "old.nc", (1, 1))
+    shutil.copy(pymc_model, models / "new.nc")
+    sched = Schedule(
+        name="acme-import",
+        client="acme",
+        cron="0 6 * * 1",
+        kind="pymc-marketing",
+        model=str(models / "*.nc"),
+        reports=["txt"],
+    )
+    outcome = run_schedule(sched)
+    assert outcome["status"] == "warning", outcome
+    summary = json.loads((Path(outcome["run"]) / "summary.json").read_text())
+    assert summary["source"] == "pymc-marketing" and summary["run"]["source"] == "new.nc"
+    assert "published" not in outcome  # a warning run never becomes the client's latest report
+    assert (Path(outcome["run"]) / "report.txt").is_file()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"data": "d.csv", "config": "c.yaml", "model": "m.nc", "kind": "pymc-marketing"},
+        {"model": "m.nc"},
+        {"model": "m.nc", "kind": "robyn"},
+        {"data": "d.csv"},
+    ],
+)
+def test_a_schedule_fits_or_imports_never_both(entry: dict) -> None:
+    from mmmlib.schedule import Schedule
+
+    with pytest.raises(InputError, match="Schedule s: "):
+        Schedule(name="s", client="acme", cron="0 6 * * 1", **entry)
