@@ -225,3 +225,57 @@ def test_a_schedule_fits_or_imports_never_both(entry: dict) -> None:
 
     with pytest.raises(InputError, match="Schedule s: "):
         Schedule(name="s", client="acme", cron="0 6 * * 1", **entry)
+
+
+def _upload(page: object, name: str, content: bytes) -> None:
+    from datetime import datetime
+
+    item = {
+        "name": name,
+        "type": "",
+        "size": len(content),
+        "content": memoryview(content),
+        "last_modified": datetime(2026, 1, 1),
+    }
+    page.upload.value = (item,)  # type: ignore[attr-defined]
+
+
+def _wait_for(page: object, timeout: float = 300) -> str:
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = page.progress.value  # type: ignore[attr-defined]
+        if "finished" in text or "failed" in text:
+            return text
+        time.sleep(1)
+    raise AssertionError(f"no end in sight: {page.progress.value}")  # type: ignore[attr-defined]
+
+
+def test_the_new_model_page_imports_an_uploaded_model(
+    pymc_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmmlib.widgets.new_model import NewModel
+
+    monkeypatch.setenv("MMM_HOME", str(tmp_path / "home"))
+    page = NewModel("acme")
+    _upload(page, "model.nc", pymc_model.read_bytes())
+    assert "a saved PyMC-Marketing model" in page.status.value and page.fit_button.disabled
+    page._start_import()
+    assert "Import finished" in _wait_for(page)
+    (run_dir,) = (tmp_path / "home" / "clients" / "acme" / "runs").glob("*-imported")
+    assert json.loads((run_dir / "summary.json").read_text())["source"] == "pymc-marketing"
+
+
+@pytest.mark.slow  # an import process with its papermill kernel
+def test_the_new_model_page_says_why_an_upload_is_not_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmmlib.widgets.new_model import NewModel
+
+    monkeypatch.setenv("MMM_HOME", str(tmp_path / "home"))
+    page = NewModel("acme")
+    _upload(page, "brief.docx", b"PK\x03\x04")
+    assert "brief.docx is neither a data file" in page.status.value
+    _upload(page, "export.nc", b"date,y\n2024-01-01,1\n")
+    page._start_import()
+    text = _wait_for(page)
+    assert "The import failed" in text and "export.nc is not a PyMC-Marketing model" in text

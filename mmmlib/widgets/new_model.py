@@ -1,7 +1,10 @@
-"""New model, for marketers who don't code: upload a file, map its columns, see its problems, start a fit.
+"""New model, for marketers who don't code: upload a file, map its columns, see its problems, start a fit; or
+upload a model fitted elsewhere (Meridian, PyMC-Marketing) and import it.
 
-The fit runs as its own process (``mmm fit``, detached from the dashboard's kernel), so it finishes when
-the page is closed and the kernel culled; the page only watches its log and its run directory.
+The fit or import runs as its own process (``mmm fit`` / ``mmm import``, detached from the dashboard's kernel, as
+the page's own Unix account), so it finishes when the page is closed and the kernel culled; the page only watches
+its log and its run directory. An uploaded pickle is never read here: only the Meridian converter's process reads
+it, through :mod:`mmmlib.safe_pickle`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import access, markup, runs
+from mmmlib import access, markup, runs, wording
 from mmmlib.config import ModelConfig, save_config
 from mmmlib.data import limits
 from mmmlib.data.dataset import propose_config
@@ -39,24 +42,32 @@ def upload_limit_text() -> str:
     return f"Files up to {largest / limits.MB:g} MB."
 
 
+# saved models the page imports, by file suffix: whose they are
+MODEL_SUFFIXES = {
+    ".nc": "pymc-marketing",
+    ".pkl": "meridian",
+    ".binpb": "meridian",
+    ".txtpb": "meridian",
+    ".textproto": "meridian",
+}
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".parquet")
+
+
 def start_fit(data: Path, config: Path, run_dir: Path, mode: str) -> subprocess.Popen:
     """Launch ``mmm fit`` in a new session: it outlives this kernel (culling, closed pages)."""
+    return _launch(["fit", str(data), "--config", str(config), "--out", str(run_dir), "--mode", mode], run_dir)
+
+
+def start_import(model: Path, kind: str, run_dir: Path, client: str) -> subprocess.Popen:
+    """Launch ``mmm import`` in a new session, as :func:`start_fit` does."""
+    return _launch(["import", kind, str(model), "--out", str(run_dir), "--client", client], run_dir)
+
+
+def _launch(args: list[str], run_dir: Path) -> subprocess.Popen:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(runs.RunDir(run_dir).launch_log, "w", encoding="utf-8") as log:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mmmlib",
-                "fit",
-                str(data),
-                "--config",
-                str(config),
-                "--out",
-                str(run_dir),
-                "--mode",
-                mode,
-            ],
+            [sys.executable, "-m", "mmmlib", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -79,17 +90,22 @@ class NewModel:
     def __init__(self, client: str, dashboards_url: str = "executive.ipynb") -> None:
         self.client = runs.check_client(client)
         self.dashboards_url = dashboards_url
-        self.upload = w.FileUpload(accept=".csv,.tsv,.txt,.xlsx,.parquet", multiple=False, description="Data file")
+        accept = ",".join((*DATA_SUFFIXES, *MODEL_SUFFIXES))
+        self.upload = w.FileUpload(accept=accept, multiple=False, description="Data or model")
         self.status = w.HTML()
         self.mapping = w.VBox()
         self.problems = w.HTML()
         self.mode = w.ToggleButtons(options=[("Quick (about 30 s)", "quick"), ("Full (a few minutes)", "full")])
         self.fit_button = w.Button(description="Start fit", button_style="primary", disabled=True)
+        self.import_button = w.Button(description="Import model", button_style="primary")
+        self.import_button.layout.display = "none"
+        self.model_path: Path | None = None
         self.progress = w.HTML()
         self.progress.add_class("mmm-progress")
         self.data_path: Path | None = None
         self.upload.observe(self._uploaded, "value")
         self.fit_button.on_click(self._start)
+        self.import_button.on_click(self._start_import)
 
     # --- steps -------------------------------------------------------------------------------------
     def _uploaded(self, _: Any = None) -> None:
@@ -104,7 +120,20 @@ class NewModel:
             return
         target = runs.datasets_dir(self.client) / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{name}"
         target.parent.mkdir(parents=True, exist_ok=True)
+        suffix = Path(name).suffix.lower()
+        if suffix not in (*DATA_SUFFIXES, *MODEL_SUFFIXES):
+            self.status.value = message(
+                f"{name} is neither a data file ({', '.join(DATA_SUFFIXES)}) nor a saved Meridian or PyMC-Marketing "
+                f"model ({', '.join(MODEL_SUFFIXES)}).",
+                "error",
+            ).value
+            return
         target.write_bytes(bytes(item["content"]))
+        if suffix in MODEL_SUFFIXES:
+            self._model_uploaded(target, name, MODEL_SUFFIXES[suffix])
+            return
+        self.model_path = None
+        self.import_button.layout.display = "none"
         self.data_path = target
         try:
             raw = read_raw(target)
@@ -128,6 +157,28 @@ class NewModel:
         self.status.value = f"<b>{esc(name)}</b>: {len(raw.frame)} rows; columns detected, change them if needed."
         self.mapping.children = [self.date, self.target, w.HBox([self.channels, self.controls])]
         self._validate()
+
+    def _model_uploaded(self, target: Path, name: str, kind: str) -> None:
+        """A saved model: nothing to map or validate here; importing it reads it in its own process."""
+        self.model_path, self.model_kind, self.data_path = target, kind, None
+        self.mapping.children, self.problems.value = [], ""
+        self.fit_button.disabled = True
+        self.import_button.layout.display = None
+        self.import_button.disabled = False
+        who = wording.SOURCES[kind]
+        self.status.value = (
+            f"<b>{esc(name)}</b>: a saved {esc(who)} model. Importing it makes a run from its own posterior (no "
+            "refit); its diagnostics are checked as ours are."
+        )
+
+    def _start_import(self, _: Any = None) -> None:
+        if self.model_path is None:
+            return
+        run_dir = runs.runs_dir(self.client) / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-imported"
+        start_import(self.model_path, self.model_kind, run_dir, self.client)
+        self.import_button.disabled = True
+        self.progress.value = f"Import started: {esc(run_dir)}"
+        threading.Thread(target=self._watch, args=(run_dir, "import"), daemon=True).start()
 
     def _config(self) -> ModelConfig:
         channels = list(self.channels.value)
@@ -169,20 +220,21 @@ class NewModel:
         self.fit_button.disabled = True
         self.run_dir = run_dir
         self.progress.value = f"Fit started ({self.mode.value} mode): {esc(run_dir)}"
-        threading.Thread(target=self._watch, args=(run_dir,), daemon=True).start()
+        threading.Thread(target=self._watch, args=(run_dir, "fit"), daemon=True).start()
 
-    def _watch(self, run_dir: Path) -> None:
+    def _watch(self, run_dir: Path, what: str) -> None:
+        doing = {"fit": "Fitting", "import": "Importing"}[what]
         while True:
             state, tail = fit_progress(run_dir)
             if state == "done":
                 href = f"{self.dashboards_url}?run={markup.query_value(run_dir)}"
                 opened = markup.link(href, "Open the results", target="_blank")
-                self.progress.value = f"<div class='mmm-done'>Fit finished. {opened}</div>"
+                self.progress.value = f"<div class='mmm-done'>{what.capitalize()} finished. {opened}</div>"
                 return
             if state == "failed":
-                self.progress.value = message(f"The fit failed. {tail}", "error").value
+                self.progress.value = message(f"The {what} failed. {tail}", "error").value
                 return
-            self.progress.value = f"<div>Fitting… <pre style='font-size:11px'>{esc(tail)}</pre></div>"
+            self.progress.value = f"<div>{doing}… <pre style='font-size:11px'>{esc(tail)}</pre></div>"
             time.sleep(POLL_SECONDS)
 
     def view(self) -> w.Widget:
@@ -190,7 +242,8 @@ class NewModel:
             [
                 w.HTML(
                     f"<div style='color:#666'>Client <b>{esc(self.client)}</b>. Upload weekly (or daily) "
-                    "data: one row per period, a column per media spend, the KPI, optional controls. "
+                    "data: one row per period, a column per media spend, the KPI, optional controls; or a model "
+                    "saved by Meridian (.binpb, .txtpb, saved_mmm.pkl) or PyMC-Marketing (MMM.save's .nc). "
                     f"{esc(upload_limit_text())}</div>"
                 ),
                 self.upload,
@@ -199,6 +252,7 @@ class NewModel:
                 self.problems,
                 self.mode,
                 self.fit_button,
+                self.import_button,
                 self.progress,
             ],
             layout=w.Layout(gap="10px", padding="8px"),
