@@ -47,7 +47,7 @@ $(MERIDIAN_VENV)/.installed: meridian-constraints.txt
 	@py=$$($(FIND_PYTHON)) || { echo "No Python >= 3.12 found for Meridian's environment." >&2; exit 1; }; \
 	 rm -rf $(MERIDIAN_VENV); $$py -m venv $(MERIDIAN_VENV)
 	$(MERIDIAN_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
-	$(MERIDIAN_VENV)/bin/python -m pip install -q -c meridian-constraints.txt google-meridian
+	$(MERIDIAN_VENV)/bin/python -m pip install -q -c meridian-constraints.txt "google-meridian[schema]"
 	@touch $@
 
 meridian: $(MERIDIAN_VENV)/.installed

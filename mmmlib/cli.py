@@ -355,6 +355,8 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    if result.get("media_only"):
+        print("Media contribution only: this model's baseline (Meridian's knots) cannot be extended past its data.")
     for name, r in result["plans"].items():
         t = r["total_kpi"]
         print(

@@ -6,6 +6,9 @@ the Fourier coefficients on the plan's dates, 0/1 controls (promotions) are off 
 sets them and continuous controls stay at their average, and media is the adstock of the last
 observed weeks followed by the plan, then saturation. ``tests/test_forecast.py`` checks that
 this reproduces the posterior's own ``mu`` on the fitted weeks.
+
+A model whose baseline cannot be extended past its data (an imported Meridian model: its knots end with the data)
+forecasts the plan's media contribution only, and says so (``media_only`` in the result).
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class Forecaster:
         self.controls = [str(c) for c in pv["control"].values] if "control" in pv.coords else []
         self.n_fit = len(self.post.dates)
         self.step = pd.Timedelta(days=policy.PERIOD_DAYS[frequency])
+        # Meridian's knot baseline ends with its data: such a forecast is the plan's media contribution alone
+        self.media_only = idata.attrs.get("baseline_forecast") == "none"
         self.geos: dict[str, Forecaster] = {}
         if self.post.parts is not None and geo_frame is not None:
             for name, part in zip(self.post.geos or [], self.post.parts, strict=True):
@@ -150,6 +155,8 @@ class Forecaster:
         future: np.ndarray,
         controls: dict[str, np.ndarray],
     ) -> np.ndarray:
+        if self.media_only:
+            return media(self.post, history, future, self.config.adstock_max_lag).sum(axis=2) * self.post.target_scale
         intercept = self.post.draws("intercept_contribution").reshape(-1, 1)
         total = intercept + seasonality(self.post, dates) + self._control_terms(dates, offsets, controls)
         total = total + media(self.post, history, future, self.config.adstock_max_lag).sum(axis=2)
@@ -260,7 +267,7 @@ def _try_terms(fc: Forecaster) -> None:
         raise KeyError("adstock parameters of a known family")
     media(post, zeros, zeros, fc.config.adstock_max_lag)
     seasonality(post, post.dates[-1:])
-    if fc.controls:
+    if fc.controls and not fc.media_only:
         stacked(post.idata, "gamma_control")
 
 
@@ -272,13 +279,14 @@ def forecast(
     ``geo``: one geo of a geo run (plans then give that geo's spend); by default the whole run."""
     fc = load_forecaster(run_dir).geo(geo)
     built = [read_plan(p, fc) if isinstance(p, (str, Path)) else p for p in plans]
-    sigma = fc.post.draws("y_sigma").reshape(-1) * fc.post.target_scale
+    sigma = None if fc.media_only else fc.post.draws("y_sigma").reshape(-1) * fc.post.target_scale
     draws = [fc.predict(p) for p in built]
     names = names or [f"plan {i + 1}" for i in range(len(built))]
     prob = fc.post.hdi_prob
     result: dict[str, Any] = {
         "hdi_prob": prob,
         "geo": geo,
+        "media_only": fc.media_only,
         "plans": {n: summarise(d, p, sigma, prob) for n, d, p in zip(names, draws, built, strict=True)},
     }
     if len(draws) == 2 and draws[0].shape == draws[1].shape:

@@ -24,15 +24,15 @@ log = logging.getLogger("mmmlib.importing")
 MODE = "full"  # whose thresholds an imported model's diagnostics are held to
 
 
-def read_model(request: ImportRequest) -> Any:
-    """The request's model as :class:`mmmlib.pymc_import.Imported`."""
+def read_model(request: ImportRequest, workdir: Path) -> Any:
+    """The request's model as :class:`mmmlib.pymc_import.Imported` (``workdir``: where a converter may write)."""
     if request.kind == "pymc-marketing":
         from mmmlib import pymc_import
 
         return pymc_import.read(request.model, request.kpi_type, request.revenue_per_kpi)
     from mmmlib import meridian_import
 
-    return meridian_import.read(request.model, request.kpi_type, request.revenue_per_kpi)
+    return meridian_import.read(request.model, request.kpi_type, request.revenue_per_kpi, workdir)
 
 
 def import_to_directory(request: ImportRequest) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def import_to_directory(request: ImportRequest) -> dict[str, Any]:
 
     target = runs.RunDir(request.out)
     target.path.mkdir(parents=True, exist_ok=True)
-    model = read_model(request)
+    model = read_model(request, target.path / request.kind)
     model.frame.to_csv(target.frame_file, index=False)
     save_config(model.config, target.config_file)
     dataset = load_dataset(target.frame_file, model.config)  # the model's data, checked as any data we fit
@@ -71,7 +71,10 @@ def import_to_directory(request: ImportRequest) -> dict[str, Any]:
         mode=MODE,
         client=request.client,
         source=(model.source, model.version),
+        diagnostics=model.diagnostics,
     )
+    if model.amend is not None:
+        model.amend(summary)
     if summary["diagnostics"]["r_hat_max"] > UNUSABLE_RHAT:
         raise InputError(
             f"The {model.source} model did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > "

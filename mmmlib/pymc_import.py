@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class Imported:
     source: str  # who fitted it: "pymc-marketing" or "meridian"
     version: str  # that library's version
     sampler: dict[str, Any]  # sampler, chains, tune, draws, as the run's ``run`` block records them
+    diagnostics: dict[str, Any] | None = None  # R-hat, ESS, divergences as its library measured them (else ours)
+    amend: Callable[[dict[str, Any]], None] | None = None  # puts the library's own numbers into the summary
 
 
 def load_model(path: str | Path) -> Any:

@@ -118,8 +118,10 @@ def build_summary(
     holdout_mape: float | None = None,
     client: str | None = None,
     source: tuple[str, str] | None = None,
+    diagnostics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``source``: who fitted the model and that library's version (default: this product, ``mmmlib``)."""
+    """``source``: who fitted the model and that library's version (default: this product, ``mmmlib``);
+    ``diagnostics``: R-hat, ESS and divergences as the model's own library measured them (an imported model)."""
     from mmmlib import __version__
 
     frequency = run.get("frequency", DEFAULT_FREQUENCY)
@@ -131,7 +133,7 @@ def build_summary(
     for row in channels:
         row["label"] = channel_label(row["name"], config.label_aliases, config.channel_labels)
     identify_channels(post, channels, value, config.breakeven_roas)
-    diag = analysis.diagnostics(idata)
+    diag = dict(diagnostics) if diagnostics else analysis.diagnostics(idata)
     quality = analysis.fit_quality(post)
     diag.update({"r2": quality["r2"], "mape": quality["mape"], "holdout_mape": holdout_mape})
     status, reasons = analysis.status_of(diag, mode)

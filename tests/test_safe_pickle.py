@@ -57,3 +57,26 @@ def test_allowed_data_still_loads(tmp_path: Path) -> None:
 )
 def test_code_running_names_are_not_allowed(module: str, name: str) -> None:
     assert not safe_pickle.allowed(module, name)
+
+
+class _Runstring:
+    """A pickle naming a function inside an allowed package that runs code: numpy.testing's ``runstring`` execs."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple:
+        from numpy.testing._private.utils import runstring
+
+        return (runstring, (f"open({str(self.canary)!r}, 'w').close()", {}))
+
+
+def test_code_running_functions_inside_allowed_packages_are_refused(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    with pytest.raises(safe_pickle.UnsafePickleError, match="runstring"):
+        safe_pickle.loads(pickle.dumps(_Runstring(canary)))
+    assert not canary.exists()
+    assert not safe_pickle.allowed("numpy", "memmap")  # an array whose constructor writes files
+    assert not safe_pickle.allowed("pandas", "read_pickle")
+    assert not safe_pickle.allowed("pandas.io.pytables", "HDFStore")  # opens files
+    assert safe_pickle.allowed("numpy", "ndarray") and safe_pickle.allowed("xarray.core.dataset", "Dataset")

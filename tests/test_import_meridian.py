@@ -1,0 +1,174 @@
+"""`mmm import meridian`: a Google Meridian model, fitted and saved in Meridian's own environment, becomes a run.
+
+A tiny Meridian model is fitted for real on Meridian's own sample data (tests/meridian_tiny_fit.py, in
+``.venv-meridian``, which ``make test`` builds) and saved both ways; the runs' numbers are checked against what
+Meridian's Analyzer said in that environment (``meridian_reference.json``), never against our converter's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmmlib import analysis, meridian_runner
+from mmmlib.forecast import media
+from mmmlib.runs import RunDir
+
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.slow  # Meridian fits and conversions in their own environment
+
+
+def _mmm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def meridian_python() -> Path:
+    try:
+        return meridian_runner.python()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Meridian's environment is missing (make test builds it): {exc}")
+        pytest.skip(f"Meridian's environment is not installed: {exc}")
+
+
+@pytest.fixture(scope="session")
+def meridian_model(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny national Meridian model fitted on Meridian's sample data, saved with save_mmm and save_meridian."""
+    out = tmp_path_factory.mktemp("meridian-user")
+    env = {**os.environ, "MMM_PUBLIC_DATA": str(public_data), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
+    done = subprocess.run(
+        [str(meridian_python), "-I", str(HERE / "meridian_tiny_fit.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def meridian_runs(meridian_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The model imported from each of its two files."""
+    base = tmp_path_factory.mktemp("meridian-runs")
+    runs = {}
+    for name in ("model.binpb", "saved_mmm.pkl"):
+        run_dir = base / name.replace(".", "_")
+        done = _mmm("import", "meridian", str(meridian_model / name), "--out", str(run_dir), "--client", "acme")
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = run_dir
+    return {"runs": runs, "reference": json.loads((meridian_model / "meridian_reference.json").read_text())}
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["model.binpb", "saved_mmm.pkl"])
+def test_roi_is_meridians_own_with_our_interval(meridian_runs: dict, name: str) -> None:
+    summary, ref = _summary(meridian_runs["runs"][name]), meridian_runs["reference"]
+    assert summary["source"] == "meridian" and summary["source_version"] == "2.1.0"
+    assert summary["kpi_type"] == "count" and summary["revenue_per_kpi"] > 0  # conversions valued at revenue
+    for row in summary["channels"]:
+        draws = np.asarray(ref["roi_draws"][row["name"]])
+        assert row["roas"]["mean"] == pytest.approx(ref["roi_mean"][row["name"]], rel=0.005)
+        low, high = analysis.hdi(draws, summary["hdi_prob"])
+        assert (row["roas"]["hdi_low"], row["roas"]["hdi_high"]) == pytest.approx((float(low), float(high)))
+    assert (meridian_runs["runs"][name] / "meridian" / "exchange.json").is_file()  # the conversion's record
+
+
+def test_both_saved_forms_give_the_same_run(meridian_runs: dict) -> None:
+    a, b = (_summary(meridian_runs["runs"][n]) for n in ("model.binpb", "saved_mmm.pkl"))
+    for x, y in zip(a["channels"], b["channels"], strict=True):
+        assert x["roas"] == pytest.approx(y["roas"]) and x["contribution"] == pytest.approx(y["contribution"])
+
+
+def test_a_poorly_converged_meridian_model_gets_no_advice(meridian_runs: dict) -> None:
+    summary = _summary(meridian_runs["runs"]["model.binpb"])
+    assert summary["status"] == "warning" and summary["diagnostics"]["ess_bulk_min"] < 400
+    assert summary["recommendations"] == [summary["recommendations"][0]]
+    assert "Do not move budget" in summary["recommendations"][0] and "in Meridian" in summary["recommendations"][0]
+    assert summary["source_review"]["checks"]  # Meridian's own model review, kept beside ours
+
+
+def test_our_curves_match_meridians_response_curves(meridian_runs: dict) -> None:
+    """Total incremental KPI with each channel's historical media scaled by 0–2, from the imported parameters with
+    our own carry-over and returns formulas, against Meridian's Analyzer.response_curves: within 1 %."""
+    run = RunDir(meridian_runs["runs"]["model.binpb"])
+    post = analysis.Posterior.from_idata(run.posterior(), hdi_prob=0.9)
+    curves = meridian_runs["reference"]["response_curves"]
+    l_max = run.config().adstock_max_lag
+    for k, m in enumerate(curves["spend_multipliers"]):
+        ours = media(post, post.spend[:0], post.spend * m, l_max).sum(axis=1).mean(axis=0) * post.target_scale
+        for j, ch in enumerate(post.channels):
+            theirs = curves["incremental_kpi_mean"][ch][k]
+            assert ours[j] == pytest.approx(theirs, rel=0.01, abs=1e-6 * max(1.0, abs(theirs))), (ch, m)
+
+
+def test_forecasts_say_they_are_media_only(meridian_runs: dict) -> None:
+    run_dir = str(meridian_runs["runs"]["model.binpb"])
+    done = _mmm("forecast", run_dir, "--periods", "4")
+    assert done.returncode == 0, done.stderr
+    assert "Media contribution only" in done.stdout
+    done = _mmm("forecast", run_dir, "--periods", "4", "--json")
+    assert json.loads(done.stdout)["media_only"] is True
+
+
+def test_the_optimiser_allocates_on_meridians_curves(meridian_runs: dict) -> None:
+    run_dir = str(meridian_runs["runs"]["model.binpb"])
+    bounds = [f"Channel{i}=0:400000" for i in range(4)]
+    done = _mmm("optimize", run_dir, "--budget", "600000", "--bounds", *bounds, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert sum(c["optimal_spend"] for c in result["channels"]) == pytest.approx(600000, rel=1e-6)
+
+
+def test_executive_dashboard_opens_a_meridian_run(meridian_runs: dict, browser, tmp_path: Path) -> None:
+    from mmmlib.voila_server import running_voila
+    from tests.conftest import ARTIFACTS
+
+    env = {"MMM_RUN": str(meridian_runs["runs"]["model.binpb"]), "MMM_HOME": str(tmp_path), "MMM_CLIENT": "acme"}
+    with running_voila(env, [], log=tmp_path / "voila.log", timeout=120) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{base}/voila/render/executive.ipynb", timeout=120_000)
+        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard_imported_meridian.png"), full_page=True)
+        body = page.inner_text("body")
+        page.close()
+    assert "imported from Meridian 2.1.0" in body
+    assert body.index("Model health") < body.index("Recommendations")
+
+
+class _Payload:
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.canary}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_by_the_converter(meridian_python: Path, tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    evil = tmp_path / "saved_mmm.pkl"
+    evil.write_bytes(pickle.dumps(_Payload(canary)))
+    done = _mmm("import", "meridian", str(evil), "--out", str(tmp_path / "run"))
+    assert done.returncode == 1
+    assert "system" in done.stderr and "could run code" in done.stderr, done.stderr
+    assert not canary.exists() and not (tmp_path / "run").exists()
+
+
+def test_a_file_that_is_not_a_meridian_model_is_named(meridian_python: Path, tmp_path: Path) -> None:
+    path = tmp_path / "model.binpb"
+    path.write_bytes(b"not a protocol buffer at all")
+    done = _mmm("import", "meridian", str(path), "--out", str(tmp_path / "run"))
+    assert done.returncode == 1 and "model.binpb" in done.stderr, done.stderr
