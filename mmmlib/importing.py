@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mmmlib import runs
+from mmmlib import geo, runs
 from mmmlib.config import save_config
 from mmmlib.request import ImportRequest
 
@@ -45,12 +45,18 @@ def import_to_directory(request: ImportRequest) -> dict[str, Any]:
     target = runs.RunDir(request.out)
     target.path.mkdir(parents=True, exist_ok=True)
     model = read_model(request, target.path / request.kind)
-    model.frame.to_csv(target.frame_file, index=False)
+    by_geo = model.config.geo_column is not None
+    model.frame.to_csv(target.geo_frame_file if by_geo else target.frame_file, index=False)
     save_config(model.config, target.config_file)
-    dataset = load_dataset(target.frame_file, model.config)  # the model's data, checked as any data we fit
+    # the model's data, checked as any data we fit (a geo model's: per geo, then summed as a geo fit's data.csv)
+    dataset = load_dataset(target.geo_frame_file if by_geo else target.frame_file, model.config)
     for warning in dataset.report.warnings:
         log.warning("data: %s", warning.sentence())
-    model.idata.to_netcdf(target.posterior_file)
+    if by_geo:
+        dataset.frame.to_csv(target.frame_file, index=False)
+        geo.compact(model.idata).to_netcdf(target.posterior_file)
+    else:
+        model.idata.to_netcdf(target.posterior_file)
     created = datetime.now(UTC)
     run = {
         "id": f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",

@@ -23,7 +23,16 @@ PUBLIC = Path(os.environ.get("MMM_PUBLIC_DATA", ROOT.parent / "shared" / "public
 # The fast lane (`make test-fast`: -m "not slow and not server") leaves out what needs these fixtures, directly or
 # through another fixture; tests that fit or serve without them carry the marker themselves.
 # real fits, shared by the session
-SLOW_FIXTURES = {"synth_run", "scheduled", "geo_run", "pymc_model", "imported", "meridian_model", "meridian_runs"}
+SLOW_FIXTURES = {
+    "synth_run",
+    "scheduled",
+    "geo_run",
+    "pymc_model",
+    "imported",
+    "meridian_model",
+    "meridian_runs",
+    "meridian_geo_run",
+}
 SERVER_FIXTURES = {"browser"}  # headless Chromium
 
 

@@ -69,6 +69,26 @@ def meridian_runs(meridian_model: Path, tmp_path_factory: pytest.TempPathFactory
     return {"runs": runs, "reference": json.loads((meridian_model / "meridian_reference.json").read_text())}
 
 
+@pytest.fixture(scope="session")
+def meridian_geo_run(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny geo-level Meridian model (5 of its sample geos) fitted, saved and imported."""
+    out = tmp_path_factory.mktemp("meridian-geo-user")
+    env = {**os.environ, "MMM_PUBLIC_DATA": str(public_data), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
+    done = subprocess.run(
+        [str(meridian_python), "-I", str(HERE / "meridian_tiny_fit.py"), str(out), "--geo"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = out / "run"
+    done = _mmm("import", "meridian", str(out / "model.binpb"), "--out", str(run_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"run_dir": run_dir, "reference": json.loads((out / "meridian_reference.json").read_text())}
+
+
 def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
@@ -147,6 +167,22 @@ def test_executive_dashboard_opens_a_meridian_run(meridian_runs: dict, browser, 
         page.close()
     assert "imported from Meridian 2.1.0" in body
     assert body.index("Model health") < body.index("Recommendations")
+
+
+def test_a_geo_model_imports_nationally_and_per_geo(meridian_geo_run: dict) -> None:
+    summary, ref = _summary(meridian_geo_run["run_dir"]), meridian_geo_run["reference"]
+    for row in summary["channels"]:
+        assert row["roas"]["mean"] == pytest.approx(ref["roi_mean"][row["name"]], rel=0.005)
+        total = ref["response_curves"]["incremental_kpi_mean"][row["name"]][2]  # multiplier 1: the data as it was
+        assert row["contribution"]["mean"] == pytest.approx(total, rel=1e-6)
+    assert sorted(g["name"] for g in summary["geos"]) == sorted(ref["geos"])
+    for j, row in enumerate(summary["channels"]):
+        per_geo = sum(g["channels"][j]["contribution"]["mean"] for g in summary["geos"])
+        assert per_geo == pytest.approx(row["contribution"]["mean"], rel=1e-6)
+    done = _mmm("forecast", str(meridian_geo_run["run_dir"]), "--periods", "4", "--geo", ref["geos"][0], "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["media_only"] is True
+    assert (meridian_geo_run["run_dir"] / "geo_data.csv").is_file()
 
 
 class _Payload:
