@@ -152,6 +152,46 @@ def test_the_optimiser_allocates_on_meridians_curves(meridian_runs: dict) -> Non
     assert sum(c["optimal_spend"] for c in result["channels"]) == pytest.approx(600000, rel=1e-6)
 
 
+def test_our_allocation_scores_within_1_percent_of_meridians_optimum(
+    meridian_runs: dict, meridian_model: Path, meridian_python: Path, tmp_path: Path
+) -> None:
+    """The same budget and box as Meridian's BudgetOptimizer defaults (the historical total, each channel within
+    ±30 % of its historical spend): our optimiser's split, scored by Meridian's own Analyzer, is within 1 % of the
+    outcome Meridian's optimizer finds."""
+    import pandas as pd
+
+    run = meridian_runs["runs"]["model.binpb"]
+    frame = pd.read_csv(run / "data.csv")
+    channels = [c["name"] for c in _summary(run)["channels"]]
+    per_period = frame[channels].sum() / len(frame)
+    bounds = [f"{c}={0.7 * per_period[c]:.6f}:{1.3 * per_period[c]:.6f}" for c in channels]
+    done = _mmm("optimize", str(run), "--budget", f"{per_period.sum():.6f}", "--bounds", *bounds, "--json")
+    assert done.returncode == 0, done.stderr
+    spend = {c["name"]: c["optimal_spend"] for c in json.loads(done.stdout)["channels"]}
+    split = tmp_path / "split.json"
+    budget = float(frame[channels].to_numpy().sum())
+    split.write_text(json.dumps({"budget": budget, "shares": {c: spend[c] / sum(spend.values()) for c in channels}}))
+    scored = tmp_path / "scored.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
+    done = subprocess.run(
+        [
+            str(meridian_python),
+            "-I",
+            str(HERE / "meridian_optimum.py"),
+            str(meridian_model / "model.binpb"),
+            split,
+            scored,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(scored.read_text())
+    assert result["ours_outcome"] >= 0.99 * result["meridian_optimal_outcome"], result
+
+
 def test_executive_dashboard_opens_a_meridian_run(meridian_runs: dict, browser, tmp_path: Path) -> None:
     from mmmlib.voila_server import running_voila
     from tests.conftest import ARTIFACTS
