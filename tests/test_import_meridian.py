@@ -248,3 +248,24 @@ def test_a_file_that_is_not_a_meridian_model_is_named(meridian_python: Path, tmp
     path.write_bytes(b"not a protocol buffer at all")
     done = _mmm("import", "meridian", str(path), "--out", str(tmp_path / "run"))
     assert done.returncode == 1 and "model.binpb" in done.stderr, done.stderr
+
+
+def test_root_runs_the_converter_as_nobody_on_a_copy(tmp_path: Path) -> None:
+    """The scheduler runs as root; a model it re-imports is read by the converter as ``nobody``, never as root."""
+    import pwd
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the converter to nobody")
+    model = tmp_path / "saved_mmm.pkl"
+    model.write_bytes(b"uploaded bytes")
+    env: dict[str, str] = {}
+    identity, work, copy = meridian_runner._unprivileged(tmp_path / "out", model, env)
+    try:
+        nobody = pwd.getpwnam("nobody")
+        assert identity["user"] == nobody.pw_uid and identity["group"] == nobody.pw_gid
+        assert work.stat().st_uid == nobody.pw_uid and copy.stat().st_uid == nobody.pw_uid
+        assert copy.name == model.name and copy.read_bytes() == b"uploaded bytes"
+        assert env["HOME"] == str(work)
+    finally:
+        shutil.rmtree(work)
