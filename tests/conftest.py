@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -207,6 +209,22 @@ def scheduled(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return {"root": root, "file": schedules, "results": json.loads(run.stdout), "env": env}
+
+
+@contextlib.contextmanager
+def executive_page(browser, run_dir: Path, home: Path, client: str = "acme", height: int = 2400) -> Iterator:
+    """The executive dashboard of ``run_dir`` served by Voilà on loopback, open in headless Chromium, charts drawn."""
+    from mmmlib.voila_server import running_voila
+
+    env = {"MMM_RUN": str(run_dir), "MMM_HOME": str(home), "MMM_CLIENT": client}
+    with running_voila(env, [], log=home / "voila.log", timeout=120) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        try:
+            page.goto(f"{base}/voila/render/executive.ipynb", timeout=120_000)
+            page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+            yield page
+        finally:
+            page.close()
 
 
 @pytest.fixture(scope="module")

@@ -296,14 +296,9 @@ def test_save_and_refit_config_round_trip(tmp_path: Path) -> None:
 @pytest.mark.server
 def test_geo_picker_in_a_real_voila_page(geo_run: dict, browser, tmp_path: Path) -> None:
     """The executive dashboard of a geo run in headless Chromium: national first with the geo table, then a geo."""
-    from mmmlib.voila_server import running_voila
-    from tests.conftest import ARTIFACTS
+    from tests.conftest import ARTIFACTS, executive_page
 
-    env = {"MMM_RUN": str(geo_run["run_dir"]), "MMM_HOME": str(tmp_path), "MMM_CLIENT": "geo"}
-    with running_voila(env, [], log=tmp_path / "voila.log", timeout=120) as base:
-        page = browser.new_page(viewport={"width": 1400, "height": 3000})
-        page.goto(f"{base}/voila/render/executive.ipynb", timeout=120_000)
-        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+    with executive_page(browser, geo_run["run_dir"], tmp_path, client="geo", height=3000) as page:
         body = page.inner_text("body")
         assert "By geo (4 geos" in body and "Recommendations" in body
         page.select_option(".mmm-geo-picker select", "geo001")
@@ -312,7 +307,6 @@ def test_geo_picker_in_a_real_voila_page(geo_run: dict, browser, tmp_path: Path)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard_executive_geo.png"), full_page=True)
         assert "Recommendations" not in page.inner_text("body")
-        page.close()
 
 
 def test_new_model_page_reads_a_geo_file_as_a_hierarchical_model(

@@ -39,20 +39,23 @@ def meridian_python() -> Path:
         pytest.skip(f"Meridian's environment is not installed: {exc}")
 
 
+def _in_meridian_env(python: Path, script: str, *args: str | Path, public_data: Path | None = None) -> None:
+    """Run one of the tests' scripts in Meridian's environment, with nothing of ours leaking into it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if public_data is not None:
+        env["MMM_PUBLIC_DATA"] = str(public_data)
+    done = subprocess.run(
+        [str(python), "-I", str(HERE / script), *map(str, args)], capture_output=True, text=True, timeout=1800, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture(scope="session")
 def meridian_model(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny national Meridian model fitted on Meridian's sample data, saved with save_mmm and save_meridian."""
     out = tmp_path_factory.mktemp("meridian-user")
-    env = {**os.environ, "MMM_PUBLIC_DATA": str(public_data), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env = {k: v for k, v in env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
-    done = subprocess.run(
-        [str(meridian_python), "-I", str(HERE / "meridian_tiny_fit.py"), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _in_meridian_env(meridian_python, "meridian_tiny_fit.py", out, public_data=public_data)
     return out
 
 
@@ -73,16 +76,7 @@ def meridian_runs(meridian_model: Path, tmp_path_factory: pytest.TempPathFactory
 def meridian_geo_run(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny geo-level Meridian model (5 of its sample geos) fitted, saved and imported."""
     out = tmp_path_factory.mktemp("meridian-geo-user")
-    env = {**os.environ, "MMM_PUBLIC_DATA": str(public_data), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env = {k: v for k, v in env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
-    done = subprocess.run(
-        [str(meridian_python), "-I", str(HERE / "meridian_tiny_fit.py"), str(out), "--geo"],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _in_meridian_env(meridian_python, "meridian_tiny_fit.py", out, "--geo", public_data=public_data)
     run_dir = out / "run"
     done = _mmm("import", "meridian", str(out / "model.binpb"), "--out", str(run_dir))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -193,18 +187,12 @@ def test_our_allocation_scores_within_1_percent_of_meridians_optimum(
 
 
 def test_executive_dashboard_opens_a_meridian_run(meridian_runs: dict, browser, tmp_path: Path) -> None:
-    from mmmlib.voila_server import running_voila
-    from tests.conftest import ARTIFACTS
+    from tests.conftest import ARTIFACTS, executive_page
 
-    env = {"MMM_RUN": str(meridian_runs["runs"]["model.binpb"]), "MMM_HOME": str(tmp_path), "MMM_CLIENT": "acme"}
-    with running_voila(env, [], log=tmp_path / "voila.log", timeout=120) as base:
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        page.goto(f"{base}/voila/render/executive.ipynb", timeout=120_000)
-        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+    with executive_page(browser, meridian_runs["runs"]["model.binpb"], tmp_path) as page:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard_imported_meridian.png"), full_page=True)
         body = page.inner_text("body")
-        page.close()
     assert "imported from Meridian 2.1.0" in body
     assert body.index("Model health") < body.index("Recommendations")
 

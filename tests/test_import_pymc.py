@@ -116,18 +116,12 @@ def test_an_unusable_model_is_refused_and_the_last_good_run_kept(imported: dict,
 
 
 def test_executive_dashboard_opens_an_imported_run(imported: dict, browser, tmp_path: Path) -> None:
-    from mmmlib.voila_server import running_voila
-    from tests.conftest import ARTIFACTS
+    from tests.conftest import ARTIFACTS, executive_page
 
-    env = {"MMM_RUN": str(imported["run_dir"]), "MMM_HOME": str(tmp_path), "MMM_CLIENT": "acme"}
-    with running_voila(env, [], log=tmp_path / "voila.log", timeout=120) as base:
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        page.goto(f"{base}/voila/render/executive.ipynb", timeout=120_000)
-        page.wait_for_selector(".bqplot rect.bar", state="attached", timeout=120_000)
+    with executive_page(browser, imported["run_dir"], tmp_path) as page:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard_imported_pymc.png"), full_page=True)
         body = page.inner_text("body")
-        page.close()
     assert "imported from PyMC-Marketing" in body
     assert body.index("Model health") < body.index("Recommendations")
     assert "Do not move budget" in body
