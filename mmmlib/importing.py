@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mmmlib import geo, runs
-from mmmlib.config import save_config
+from mmmlib.config import ModelConfig, save_config
 from mmmlib.request import ImportRequest
 
 log = logging.getLogger("mmmlib.importing")
@@ -24,8 +26,22 @@ log = logging.getLogger("mmmlib.importing")
 MODE = "full"  # whose thresholds an imported model's diagnostics are held to
 
 
+@dataclass
+class Imported:
+    """A model fitted elsewhere, in the shape a run is written from."""
+
+    idata: Any  # the posterior in mmmlib's conventions (analysis reads it as one of our fits)
+    config: ModelConfig
+    frame: Any  # the data the model was fitted on (a pandas frame), one row per period (and geo)
+    source: str  # who fitted it: "pymc-marketing" or "meridian"
+    version: str  # that library's version
+    sampler: dict[str, Any]  # sampler, chains, tune, draws, as the run's ``run`` block records them
+    diagnostics: dict[str, Any] | None = None  # R-hat, ESS, divergences as its library measured them (else ours)
+    amend: Callable[[dict[str, Any]], None] | None = None  # puts the library's own numbers into the summary
+
+
 def read_model(request: ImportRequest, workdir: Path) -> Any:
-    """The request's model as :class:`mmmlib.pymc_import.Imported` (``workdir``: where a converter may write)."""
+    """The request's model as :class:`Imported` (``workdir``: where a converter may write)."""
     if request.kind == "pymc-marketing":
         from mmmlib import pymc_import
 

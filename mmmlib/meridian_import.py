@@ -26,7 +26,7 @@ import xarray as xr
 from mmmlib import baseline, geo
 from mmmlib.config import ModelConfig
 from mmmlib.errors import InputError
-from mmmlib.pymc_import import Imported
+from mmmlib.importing import Imported
 
 log = logging.getLogger("mmmlib.meridian_import")
 

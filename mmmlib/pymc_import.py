@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +19,12 @@ import pandas as pd
 from mmmlib import baseline, structures
 from mmmlib.config import ModelConfig
 from mmmlib.errors import InputError
+from mmmlib.importing import Imported
 
 log = logging.getLogger("mmmlib.pymc_import")
 
 SOURCE = "pymc-marketing"
 PRIOR_DRAWS = 500  # prior draws of the channel contributions, for the "not identified" rule (as our fits keep)
-
-
-@dataclass
-class Imported:
-    """A model fitted elsewhere, in the shape a run is written from."""
-
-    idata: Any  # the posterior in mmmlib's conventions (analysis reads it as one of our fits)
-    config: ModelConfig
-    frame: pd.DataFrame  # the data the model was fitted on, one row per period
-    source: str  # who fitted it: "pymc-marketing" or "meridian"
-    version: str  # that library's version
-    sampler: dict[str, Any]  # sampler, chains, tune, draws, as the run's ``run`` block records them
-    diagnostics: dict[str, Any] | None = None  # R-hat, ESS, divergences as its library measured them (else ours)
-    amend: Callable[[dict[str, Any]], None] | None = None  # puts the library's own numbers into the summary
 
 
 def load_model(path: str | Path) -> Any:
