@@ -82,7 +82,7 @@ def _publish_run(
         print(f"{doing}; progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
         km = pool.take() if pool is not None else None
         if km is not None:
-            pm_log.info("running in a preheated kernel")
+            pm_log.info("fitting in a preheated kernel")  # only fits take a pool
         try:
             with kernel_stderr_to(staging.log_file):
                 pm.execute_notebook(
