@@ -125,13 +125,14 @@ def read(
     target = str(_attr(attrs, "target_column") or "y")
     renamed = {c: f"control_{c}" for c in controls if baseline.is_trend(c)}  # our trend's names mean our trend
     fit = idata["fit_data"].to_dataset().to_dataframe().reset_index()
-    frame = fit.rename(columns={"date": date_col, **renamed})[[date_col, *channels, *map(_renamed(renamed), controls)]]
+    ours = [renamed.get(c, c) for c in controls]
+    frame = fit.rename(columns={"date": date_col, **renamed})[[date_col, *channels, *ours]]
     frame[target] = fit[target].to_numpy()
     config = ModelConfig(
         date_column=date_col,
         target_column=target,
         channel_columns=channels,
-        control_columns=[renamed.get(c, c) for c in controls],
+        control_columns=ours,
         adstock=adstock,
         saturation=saturation,
         baseline="flat",
@@ -153,10 +154,6 @@ def read(
     }
     version = str(post.attrs.get("pymc_marketing_version") or _version())
     return Imported(tree, config, frame, SOURCE, version, sampler)
-
-
-def _renamed(renamed: dict[str, str]) -> Any:
-    return lambda c: renamed.get(c, c)
 
 
 def _our_conventions(idata: Any, frame: pd.DataFrame, config: ModelConfig, renamed: dict[str, str]) -> Any:
