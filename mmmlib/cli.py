@@ -137,7 +137,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     candidates = (summary.get("model") or {}).get("candidates") or []
     if len(candidates) > 1:
         weights = ", ".join(f"{c['adstock']}+{c['saturation']} {c['weight']:.2f}" for c in candidates)
-        print(f"Structures weighed out of sample (PSIS-LOO, pseudo-BMA+): {weights}.")
+        score = "time-slice CV" if any("elpd_cv" in c for c in candidates) else "PSIS-LOO"
+        print(f"Structures weighed out of sample ({score}, pseudo-BMA+): {weights}.")
     unidentified = [c["label"] for c in summary["channels"] if c.get("identified") is False]
     if unidentified:
         print(f"Not identified by this data (budgets held, lift tests advised): {', '.join(unidentified)}.")

@@ -57,6 +57,9 @@ ENGINE = "numpyro"
 # keeps both cores busy); MMM_FIT_WORKERS=1 fits them one after another in this process.
 WORKERS_ENV = "MMM_FIT_WORKERS"
 OVERRIDABLE = ("chains", "tune", "draws")
+# Modes whose candidate structures are weighed by time-slice cross-validation (mmmlib.time_slice) instead of PSIS-LOO:
+# each candidate is refitted on every fold, which quick mode cannot afford.
+TIME_SLICE_MODES = ("full",)
 
 
 def sampler_settings(
@@ -413,15 +416,33 @@ def fit(
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
     rule = _fixed_rule(draws, sampler, settings)
-    workers = candidate_workers(len(shapes))
-    if workers <= 1:
-        members = [
-            fit_structure(dataset, s, settings, sampler, seed, progressbar, lift_tests, rule=rule) for s in shapes
-        ]
-    else:
-        jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
-        members = _fit_in_workers(jobs, workers)
-    return stacking.combine(members, seed=seed)
+    held_out = None
+    if request.mode in TIME_SLICE_MODES and len(shapes) > 1:
+        from mmmlib import time_slice
+
+        fold_settings = sampler_settings("quick", channels, len(shapes), **request.overrides)
+
+        def fit_folds(folds: list[tuple[Dataset, structures.Structure]]) -> list[Fitted]:
+            jobs = [(ds, s, fold_settings, sampler, seed, lift_tests, None) for ds, s in folds]
+            return _fit_jobs(jobs, candidate_workers(len(jobs)))
+
+        held_out = time_slice.score(dataset, shapes, fit_folds)
+    jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
+    members = _fit_jobs(jobs, candidate_workers(len(shapes)), progressbar)
+    return stacking.combine(members, seed=seed, held_out=held_out)
+
+
+def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False) -> list[Fitted]:
+    """Fit ``(dataset, structure, settings, sampler, seed, lift_tests, rule)`` jobs, in worker processes when
+    ``workers`` > 1, else one after another here; each comes back scored, with its held-out periods predicted."""
+    if workers > 1:
+        return _fit_in_workers(jobs, workers)
+    out = []
+    for dataset, structure, settings, sampler, seed, lift_tests, rule in jobs:
+        fitted = fit_structure(dataset, structure, settings, sampler, seed, progressbar, lift_tests, rule=rule)
+        fitted.holdout_draws = predict_holdout(fitted, seed)
+        out.append(fitted)
+    return out
 
 
 def _fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> Any:

@@ -1,6 +1,7 @@
 """Weigh candidate structures out of sample and combine their posteriors into one.
 
-Each candidate is scored by PSIS-LOO (arviz) and weighted by pseudo-BMA+ (Yao, Vehtari, Simpson & Gelman 2018,
+Each candidate is scored by PSIS-LOO (arviz), in full mode by time-slice cross-validation (:mod:`mmmlib.time_slice`),
+and weighted by pseudo-BMA+ (Yao, Vehtari, Simpson & Gelman 2018,
 ``arviz.compare(method="BB-pseudo-BMA")``; ``WEIGHTING`` says why not stacking proper). The combined posterior is
 that mixture: each candidate contributes a share of every chain's draws equal to its weight, so what is unknown
 about the structure widens the intervals instead of hiding in one choice. Draws keep their candidate's index in
@@ -84,11 +85,13 @@ def score(member: Any) -> tuple[dict[str, Any], Any]:
     return rec, loo
 
 
-def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
+def compare(members: list[Any], held_out: dict[str, Any] | None = None) -> tuple[list[float], list[dict[str, Any]]]:
     """Weights and, per candidate, its :func:`score` record.
 
-    A candidate whose LOO cannot be computed gets ``None`` scores, and then every candidate gets equal weight:
-    weights are never made up from the ones that could be scored.
+    ``held_out``: per candidate name, its pointwise time-slice scores (:mod:`mmmlib.time_slice`, full mode); the
+    weights then follow them instead of PSIS-LOO, which every record still reports. A candidate whose LOO cannot be
+    computed gets ``None`` scores, and then (without ``held_out``) every candidate gets equal weight: weights are never
+    made up from the ones that could be scored.
     """
     import arviz as az
 
@@ -101,7 +104,14 @@ def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
         records.append(dict(rec))
         if loo is not None:
             loos[name] = loo
-    if len(members) == 1 or len(loos) < len(members):
+    if held_out is not None:
+        scores = _held_out_scores(members, held_out)
+        for name, rec in zip(names, records, strict=True):
+            rec.update({"elpd_cv": float(scores[name].elpd), "elpd_cv_se": float(scores[name].se)})
+            rec["weighted_by"] = "time-slice CV"
+        table = az.compare(scores, method=WEIGHTING, round_to=6) if len(members) > 1 else None
+        weights = [float(table.loc[n, "weight"]) for n in names] if table is not None else [1.0]
+    elif len(members) == 1 or len(loos) < len(members):
         weights = [1.0 / len(members)] * len(members)
     else:
         table = az.compare(loos, method=WEIGHTING, var_name=OBSERVED, round_to=6)
@@ -111,6 +121,13 @@ def compare(members: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
     for w, rec in zip(weights, records, strict=True):
         rec["weight"] = round(w, 4)
     return weights, records
+
+
+def _held_out_scores(members: list[Any], held_out: dict[str, Any]) -> dict[str, Any]:
+    from mmmlib import time_slice
+
+    samples = int(members[0].idata["posterior"].sizes["chain"] * members[0].idata["posterior"].sizes["draw"])
+    return {m.structure.name: time_slice.elpd_data(np.asarray(held_out[m.structure.name]), samples) for m in members}
 
 
 def allocate(weights: list[float], total: int) -> list[int]:
@@ -162,17 +179,19 @@ def mix_groups(
     return out, np.concatenate(index, axis=1)
 
 
-def combine(members: list[Any], seed: int = 0) -> Any:
-    """One :class:`~mmmlib.model.Fitted` whose posterior is the stacking mixture of the candidates' posteriors."""
+def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None = None) -> Any:
+    """One :class:`~mmmlib.model.Fitted` whose posterior is the stacking mixture of the candidates' posteriors
+    (weighted by ``held_out`` time-slice scores when given, else by PSIS-LOO: :func:`compare`)."""
     from mmmlib.model import Fitted
 
-    weights, records = compare(members)
+    weights, records = compare(members, held_out)
     for rec in records:
         log.info(
-            "candidate %s: elpd_loo %.1f ± %.1f, weight %.2f",
+            "candidate %s: elpd_loo %.1f ± %.1f%s, weight %.2f",
             rec["name"],
             rec["elpd_loo"] or np.nan,
             rec["elpd_se"] or np.nan,
+            f", time-slice elpd {rec['elpd_cv']:.1f} ± {rec['elpd_cv_se']:.1f}" if "elpd_cv" in rec else "",
             rec["weight"],
         )
     rng = np.random.default_rng(seed)

@@ -304,6 +304,10 @@ def test_views_mark_unidentified_channels_and_show_the_structures(hand_run: Path
     shown = structures_table(summary).value
     assert "-120.5 ± 8.2" in shown and "0.70" in shown and "1.004" in shown and "pseudo-BMA+" in shown
     assert "&lt;i&gt;x&lt;/i&gt;" in shown and "<i>" not in shown
+    assert "time-slice" not in shown  # quick mode: PSIS-LOO alone
+    summary["model"]["candidates"][0].update({"elpd_cv": -45.25, "elpd_cv_se": 3.5, "weighted_by": "time-slice CV"})
+    shown = structures_table(summary).value  # full mode: the quarters ahead decide the weights
+    assert "-45.2 ± 3.5" in shown and "time-slice cross-validation" in shown and "quarters ahead" in shown
 
     planner = BudgetPlanner(summary, load_curves(hand_run))
     low, high = planner.bounds["c1"]

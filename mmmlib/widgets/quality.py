@@ -57,23 +57,32 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
             "<h3>Model structures</h3><div class='mmm-structures'>This run records no comparison of model structures "
             "(it was fitted with one fixed structure, before candidates were compared).</div>"
         )
+    cv = any("elpd_cv" in c for c in model["candidates"])
     rows = []
     for c in model["candidates"]:
         elpd = "—" if c.get("elpd_loo") is None else f"{c['elpd_loo']:,.1f} ± {_number(c.get('elpd_se'), ',.1f')}"
+        cv_elpd = f"{c['elpd_cv']:,.1f} ± {_number(c.get('elpd_cv_se'), ',.1f')}" if "elpd_cv" in c else "—"
+        ahead = [cv_elpd] if cv else []
         rows.append(
             [
                 c.get("adstock", "—"),
                 c.get("saturation", "—"),
                 c.get("baseline", "—"),
                 elpd,
+                *ahead,
                 _number(c.get("weight"), ".2f"),
                 _number(c.get("r_hat_max"), ".3f"),
                 _number(c.get("divergences"), "d"),
             ]
         )
     how = {
-        "weighted": "the candidates' posterior draws are combined by these weights (pseudo-BMA+ on PSIS-LOO: "
-        "candidates that predict held-out weeks equally well share the draws)",
+        "weighted": "the candidates' posterior draws are combined by these weights (pseudo-BMA+ on "
+        + (
+            "time-slice cross-validation: each candidate refitted up to three cuts and scored on the quarter after "
+            "each; candidates that forecast equally well share the draws)"
+            if cv
+            else "PSIS-LOO: candidates that predict held-out weeks equally well share the draws)"
+        ),
         GEO_SELECTION: "on the national sum of the geos; the best-weighted structure was then fitted over every geo "
         "(the diagnostics above are that geo fit's)",
     }.get(model.get("selection"), "one structure was fitted")
@@ -82,6 +91,7 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
         "returns",
         "baseline",
         "out-of-sample elpd (PSIS-LOO) ± se",
+        *(["elpd of the quarters ahead (time-slice CV) ± se"] if cv else []),
         "weight",
         "max R-hat",
         "divergences",
