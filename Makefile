@@ -124,6 +124,7 @@ benchmarks: venv fit-sample
 	$(VENV)/bin/python benchmarks/samplers.py
 	$(VENV)/bin/python benchmarks/recovery.py
 	$(VENV)/bin/python benchmarks/recovery.py --suite --modes quick
+	$(VENV)/bin/python benchmarks/interval_forms.py   # where the suite's intervals miss (reads its runs)
 	$(VENV)/bin/python benchmarks/calibration.py
 	$(VENV)/bin/python benchmarks/sbc.py --sims 100   # hours on 2 cores: resumes per commit
 
