@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.benchtools import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def forms() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("interval_forms", ROOT / "benchmarks" / "interval_forms.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("interval_forms")
 
 
 def test_on_a_right_skewed_posterior_the_hdi_runs_to_zero_and_misses_the_upper_tail(forms: ModuleType) -> None:

@@ -7,29 +7,20 @@ whose runs are already stored (so nothing is fitted).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from mmmlib.config import ModelConfig, load_config
+from tests.benchtools import load_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("recovery_benchmark", ROOT / "benchmarks" / "recovery.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-recovery = _load()
+recovery = load_benchmark("recovery")
 
 
 @pytest.fixture

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from tests.benchtools import load_benchmark
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def sbc() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sbc_benchmark", ROOT / "benchmarks" / "sbc.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sbc")
 
 
 def test_rank_counts_the_draws_below_the_truth(sbc: ModuleType) -> None:
