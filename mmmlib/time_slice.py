@@ -72,6 +72,7 @@ def pointwise_lpd(fitted: Any) -> np.ndarray:
     """Log predictive density of each held-out period under a fold's fit, ``log mean_s N(y_t | mu_ts, sigma_s)``, on
     the KPI divided by the fold's scale, the units of the PSIS-LOO log-likelihood (:mod:`mmmlib.model`)."""
     from scipy.special import logsumexp
+    from scipy.stats import norm
 
     draws = fitted.holdout_draws  # (sample, period) in KPI units, samples in (chain, draw) order
     if draws is None:
@@ -80,8 +81,7 @@ def pointwise_lpd(fitted: Any) -> np.ndarray:
     scale = float(np.asarray(fitted.idata["constant_data"]["target_scale"].values).reshape(-1)[0])
     sigma = np.asarray(post["y_sigma"].stack(sample=("chain", "draw")).values).reshape(-1)
     actual = fitted.y.iloc[-fitted.holdout :].to_numpy(dtype=float) / scale
-    z = (actual[None, :] - draws / scale) / sigma[:, None]
-    density = -0.5 * z**2 - np.log(sigma[:, None]) - 0.5 * np.log(2 * np.pi)
+    density = norm.logpdf(actual[None, :], loc=draws / scale, scale=sigma[:, None])
     return logsumexp(density, axis=0) - np.log(len(sigma))
 
 
