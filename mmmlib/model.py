@@ -9,6 +9,7 @@ pymc is imported inside functions: dashboards import ``mmmlib`` without paying ~
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -424,7 +425,7 @@ def fit(
 
         def fit_folds(folds: list[tuple[Dataset, structures.Structure]]) -> list[Fitted]:
             jobs = [(ds, s, fold_settings, sampler, seed, lift_tests, None) for ds, s in folds]
-            return _fit_jobs(jobs, candidate_workers(len(jobs)))
+            return _fit_jobs(jobs, candidate_workers(len(jobs)), score=False)  # weighed by their forecasts alone
 
         held_out = time_slice.score(dataset, shapes, fit_folds)
     jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
@@ -432,11 +433,12 @@ def fit(
     return stacking.combine(members, seed=seed, held_out=held_out)
 
 
-def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False) -> list[Fitted]:
+def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False, score: bool = True) -> list[Fitted]:
     """Fit ``(dataset, structure, settings, sampler, seed, lift_tests, rule)`` jobs, in worker processes when
-    ``workers`` > 1, else one after another here; each comes back scored, with its held-out periods predicted."""
+    ``workers`` > 1, else one after another here; each comes back with its held-out periods predicted (and, from a
+    worker, scored by PSIS-LOO when ``score``)."""
     if workers > 1:
-        return _fit_in_workers(jobs, workers)
+        return _fit_in_workers(jobs, workers, score)
     out = []
     for dataset, structure, settings, sampler, seed, lift_tests, rule in jobs:
         fitted = fit_structure(dataset, structure, settings, sampler, seed, progressbar, lift_tests, rule=rule)
@@ -526,7 +528,7 @@ class _Relay(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
-def _fit_job(job: tuple[Any, ...]) -> Fitted:
+def _fit_job(job: tuple[Any, ...], score: bool = True) -> Fitted:
     """One candidate in a worker: fitted, scored and its held-out periods predicted while the model exists, then the
     model dropped (it is not picklable and nothing after stacking needs it)."""
     from mmmlib import stacking
@@ -534,12 +536,12 @@ def _fit_job(job: tuple[Any, ...]) -> Fitted:
     dataset, structure, settings, sampler, seed, lift_tests, rule = job
     fitted = fit_structure(dataset, structure, settings, sampler, seed, False, lift_tests, rule=rule)
     fitted.holdout_draws = predict_holdout(fitted, seed)
-    fitted.score = stacking.score(fitted)
+    fitted.score = stacking.score(fitted) if score else None
     fitted.mmm = None
     return fitted
 
 
-def _fit_in_workers(jobs: list[tuple[Any, ...]], workers: int) -> list[Fitted]:
+def _fit_in_workers(jobs: list[tuple[Any, ...]], workers: int, score: bool = True) -> list[Fitted]:
     """Fit the candidates in ``workers`` fresh processes (spawned: nothing compiled or imported is shared unsafely);
     a worker that dies fails the fit with that reason, and the caller keeps the last good run."""
     import logging.handlers
@@ -556,7 +558,7 @@ def _fit_in_workers(jobs: list[tuple[Any, ...]], workers: int) -> list[Fitted]:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,)
         ) as pool:
-            return list(pool.map(_fit_job, jobs))
+            return list(pool.map(functools.partial(_fit_job, score=score), jobs))
     except BrokenProcessPool as exc:
         raise RuntimeError(f"a worker process fitting a candidate structure died ({exc})") from exc
     finally:
