@@ -139,6 +139,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         weights = ", ".join(f"{c['adstock']}+{c['saturation']} {c['weight']:.2f}" for c in candidates)
         score = "time-slice CV" if any("elpd_cv" in c for c in candidates) else "PSIS-LOO"
         print(f"Structures weighed out of sample ({score}, pseudo-BMA+): {weights}.")
+        for c in candidates:
+            if c.get("excluded"):
+                print(f"Left out of the combination: {c['adstock']}+{c['saturation']} ({c['excluded']}).")
     unidentified = [c["label"] for c in summary["channels"] if c.get("identified") is False]
     if unidentified:
         print(f"Not identified by this data (budgets held, lift tests advised): {', '.join(unidentified)}.")

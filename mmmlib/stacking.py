@@ -69,6 +69,8 @@ def score(member: Any) -> tuple[dict[str, Any], Any]:
         "pareto_k_max": None,
         "seconds": round(member.fit_seconds, 2),
     }
+    if getattr(member, "retried", None):
+        rec["retried"] = dict(member.retried)
     try:
         loo = az.loo(member.idata, var_name=OBSERVED, pointwise=True)
     except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
@@ -91,10 +93,10 @@ def compare(members: list[Any], held_out: dict[str, Any] | None = None) -> tuple
     ``held_out``: per candidate name, its pointwise time-slice scores (:mod:`mmmlib.time_slice`, full mode); the
     weights then follow them instead of PSIS-LOO, which every record still reports. A candidate whose LOO cannot be
     computed gets ``None`` scores, and then (without ``held_out``) every candidate gets equal weight: weights are never
-    made up from the ones that could be scored.
+    made up from the ones that could be scored. A candidate whose sampler still diverged (after its refit,
+    :func:`mmmlib.model.fit_checked`) gets weight 0 and says why in ``excluded``, unless every candidate diverged:
+    its draws may miss part of its posterior, and the others' do not.
     """
-    import arviz as az
-
     names = [m.structure.name for m in members]
     records: list[dict[str, Any]] = []
     loos: dict[str, Any] = {}
@@ -109,18 +111,42 @@ def compare(members: list[Any], held_out: dict[str, Any] | None = None) -> tuple
         for name, rec in zip(names, records, strict=True):
             rec.update({"elpd_cv": float(scores[name].elpd), "elpd_cv_se": float(scores[name].se)})
             rec["weighted_by"] = "time-slice CV"
-        table = az.compare(scores, method=WEIGHTING, round_to=6) if len(members) > 1 else None
-        weights = [float(table.loc[n, "weight"]) for n in names] if table is not None else [1.0]
-    elif len(members) == 1 or len(loos) < len(members):
-        weights = [1.0 / len(members)] * len(members)
-    else:
-        table = az.compare(loos, method=WEIGHTING, var_name=OBSERVED, round_to=6)
-        weights = [float(table.loc[n, "weight"]) for n in names]
+    kept = [i for i, rec in enumerate(records) if not rec["divergences"]] or list(range(len(members)))
+    for i, rec in enumerate(records):
+        if i not in kept:
+            rec["excluded"] = f"{rec['divergences']} divergent transitions" + (
+                f" after a refit at target_accept {_retry_target()}" if rec.get("retried") else ""
+            )
+    weights = [0.0] * len(members)
+    for i, w in zip(kept, _weights([names[i] for i in kept], loos, scores if held_out is not None else None)):
+        weights[i] = w
     total = sum(weights) or 1.0
     weights = [w / total for w in weights]
     for w, rec in zip(weights, records, strict=True):
         rec["weight"] = round(w, 4)
     return weights, records
+
+
+def _weights(names: list[str], loos: dict[str, Any], held_out: dict[str, Any] | None) -> list[float]:
+    """Pseudo-BMA+ weights of ``names`` by their time-slice scores when given, else by PSIS-LOO (equal weights when
+    any LOO is missing)."""
+    import arviz as az
+
+    if len(names) == 1:
+        return [1.0]
+    if held_out is not None:
+        table = az.compare({n: held_out[n] for n in names}, method=WEIGHTING, round_to=6)
+        return [float(table.loc[n, "weight"]) for n in names]
+    if any(n not in loos for n in names):
+        return [1.0 / len(names)] * len(names)
+    table = az.compare({n: loos[n] for n in names}, method=WEIGHTING, var_name=OBSERVED, round_to=6)
+    return [float(table.loc[n, "weight"]) for n in names]
+
+
+def _retry_target() -> float:
+    from mmmlib.model import RETRY_TARGET_ACCEPT
+
+    return RETRY_TARGET_ACCEPT
 
 
 def _held_out_scores(members: list[Any], held_out: dict[str, Any]) -> dict[str, Any]:

@@ -256,19 +256,19 @@ def test_several_candidates_take_the_per_candidate_steps_and_overrides_still_win
     assert sampler_settings("full", candidates=4) == MODES["full"]
 
 
-def fake_member(adstock: str, loglik: np.ndarray, seed: int) -> object:
+def fake_member(adstock: str, loglik: np.ndarray, seed: int, divergent: int = 0) -> object:
     """A fitted candidate as stacking sees it: a structure, draws, sampler stats and pointwise log-likelihood."""
     from types import SimpleNamespace
 
     rng = np.random.default_rng(seed)
     chains, draws = loglik.shape[:2]
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    diverging = np.zeros((chains, draws), bool)
+    diverging[0, :divergent] = True
     tree = xr.DataTree.from_dict(
         {
             "posterior": xr.Dataset({"y_sigma": (("chain", "draw"), rng.normal(size=(chains, draws)))}, coords=coords),
-            "sample_stats": xr.Dataset(
-                {"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))}, coords=coords
-            ),
+            "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), diverging)}, coords=coords),
             "log_likelihood": xr.Dataset({"y": (("chain", "draw", "date"), loglik)}, coords=coords),
         }
     )
@@ -293,3 +293,17 @@ def test_a_candidate_whose_loo_cannot_be_computed_leaves_equal_weights_not_a_fai
     weights, records = stacking.compare([fake_member("geometric", good, 1), fake_member("delayed", flat, 2)])
     assert weights == [0.5, 0.5]
     assert records[0]["elpd_loo"] is not None and records[1]["elpd_loo"] is None
+
+
+def test_a_candidate_that_still_diverges_is_left_out_unless_every_one_does() -> None:
+    rng = np.random.default_rng(0)
+    same = rng.normal(-1.0, 0.05, size=(2, 200, 60))
+    better = same + 0.5  # it would take all the weight, but its sampler diverged
+    members = [fake_member("geometric", same, 1), fake_member("delayed", better, 2, divergent=3)]
+    members[1].retried = {"divergences": 5, "target_accept": 0.95}
+    weights, records = stacking.compare(members)
+    assert weights == [1.0, 0.0]
+    assert records[1]["excluded"] == "3 divergent transitions after a refit at target_accept 0.99"
+    assert records[1]["retried"] == {"divergences": 5, "target_accept": 0.95} and "excluded" not in records[0]
+    weights, records = stacking.compare([fake_member("geometric", same, 1, 1), fake_member("delayed", better, 2, 2)])
+    assert weights[1] > 0.99 and not any("excluded" in r for r in records)  # none is clean: LOO decides as before

@@ -49,6 +49,20 @@ def _number(value: Any, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def sampling_note(candidate: dict[str, Any]) -> str:
+    """What happened to a candidate beyond its scores: refitted after divergences, left out of the combination."""
+    parts = []
+    if candidate.get("retried"):
+        first = candidate["retried"]
+        parts.append(
+            f"refitted with smaller steps after {first['divergences']} divergences at target_accept "
+            f"{first['target_accept']}"
+        )
+    if candidate.get("excluded"):
+        parts.append(f"left out of the combination: {candidate['excluded']}")
+    return "; ".join(parts) or "—"
+
+
 def structures_table(summary: dict[str, Any]) -> w.HTML:
     """The candidate model structures the fit compared, their out-of-sample score and weight (``summary["model"]``)."""
     model = summary.get("model")
@@ -73,6 +87,7 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
                 _number(c.get("weight"), ".2f"),
                 _number(c.get("r_hat_max"), ".3f"),
                 _number(c.get("divergences"), "d"),
+                sampling_note(c),
             ]
         )
     how = {
@@ -95,6 +110,7 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
         "weight",
         "max R-hat",
         "divergences",
+        "note",
     ]
     return w.HTML(
         f"<h3>Model structures</h3><div style='color:#666'>Compared out of sample; {esc(how)}. Higher elpd predicts "
