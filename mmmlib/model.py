@@ -9,6 +9,7 @@ pymc is imported inside functions: dashboards import ``mmmlib`` without paying ~
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -318,18 +319,21 @@ def fit_structure(
         }
         idata = mmm.fit(X_fit, y_fit, random_seed=seed, progressbar=False)
     else:
-        idata = mmm.fit(
-            X_fit,
-            y_fit,
-            chains=settings["chains"],
-            cores=settings["chains"],
-            draws=settings["draws"],
-            tune=settings["tune"],
-            target_accept=settings["target_accept"],
-            nuts_sampler=sampler,
-            random_seed=seed,
-            progressbar=progressbar,
-        )
+        from mmmlib import nutpie_cache
+
+        with nutpie_cache.installed() if sampler == "nutpie" else contextlib.nullcontext():
+            idata = mmm.fit(
+                X_fit,
+                y_fit,
+                chains=settings["chains"],
+                cores=settings["chains"],
+                draws=settings["draws"],
+                tune=settings["tune"],
+                target_accept=settings["target_accept"],
+                nuts_sampler=sampler,
+                random_seed=seed,
+                progressbar=progressbar,
+            )
     _add_log_likelihood(idata, mmm, "likelihood" in (dataset.config.priors or {}))
     if hierarchical:
         const = idata["constant_data"].to_dataset()
