@@ -5,7 +5,8 @@ Scenarios on one dataset (default: the sample, 156 weeks × 5 channels):
 - ours, the default quick fit (``adstock``/``saturation`` ``auto``: four candidate structures), nutpie, candidates
   fitted two at a time in worker processes (the default), and one after another (``MMM_FIT_WORKERS=1``, as before);
 - ours with the numpyro loop (``--sampler numpyro``: compiled programs cached on disk, stopping rule);
-- ours with one fixed structure (geometric + logistic), nutpie and numpyro;
+- ours with one fixed structure (geometric + logistic), nutpie and numpyro, and nutpie without the compile cache
+  (``MMM_NUTPIE_CACHE=0``: nutpie compiles the model in every process, as before ``mmmlib.nutpie_cache``);
 - the peer, ``../shared/recovery_suite/peer.py``: pymc-marketing's MMM out of the box, PyMC's sampler 2 × (500 + 500).
 
 "cold" points pytensor's compile directory, numba's cache and JAX's cache at empty folders; "warm" reruns with them.
@@ -40,6 +41,8 @@ SCENARIOS: list[tuple[str, list[str], dict[str, str], str | None]] = [
     ("ours: auto, numpyro loop", ["--sampler", "numpyro"], {}, None),
     ("ours: geometric+logistic, nutpie", [], {}, "fixed"),
     ("ours: geometric+logistic, numpyro loop", ["--sampler", "numpyro"], {}, "fixed"),
+    # the same fit with nutpie compiling the model itself in every process, as before mmmlib.nutpie_cache
+    ("ours: geometric+logistic, nutpie, compile cache off", [], {"MMM_NUTPIE_CACHE": "0"}, "fixed"),
 ]
 PEER_LABEL = "peer: pymc-marketing out of the box (peer.py)"
 

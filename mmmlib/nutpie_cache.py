@@ -9,7 +9,8 @@ they capture nothing but PyTensor's cached functions, and are stored under a key
 keys and the shapes they are called with (the approach of nutpie pull request #334). A model whose PyTensor functions
 cannot be cached (no key) is compiled by nutpie as before.
 
-:func:`installed` puts :func:`compile_pymc_model` in nutpie's place while PyMC samples.
+:func:`installed` puts :func:`compile_pymc_model` in nutpie's place while PyMC samples (unless
+``MMM_NUTPIE_CACHE=0``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ import numpy as np
 log = logging.getLogger("mmmlib.nutpie_cache")
 
 VERSION = "1"  # part of every key: bump when the generated source changes
+SWITCH = "MMM_NUTPIE_CACHE"  # "0": nutpie compiles every model itself (the benchmark's comparison; a way out)
+
+
+def enabled() -> bool:
+    """Whether fits use the cached compile (``$MMM_NUTPIE_CACHE`` is not ``0``)."""
+    import os
+
+    return os.environ.get(SWITCH, "1") != "0"
 
 
 Layout = list[tuple[int, int, np.dtype]]  # per array a callback reads: its offset in the pointer block, ndim, dtype
@@ -221,6 +230,9 @@ def installed() -> Iterator[None]:
     """:func:`compile_pymc_model` in nutpie's place while PyMC compiles a model for it."""
     import nutpie
 
+    if not enabled():
+        yield
+        return
     original = nutpie.compile_pymc_model
     nutpie.compile_pymc_model = compile_pymc_model
     try:

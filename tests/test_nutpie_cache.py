@@ -116,3 +116,13 @@ def test_pymc_samples_through_the_cached_compile_while_installed() -> None:
         idata = pm.sample(nuts_sampler="nutpie", chains=2, tune=200, draws=200, random_seed=1, progressbar=False)
     assert nutpie.compile_pymc_model is original
     assert idata["posterior"]["beta"].shape == (2, 200, 3) and int(idata["sample_stats"]["diverging"].sum()) == 0
+
+
+def test_the_switch_leaves_nutpie_its_own_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nutpie
+
+    from mmmlib import nutpie_cache
+
+    monkeypatch.setenv(nutpie_cache.SWITCH, "0")
+    with nutpie_cache.installed():
+        assert nutpie.compile_pymc_model is not nutpie_cache.compile_pymc_model
