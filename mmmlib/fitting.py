@@ -6,6 +6,7 @@ Kept out of the notebook so the notebook stays a few lines and the same code run
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,9 +81,13 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
     summary = build_summary(
         fitted.idata, cfg, dataset.frame, run=run, mode=mode, client=request.client, holdout_mape=holdout_mape
     )
-    if summary["diagnostics"]["r_hat_max"] > UNUSABLE_RHAT:
+    rhat = summary["diagnostics"]["r_hat_max"]
+    if rhat > UNUSABLE_RHAT:
+        why = "a chain never moved: R-hat is infinite"
+        if math.isfinite(rhat):
+            why = f"max R-hat {rhat:.2f} > {UNUSABLE_RHAT}"
         raise InputError(
-            f"The fit did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > {UNUSABLE_RHAT}), "
+            f"The fit did not converge ({why}), "
             "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
     target.write_summary(summary)
