@@ -9,6 +9,7 @@ are tested against pymc-marketing's own curves.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -146,40 +147,76 @@ def saturation_kind(params: dict[str, np.ndarray]) -> str:
     return family
 
 
-def _per_family(kind: str, params: dict[str, np.ndarray], shape: tuple[int, ...], fn: Any) -> np.ndarray | Any:
-    """``fn(family, params)`` for one family, or for a mixture each draw by its own family."""
-    p = {k: v.reshape(shape) for k, v in params.items()}
+FamilySplit = list[tuple[str, np.ndarray, dict[str, np.ndarray]]]
+
+
+def family_split(params: dict[str, np.ndarray]) -> FamilySplit:
+    """A mixture's draws grouped by returns family: ``(family, rows, that family's parameter draws)``.
+
+    Computed once per set of curves (:class:`mmmlib.optimize.Curves` keeps it), so each curve is evaluated only on
+    its own family's draws and the optimiser, which evaluates thousands of times per frontier, does not regroup.
+    """
+    codes = params["family"].reshape(len(params["family"]), -1)[:, 0]  # one family per draw
+    return [
+        (
+            structures.SATURATIONS[code],
+            rows := np.flatnonzero(codes == code),
+            {k: v[rows] for k, v in params.items() if k != "family"},
+        )
+        for code in np.unique(codes[np.isfinite(codes)]).astype(int)
+    ]
+
+
+def _per_family(
+    kind: str, params: dict[str, np.ndarray], shape: tuple[int, ...], fn: Any, split: FamilySplit | None = None
+) -> np.ndarray | Any:
+    """``fn(family, params, rows)`` for one family, or for a mixture each family on its own draws (``rows``)."""
     if kind != "mixed":
-        return fn(kind, p)
-    codes = p.pop("family")
+        return fn(kind, {k: v.reshape(shape) for k, v in params.items()}, slice(None))
     out: Any = 0.0
-    for code in np.unique(codes[np.isfinite(codes)]).astype(int):
-        family = structures.SATURATIONS[code]
-        mine = codes == code
-        q = {k: np.where(mine, np.nan_to_num(v, nan=1.0), 1.0) for k, v in p.items()}
-        out = np.where(mine, fn(family, q), out)
+    for family, rows, p in family_split(params) if split is None else split:
+        y = np.asarray(fn(family, {k: v.reshape((len(rows), *shape[1:])) for k, v in p.items()}, rows))
+        if np.ndim(out) == 0:
+            out = np.zeros((shape[0], *y.shape[1:]), dtype=y.dtype)
+        out[rows] = y
     return out
 
 
-def saturation(kind: str, params: dict[str, np.ndarray], z: np.ndarray, out_ndim: int = 3) -> np.ndarray:
+def _rows_of(z: np.ndarray, n_draw: int, ndim: int) -> Callable[[Any], np.ndarray]:
+    """``z``'s rows for some draws when it has a draw axis of its own (forecasts' adstocked spend), else ``z``."""
+    per_draw = z.ndim == ndim and z.shape[0] == n_draw > 1
+    return lambda rows: z[rows] if per_draw else z
+
+
+def saturation(
+    kind: str, params: dict[str, np.ndarray], z: np.ndarray, out_ndim: int = 3, split: FamilySplit | None = None
+) -> np.ndarray:
     """The registry's returns families on max-scaled input ``z``, for parameter draws ``(draw, channel)``.
 
     Parameters are broadcast to ``(draw, 1, ..., channel)`` with ``out_ndim`` dimensions; ``z`` must broadcast
-    against that. Response curves, the optimiser and forecasts all call this one function.
+    against that. Response curves, the optimiser and forecasts all call this one function; ``split`` is the
+    mixture's :func:`family_split` when the caller keeps it.
     """
     n_draw, n_channel = next(iter(params.values())).shape
     shape = (n_draw, *([1] * (out_ndim - 2)), n_channel)
-    z = np.asarray(z, dtype=float)
-    return _per_family(kind, params, shape, lambda family, p: structures.SATURATION_FAMILIES[family].curve(p, z))
+    zs = _rows_of(np.asarray(z, dtype=float), n_draw, out_ndim)
+    return _per_family(
+        kind, params, shape, lambda family, p, rows: structures.SATURATION_FAMILIES[family].curve(p, zs(rows)), split
+    )
 
 
-def saturation_gradient(kind: str, params: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+def saturation_gradient(
+    kind: str, params: dict[str, np.ndarray], z: np.ndarray, split: FamilySplit | None = None
+) -> np.ndarray:
     """d saturation / d z for draws ``(draw, channel)`` at ``z`` ``(channel,)``: ``(draw, channel)``."""
+    shape = next(iter(params.values())).shape
+    zs = _rows_of(np.asarray(z, dtype=float), shape[0], len(shape))
     return _per_family(
         kind,
         params,
-        next(iter(params.values())).shape,
-        lambda family, p: structures.SATURATION_FAMILIES[family].gradient(p, np.asarray(z, dtype=float)),
+        shape,
+        lambda family, p, rows: structures.SATURATION_FAMILIES[family].gradient(p, zs(rows)),
+        split,
     )
 
 

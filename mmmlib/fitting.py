@@ -19,6 +19,7 @@ from mmmlib.config import lift_tests_path, load_config, save_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.data.lift_tests import read_lift_tests
 from mmmlib.errors import InputError
+from mmmlib.optimize import store_curves
 from mmmlib.request import FitRequest
 
 log = logging.getLogger("mmmlib.fitting")
@@ -90,6 +91,7 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
             f"The fit did not converge ({why}), "
             "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
+    store_curves(target, summary)
     target.write_summary(summary)
     log.info("run written: status %s", summary["status"])
     return summary

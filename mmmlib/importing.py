@@ -19,6 +19,7 @@ from typing import Any
 
 from mmmlib import geo, runs
 from mmmlib.config import ModelConfig, save_config
+from mmmlib.optimize import store_curves
 from mmmlib.request import ImportRequest
 
 log = logging.getLogger("mmmlib.importing")
@@ -102,6 +103,7 @@ def import_to_directory(request: ImportRequest) -> dict[str, Any]:
             f"The {model.source} model did not converge (max R-hat {summary['diagnostics']['r_hat_max']:.2f} > "
             f"{UNUSABLE_RHAT}), so its results are unusable; refit it with more draws before importing."
         )
+    store_curves(target, summary)
     target.write_summary(summary)
     log.info("%s model imported: status %s", model.source, summary["status"])
     return summary

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize
 
-from mmmlib import policy
+from mmmlib import curves_file, policy
 from mmmlib.analysis import (
     HDI_PROB,
+    FamilySplit,
     Posterior,
     current_spend,
+    family_split,
     interval,
     kpi_value,
     saturation,
@@ -29,6 +31,9 @@ from mmmlib.analysis import (
     saturation_params,
 )
 from mmmlib.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from mmmlib.runs import RunDir
 
 GRID = 400  # budget steps in the dynamic programme
 TABLE_POINTS = 256  # a geo run's national mean curves: points per channel (Curves._table), denser near zero
@@ -52,6 +57,7 @@ class Curves:
     parts: list[Curves] | None = None  # a geo fit: each geo's curves, national spend split by ``shares``
     shares: np.ndarray | None = None  # (geo, channel)
     _mean_table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _split: FamilySplit | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_posterior(cls, post: Posterior, max_draws: int = MAX_DRAWS, value_per_kpi: float = 1.0) -> Curves:
@@ -127,14 +133,20 @@ class Curves:
             return sum(p.response(x * self.shares[g][sel], idx) for g, p in enumerate(self.parts))
         params = {k: v[:, sel] for k, v in self.params.items()}
         z = np.asarray(x, dtype=float) / self.channel_scale[sel]
-        y = saturation(self.kind, params, z, out_ndim=z.ndim + 1)
+        y = saturation(self.kind, params, z, out_ndim=z.ndim + 1, split=self._family_split() if idx is None else None)
         return y * self.target_scale * self.value_per_kpi
 
+    def _family_split(self) -> FamilySplit | None:
+        """A mixture's draws grouped by family, once (:func:`mmmlib.analysis.family_split`)."""
+        if self.kind == "mixed" and self._split is None:
+            self._split = family_split(self.params)
+        return self._split
+
     def _table(self, top: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A geo run's national mean curves tabulated once per channel: points ``(K, channel)`` (denser near zero),
-        the mean response there and its slope. Every geo's curve at every draw would otherwise be evaluated at each
-        step of the optimiser (a frontier of 9 budgets took 31 s at 40 geos); the intervals still come from every
-        draw (:meth:`response`)."""
+        """The mean curves tabulated once per channel: points ``(K, channel)`` (denser near zero), the mean response
+        there and its slope. Every draw's curve (every geo's, in a geo run) would otherwise be evaluated at each
+        step of the dynamic programme (a frontier of 9 budgets took 31 s at 40 geos); the intervals still come from
+        every draw (:meth:`response`)."""
         if self._mean_table is None or np.any(top > self._mean_table[0][-1]):
             hi = np.maximum.reduce(
                 [
@@ -154,11 +166,11 @@ class Curves:
         """These curves on at most ``draws`` evenly spaced posterior draws (the parts' too)."""
         n = next(iter(self.params.values())).shape[0] if self.params else 0
         if self.parts is not None:
-            return replace(self, parts=[p.thinned(draws) for p in self.parts], _mean_table=None)
+            return replace(self, parts=[p.thinned(draws) for p in self.parts], _mean_table=None, _split=None)
         if n <= draws:
             return self
         keep = np.unique(np.linspace(0, n - 1, draws).astype(int))
-        return replace(self, params={k: v[keep] for k, v in self.params.items()})
+        return replace(self, params={k: v[keep] for k, v in self.params.items()}, _split=None)
 
     def _interp(self, x: np.ndarray, which: int) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -169,12 +181,12 @@ class Curves:
         return out.reshape(x.shape)
 
     def channel_mean(self, j: int, x: np.ndarray) -> np.ndarray:
-        """E[f_j] at the points ``x`` (1-D) of channel ``j`` alone (the dynamic programme's grid)."""
+        """E[f_j] at the points ``x`` (1-D) of channel ``j`` alone (the dynamic programme's grid), from the mean
+        curves tabulated once: the programme only picks the basin (S-shaped curves have two), and a national run's
+        optimum is then polished on every draw (:func:`optimise`)."""
         x = np.asarray(x, dtype=float)
-        if self.parts is not None:
-            xs, ys, _ = self._table(np.where(np.arange(len(self.channels)) == j, x.max(initial=0.0), 0.0))
-            return np.interp(x, xs[:, j], ys[:, j])
-        return self.response(x[:, None], idx=np.array([j])).mean(axis=0)[:, 0]
+        xs, ys, _ = self._table(np.where(np.arange(len(self.channels)) == j, x.max(initial=0.0), 0.0))
+        return np.interp(x, xs[:, j], ys[:, j])
 
     def mean_response(self, x: np.ndarray) -> np.ndarray:
         if self.parts is not None:
@@ -186,7 +198,7 @@ class Curves:
         if self.parts is not None:
             return self._interp(np.asarray(x, dtype=float)[None, :], 2)[0]
         z = np.asarray(x, dtype=float) / self.channel_scale
-        d = saturation_gradient(self.kind, self.params, z)
+        d = saturation_gradient(self.kind, self.params, z, split=self._family_split())
         return d.mean(axis=0) * self.target_scale * self.value_per_kpi / self.channel_scale
 
 
@@ -386,8 +398,27 @@ def allocate(curves: Curves, budget: float, bounds: list[str] | None = None) -> 
     )
 
 
+def _curves_from_posterior(run: RunDir, summary: dict[str, Any]) -> Curves:
+    tree = run.posterior(keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
+    with run.reading():
+        post = Posterior.from_idata(tree, policy.run_frequency(summary), hdi_prob=summary.get("hdi_prob") or HDI_PROB)
+        return Curves.from_posterior(post, value_per_kpi=_kpi_value(summary))
+
+
+def _kpi_value(summary: dict[str, Any]) -> float:
+    return kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
+
+
+def store_curves(run_dir: str | Path, summary: dict[str, Any]) -> None:
+    """Write the run's ``curves.npz`` (:mod:`mmmlib.curves_file`) from its ``posterior.nc``, before its summary."""
+    from mmmlib.runs import RunDir
+
+    curves_file.write(_curves_from_posterior(RunDir(run_dir), summary), run_dir)
+
+
 def load_curves(run_dir: str | Path) -> Curves:
-    """Curves of a run from ``posterior.nc`` (only the saturation draws are read).
+    """Curves of a run: its ``curves.npz`` when that reads back whole, else from ``posterior.nc`` (only the
+    saturation draws are read).
 
     A damaged summary or posterior is one sentence naming the run (``runs``): the curves are evaluated once at
     today's spend here, so a posterior lacking a parameter of its curve family fails now, not in the optimiser.
@@ -396,11 +427,9 @@ def load_curves(run_dir: str | Path) -> Curves:
 
     run = RunDir(run_dir)
     summary = run.summary()
-    value = kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
-    tree = run.posterior(keep=lambda name: name.startswith("saturation_"), need=["saturation_"])
+    stored = curves_file.read(run.path, _kpi_value(summary), summary.get("hdi_prob") or HDI_PROB)
+    curves = stored if stored is not None else _curves_from_posterior(run, summary)
     with run.reading():
-        post = Posterior.from_idata(tree, policy.run_frequency(summary), hdi_prob=summary.get("hdi_prob") or HDI_PROB)
-        curves = Curves.from_posterior(post, value_per_kpi=value)
         curves.mean_response(curves.current[None, :])
         curves.mean_gradient(curves.current)
     return curves

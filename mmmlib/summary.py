@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from mmmlib.config import ModelConfig
 from mmmlib.data.labels import channel_label
 from mmmlib.insights import recommendations
 from mmmlib.policy import DEFAULT_FREQUENCY, REALLOCATION_LIMIT_PCT
+
+if TYPE_CHECKING:
+    from mmmlib.optimize import Curves
 
 SCHEMA_VERSION = 1
 
@@ -33,22 +36,28 @@ def revenue_per_kpi_value(config: ModelConfig, frame: Any) -> float | None:
     return float(rpk)
 
 
-def reallocation(post: analysis.Posterior, value_per_kpi: float | None, hold: set[str] | None = None) -> dict[str, Any]:
+def reallocation(curves: Curves, hold: set[str]) -> dict[str, Any]:
     """The best split of today's budget with every channel within the reallocation limit of today's spend
     (:data:`mmmlib.policy.REALLOCATION_LIMIT_PCT`, either way), and its expected gain.
 
     Channels in ``hold`` (not identified by this data) keep today's spend: advice never moves money on them.
     """
-    from mmmlib.optimize import Curves, allocate
+    from mmmlib.optimize import allocate
 
-    curves = Curves.from_posterior(post, value_per_kpi=value_per_kpi or 1.0)
     pct = REALLOCATION_LIMIT_PCT
-    hold = hold or set()
     bounds = [f"{c}=fixed" if c in hold else f"{c}=-{pct}%:+{pct}%" for c in curves.channels]
     result = allocate(curves, float(curves.current.sum()), bounds).to_dict()
     result["limit_pct"] = pct
     result["held"] = sorted(hold)
     return result
+
+
+def scenarios(curves: Curves, hold: set[str]) -> list[dict[str, Any]]:
+    """The planner's opening frontier (``mmm scenarios``' default grid, channels in ``hold`` at today's spend),
+    computed once here so the page does not run its 27 optimisations on every load."""
+    from mmmlib.optimize import frontier
+
+    return frontier(curves, bounds=[f"{c}=fixed" for c in curves.channels if c in hold])
 
 
 GEO_SELECTION = "national sum"  # a geo fit's structure, chosen among candidates fitted to the summed data
@@ -178,8 +187,12 @@ def build_summary(
     summary["model"] = model_section(idata)
     if post.parts is not None:
         summary["geos"] = geo_section(post, kpi_type, rpk, config.breakeven_roas)
+    from mmmlib.optimize import Curves
+
     held = {c["name"] for c in channels if not c["identified"]}
-    summary["reallocation"] = reallocation(post, value, held)
+    curves = Curves.from_posterior(post, value_per_kpi=value or 1.0)
+    summary["reallocation"] = reallocation(curves, held)
+    summary["scenarios"] = scenarios(curves, held)
     summary["recommendations"] = recommendations(summary)
     return summary
 
@@ -196,7 +209,7 @@ def geo_summary(summary: dict[str, Any], geo: str | None) -> dict[str, Any]:
     """The summary as one geo sees it, for views written for a national summary: that geo's channels (with the
     national labels), totals and response curves; the run's health, period and settings unchanged. ``None`` or
     :data:`NATIONAL` gives the summary itself. The national-only parts (decomposition over time, fit, adstock,
-    reallocation, recommendations) are left out, so a geo page never shows national numbers as the geo's."""
+    reallocation, scenarios, recommendations) are left out, so a geo page never shows national numbers as the geo's."""
     if geo in (None, NATIONAL):
         return summary
     row = next((g for g in summary.get("geos") or [] if g["name"] == geo), None)
@@ -207,7 +220,8 @@ def geo_summary(summary: dict[str, Any], geo: str | None) -> dict[str, Any]:
     kpi, spend = row["kpi"], row["spend"]
     value = analysis.kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
     channels = [{**c, "label": labels.get(c["name"], c["name"])} for c in row["channels"]]
-    out = {k: v for k, v in summary.items() if k not in ("geos", "decomposition", "fit", "adstock", "reallocation")}
+    national = ("geos", "decomposition", "fit", "adstock", "reallocation", "scenarios")
+    out = {k: v for k, v in summary.items() if k not in national}
     out.update(
         {
             "geo": geo,

@@ -109,7 +109,9 @@ class BudgetPlanner:
         self.timing.value = f"<span style='color:#999;font-size:11px'>optimised in {self.seconds * 1000:.0f} ms</span>"
 
     def view(self) -> w.Widget:
-        points = frontier(self.curves, bounds=[f"{name}=fixed" for name in self.held])
+        points = self.summary.get("scenarios")  # a national run's, computed with the run (the same bounds)
+        if points is None:  # a geo's page, or a run written before runs kept them
+            points = frontier(self.curves, bounds=[f"{name}=fixed" for name in self.held])
         return w.VBox(
             [
                 run_title(self.summary),
