@@ -7,7 +7,7 @@ RSS polled every half second for the peak. Cases: Meridian's 40-geo sample (``me
     python benchmarks/geo_scale.py --cases meridian:nutpie synth10:nutpie synth100:nutpie meridian:numpyro
 
 Results append to ``benchmarks/results/geo_scale.json`` (one record per case, with the commit); ``--report`` writes
-the table ``benchmarks/results/geo_scale.md``.
+the table ``benchmarks/results/geo_scale.md``; ``--keep DIR`` keeps each fitted run as ``DIR/CASE``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,7 @@ def _data(case: str, work: Path) -> tuple[Path, Path, int]:
     return out / "data.csv", out / "config.yaml", geos
 
 
-def measure(case: str, sampler: str, mode: str) -> dict[str, object]:
+def measure(case: str, sampler: str, mode: str, keep: Path | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, config, geos = _data(case, work)
@@ -115,6 +116,9 @@ def measure(case: str, sampler: str, mode: str) -> dict[str, object]:
             )
         else:
             record["error"] = (work / "stderr.log").read_text()[-2000:]
+        if keep is not None and summary.is_file():  # for benchmarks/dashboard_speed.py on the same run
+            shutil.rmtree(keep / case, ignore_errors=True)
+            shutil.copytree(run, keep / case)
         return record
 
 
@@ -152,11 +156,12 @@ def main() -> int:
     parser.add_argument("--cases", nargs="*", default=["meridian:nutpie"], help="DATA:SAMPLER, DATA meridian|synthN")
     parser.add_argument("--mode", default="quick")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--keep", type=Path, help="copy each fitted run to KEEP/CASE (the dashboards' benchmark)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for item in [] if args.report else args.cases:
         case, sampler = item.split(":")
-        record = measure(case, sampler, args.mode)
+        record = measure(case, sampler, args.mode, args.keep)
         print(json.dumps(record), flush=True)
         with (RESULTS / "geo_scale.json").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
