@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mmmlib.runs import RunDir
 
 GRID = 400  # budget steps in the dynamic programme
-TABLE_POINTS = 256  # a geo run's national mean curves: points per channel (Curves._table), denser near zero
+TABLE_POINTS = 256  # mean curves tabulated for the dynamic programme (Curves._table): points per channel
 TABLE_DRAWS = 500  # draws their means are taken over (the mean's error is a few % of the interval's width)
 GEO_SEP = ":"  # a geo × channel line of a by-geo allocation: ``GEO:CHANNEL``
 MAX_DRAWS = 1000  # posterior draws kept for optimisation (thinned evenly)
