@@ -412,3 +412,6 @@ def test_a_hub_started_without_root_says_users_are_not_isolated_and_still_works(
         assert b.get("/user/executive/api/contents", allow_redirects=False).status_code == 403
     finally:
         laptop.stop()
+        # the single-user server the hub spawned as this account outlived the hub's SIGTERM (a CI run left it
+        # running for an hour): the account exists for this test only, so nothing of it is left behind
+        subprocess.run(["pkill", "-KILL", "-u", user], check=False)
