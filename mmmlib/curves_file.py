@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmmlib.runs import CURVES, POSTERIOR
+from mmmlib.runs import RunDir
 
 if TYPE_CHECKING:
     from mmmlib.optimize import Curves
@@ -32,8 +32,8 @@ FORMAT = 1
 _ARRAYS = ("channel_scale", "current")
 
 
-def _fingerprint(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / POSTERIOR
+def _fingerprint(run: RunDir) -> dict[str, Any]:
+    path = run.posterior_file
     with path.open("rb") as handle:
         return {"size": path.stat().st_size, "sha256": hashlib.file_digest(handle, "sha256").hexdigest()}
 
@@ -65,10 +65,11 @@ def write(curves: Curves, run_dir: str | Path) -> Path:
     meta = _flatten(curves, "", arrays)
     meta["format"] = FORMAT
     meta["value_per_kpi"] = float(curves.value_per_kpi)
-    meta["posterior"] = _fingerprint(Path(run_dir))
+    run = RunDir(run_dir)
+    meta["posterior"] = _fingerprint(run)
     for name, values in zip(("xs", "ys", "slope"), table, strict=True):
         arrays[f"table.{name}"] = values
-    path = Path(run_dir) / CURVES
+    path = run.curves_file
     with path.open("wb") as handle:
         np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
     return path
@@ -102,7 +103,8 @@ def read(run_dir: str | Path, value_per_kpi: float, hdi_prob: float) -> Curves |
     ``value_per_kpi`` and ``hdi_prob`` come from the run's summary; stored curves made with another KPI value (a
     run whose files were mixed by hand) are not used.
     """
-    path = Path(run_dir) / CURVES
+    run = RunDir(run_dir)
+    path = run.curves_file
     if not path.is_file():
         return None
     try:
@@ -111,8 +113,7 @@ def read(run_dir: str | Path, value_per_kpi: float, hdi_prob: float) -> Curves |
         meta = json.loads(str(arrays.pop("meta")))
         if meta.get("format") != FORMAT or not np.isclose(meta["value_per_kpi"], value_per_kpi, rtol=1e-12):
             return None
-        posterior = Path(run_dir) / POSTERIOR
-        if posterior.stat().st_size != meta["posterior"]["size"] or _fingerprint(Path(run_dir)) != meta["posterior"]:
+        if run.posterior_file.stat().st_size != meta["posterior"]["size"] or _fingerprint(run) != meta["posterior"]:
             return None
         curves = _build(meta, "", arrays, value_per_kpi, hdi_prob)
         curves._mean_table = (arrays["table.xs"], arrays["table.ys"], arrays["table.slope"])
