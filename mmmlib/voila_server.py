@@ -29,32 +29,53 @@ def running_voila(
 ) -> Iterator[str]:
     """Yield the base URL of a Voilà server on 127.0.0.1 serving ``dashboards/``; stop it afterwards."""
     port = free_port()
+    command = [sys.executable, "-m", "voila", str(DASHBOARDS), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}"]
+    with _serving(command + (args or []), port, env, log, timeout) as base:
+        yield base
+
+
+@contextmanager
+def running_user_server(
+    env: dict[str, str] | None = None, log: Path | None = None, timeout: float = 60, kind: str = "viewer"
+) -> Iterator[str]:
+    """Yield the base URL of a hub user's Jupyter server (its ``server_config.py``: Voilà as a server extension,
+    the kernel cap, warm kernels) over ``dashboards/`` on 127.0.0.1, without the hub: no login, every request
+    allowed. What the hub serves pages with, for tests and benchmarks."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        f"--config={Path(__file__).with_name('hub') / 'server_config.py'}",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.root_dir={DASHBOARDS}",
+        "--IdentityProvider.token=",
+        "--ServerApp.authorizer_class=jupyter_server.auth.authorizer.AllowAllAuthorizer",
+        "--ServerApp.allow_root=True",  # the hub runs it as the user; tests and benchmarks may be root
+    ]
+    with _serving(command, port, {"MMM_SERVER_KIND": kind, **(env or {})}, log, timeout, "/api/status") as base:
+        yield base
+
+
+@contextmanager
+def _serving(
+    command: list[str], port: int, env: dict[str, str] | None, log: Path | None, timeout: float, ready: str = ""
+) -> Iterator[str]:
+    """Start ``command`` (a server on ``port``), yield its base URL once ``ready`` answers, stop it afterwards."""
     stderr = open(log, "w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "voila",
-            str(DASHBOARDS),
-            "--no-browser",
-            "--Voila.ip=127.0.0.1",
-            f"--port={port}",
-            *(args or []),
-        ],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
+    proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                urllib.request.urlopen(base, timeout=2)
+                urllib.request.urlopen(base + ready, timeout=2)
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("Voilà did not start") from None
+                    raise RuntimeError(f"{command[2]} did not start") from None
                 time.sleep(0.5)
         yield base
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mmmlib.voila_server import running_voila
+from mmmlib.voila_server import running_user_server, running_voila
 from tests.conftest import ARTIFACTS, CHROMIUM
 
 pytestmark = pytest.mark.server  # Voilà in headless Chromium: not in make test-fast
@@ -124,3 +124,23 @@ def test_preheated_kernels_still_honour_the_url(synth_run: dict, scheduled: dict
         wanted = json.loads((Path(other) / "summary.json").read_text())["run"]["id"]
         assert wanted in page.inner_text("body")
         page.close()
+
+
+def test_a_hub_users_server_hands_each_page_a_warm_kernel_with_its_own_url(
+    synth_run: dict, scheduled: dict, browser, tmp_path: Path
+) -> None:
+    """The hub's single-user server config (Voilà as a server extension, :mod:`mmmlib.hub.warm_kernels`): pages
+    render in kernels started before they were asked for, and each still shows the run its own URL names."""
+    log = tmp_path / "server.log"
+    runs = [scheduled["results"][0]["run"], str(synth_run["run_dir"])]
+    with running_user_server({"MMM_HOME": str(tmp_path)}, log=log, timeout=120) as base:
+        for n, run in enumerate(runs, 1):
+            deadline = time.time() + 120
+            while log.read_text().count("Warm kernel") < n:  # the pool filled (again, after the first page)
+                assert time.time() < deadline, log.read_text()[-2000:]
+                time.sleep(0.5)
+            page = _open(browser, f"{base}/voila/render/executive.ipynb?run={run}", f"dashboard_warm_{n}.png")
+            wanted = json.loads((Path(run) / "summary.json").read_text())["run"]["id"]
+            assert wanted in page.inner_text("body")
+            page.close()
+            assert log.read_text().count("Using warm kernel") == n

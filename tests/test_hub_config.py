@@ -162,7 +162,15 @@ def test_the_kernel_cap_reaches_every_server_and_a_bad_one_stops_the_hub(
     monkeypatch.setenv("MMM_MAX_KERNELS", "3")
     c = Config()
     configure(c, from_environment(euid=1000))
-    assert c.Spawner.environment == {"MMM_SERVER_KIND": "viewer", "MMM_MAX_KERNELS": "3"}
+    assert c.Spawner.environment == {"MMM_SERVER_KIND": "viewer", "MMM_MAX_KERNELS": "3", "MMM_WARM_KERNELS": "1"}
+    monkeypatch.setenv("MMM_WARM_KERNELS", "0")
+    configure(c := Config(), from_environment(euid=1000))
+    assert c.Spawner.environment["MMM_WARM_KERNELS"] == "0"
+    for bad in ("3", "one", "-1"):  # as many warm kernels as the cap would leave no room for a page
+        monkeypatch.setenv("MMM_WARM_KERNELS", bad)
+        with pytest.raises(UsageError, match="MMM_WARM_KERNELS"):
+            configure(Config(), from_environment(euid=1000))
+    monkeypatch.delenv("MMM_WARM_KERNELS")
     for bad in ("0", "six", "-1"):
         monkeypatch.setenv("MMM_MAX_KERNELS", bad)
         with pytest.raises(UsageError, match="MMM_MAX_KERNELS"):

@@ -22,6 +22,7 @@ from mmmlib.hub.authenticators import DEMO_USERS, MMMNativeAuthenticator, demo_p
 from mmmlib.hub.kernels import DEFAULT_MAX_KERNELS
 from mmmlib.hub.roles import DASHBOARDS, access_of
 from mmmlib.hub.settings import ANALYST_FOLDERS, REPO, HubSettings, from_environment, proxy_command
+from mmmlib.hub.warm_kernels import WARM_ENV
 from mmmlib.runs import clients
 
 log = logging.getLogger("mmmlib.hub")
@@ -166,14 +167,21 @@ def seed_home_command() -> list[str]:
 
 
 def server_environment() -> dict[str, str]:
-    """What every user's server gets from the hub's environment: its kind (overridden per role) and its kernel cap.
+    """What every user's server gets from the hub's environment: its kind (overridden per role), its kernel cap and
+    how many of those kernels wait warm for the next dashboard.
 
-    The cap is checked here, so a typo stops the hub at start instead of every user's server at spawn.
+    Both are checked here, so a typo stops the hub at start instead of every user's server at spawn.
     """
     cap = os.environ.get("MMM_MAX_KERNELS", str(DEFAULT_MAX_KERNELS))
     if not cap.isdigit() or int(cap) < 1:
         raise UsageError(f"MMM_MAX_KERNELS must be a whole number of kernels per user, at least 1, not {cap!r}.")
-    return {"MMM_SERVER_KIND": "viewer", "MMM_MAX_KERNELS": str(int(cap))}
+    warm = os.environ.get(WARM_ENV, "1" if int(cap) > 1 else "0")  # a cap of one leaves no room for a warm one
+    if not warm.isdigit() or int(warm) >= int(cap):
+        raise UsageError(
+            f"{WARM_ENV} must be a whole number of warm kernels per user, below MMM_MAX_KERNELS ({int(cap)}), "
+            f"not {warm!r}."
+        )
+    return {"MMM_SERVER_KIND": "viewer", "MMM_MAX_KERNELS": str(int(cap)), WARM_ENV: str(int(warm))}
 
 
 def configure(c: Any, settings: HubSettings | None = None) -> HubSettings:

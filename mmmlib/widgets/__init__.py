@@ -19,6 +19,7 @@ _VIEWS = {
 }
 
 __all__ = sorted(_VIEWS)
+VIEW_MODULES = tuple(sorted(set(_VIEWS.values())))  # what a dashboard kernel imports (the hub's warm kernels do first)
 
 
 def __getattr__(name: str) -> Any:
