@@ -7,7 +7,7 @@ Run: `.venv/bin/python benchmarks/dashboard_speed.py RUN_DIR [--preheat | --hub-
 ``--preheat``: standalone Voilà with its preheated kernels (what ``make demo`` serves). ``--hub-server``: a hub
 user's Jupyter server (``mmmlib/hub/server_config.py``, Voilà as a server extension, what the hub serves) with its
 warm kernel, each load once the kernel is waiting, as for a user who opens a page; ``--cold`` turns warm kernels
-off there (``MMM_WARM_KERNELS=0``: every page starts its own kernel).
+off there (``MMM_WARM_KERNELS=0``: every page starts its own kernel); ``--Class.trait=value`` goes to that server.
 """
 
 from __future__ import annotations
@@ -25,12 +25,20 @@ from mmmlib.hub.warm_kernels import WARM_ENV
 from mmmlib.voila_server import running_user_server, running_voila
 
 
-def main(run_dir: str, repeats: int = 5, preheat: bool = False, hub_server: bool = False, cold: bool = False) -> None:
+def main(
+    run_dir: str,
+    repeats: int = 5,
+    preheat: bool = False,
+    hub_server: bool = False,
+    cold: bool = False,
+    server_args: list[str] | None = None,
+) -> None:
     env = {"MMM_RUN": str(Path(run_dir).resolve())}
     if hub_server:
         with tempfile.TemporaryDirectory(prefix="mmm-bench-") as tmp:
             log = Path(tmp) / "server.log"
-            with running_user_server({**env, WARM_ENV: "0" if cold else "1"}, log=log, timeout=120) as base:
+            server_env = {**env, WARM_ENV: "0" if cold else "1"}
+            with running_user_server(server_env, log=log, timeout=120, args=server_args) as base:
                 results = measure(base, repeats, None if cold else lambda n: _warm_kernels_ready(log, n))
         how = "hub user's server, " + ("no warm kernels" if cold else "a warm kernel waiting")
     else:
@@ -92,4 +100,10 @@ def measure(base: str, repeats: int, before_load: Callable[[int], None] | None =
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], preheat="--preheat" in sys.argv, hub_server="--hub-server" in sys.argv, cold="--cold" in sys.argv)
+    main(
+        sys.argv[1],
+        preheat="--preheat" in sys.argv,
+        hub_server="--hub-server" in sys.argv,
+        cold="--cold" in sys.argv,
+        server_args=[a for a in sys.argv[2:] if a.startswith("--") and "." in a.split("=")[0]],  # --Class.trait=value
+    )

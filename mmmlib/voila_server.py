@@ -36,7 +36,11 @@ def running_voila(
 
 @contextmanager
 def running_user_server(
-    env: dict[str, str] | None = None, log: Path | None = None, timeout: float = 60, kind: str = "viewer"
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float = 60,
+    kind: str = "viewer",
+    args: list[str] | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of a hub user's Jupyter server (its ``server_config.py``: Voilà as a server extension,
     the kernel cap, warm kernels) over ``dashboards/`` on 127.0.0.1, without the hub: no login, every request
@@ -55,7 +59,8 @@ def running_user_server(
         "--ServerApp.authorizer_class=jupyter_server.auth.authorizer.AllowAllAuthorizer",
         "--ServerApp.allow_root=True",  # the hub runs it as the user; tests and benchmarks may be root
     ]
-    with _serving(command, port, {"MMM_SERVER_KIND": kind, **(env or {})}, log, timeout, "/api/status") as base:
+    environment = {"MMM_SERVER_KIND": kind, **(env or {})}
+    with _serving(command + (args or []), port, environment, log, timeout, "/api/status") as base:
         yield base
 
 

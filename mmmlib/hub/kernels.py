@@ -4,7 +4,8 @@ Without a cap, one logged-in user reloading a dashboard fills the machine (15 lo
 The user's server keeps at most ``max_kernels``: a new one first shuts down the user's oldest kernels that
 no page is connected to and that have been idle a few seconds (a page just rendered gets that long to
 connect), and when every kernel is in use the request is refused with a sentence saying what to do.
-Voilà's preheated-kernel pool would not help here: its server extension (how the hub serves Voilà) has none.
+Voilà's preheated-kernel pool does not exist in its server extension (how the hub serves Voilà);
+:mod:`mmmlib.hub.warm_kernels` keeps the server's own, inside this cap.
 """
 
 from __future__ import annotations

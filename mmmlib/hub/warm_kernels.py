@@ -45,7 +45,9 @@ class WarmKernelManager(CappedKernelManager):
     warm_kernels = Integer(1, config=True, help="started kernels kept waiting for the next dashboard (0: none)")
     warm_path = Unicode("", config=True, help="the folder (API path) whose kernel requests take a warm kernel")
     warm_code = Unicode(WARM_CODE, config=True, help="code a warm kernel runs before it waits (imports)")
-    refill_delay = Float(2.0, config=True, help="seconds after a warm kernel is taken before another starts")
+    refill_delay = Float(
+        5.0, config=True, help="seconds after a warm kernel is taken before another starts (after the page drew)"
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
