@@ -115,6 +115,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from mmmlib.pipeline import fit_run
+    from mmmlib.refresh import geo_structure_sentence
     from mmmlib.request import FitRequest
 
     request = FitRequest(
@@ -142,6 +143,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         for c in candidates:
             if c.get("excluded"):
                 print(f"Left out of the combination: {c['adstock']}+{c['saturation']} ({c['excluded']}).")
+    geo_structure = geo_structure_sentence(summary.get("model") or {})
+    if geo_structure:
+        print(geo_structure[0].upper() + geo_structure[1:])
     unidentified = [c["label"] for c in summary["channels"] if c.get("identified") is False]
     if unidentified:
         print(f"Not identified by this data (budgets held, lift tests advised): {', '.join(unidentified)}.")

@@ -512,6 +512,8 @@ def _fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> An
 
 
 STRUCTURE_CHOICE_ATTR = "structure_choice"  # the national fit's candidate records, kept with a geo fit
+STRUCTURE_FITTED_ATTR = "structure_fitted"  # the structure a geo fit sampled over its geos
+STRUCTURE_KEPT_ATTR = "structure_kept"  # and, when it was the previous run's, what was kept (mmmlib.refresh)
 
 
 def fit_geos(
@@ -531,6 +533,9 @@ def fit_geos(
     log.info("choosing the structure on the national sum of %d geos", len(dataset.geos))
     chosen = fit(national, request, progressbar, None)
     structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
+    kept = _kept_structure(chosen.candidates, request.previous, dataset.config)
+    if kept is not None:
+        structure = kept[0]
     cfg = dataset.config
     settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
@@ -541,8 +546,42 @@ def fit_geos(
     fitted = fit_structure(dataset, structure, settings, sampler, request.seed, False, None, rule=rule)
     records = chosen.candidates or [{"name": structure.name, "weight": 1.0}]
     fitted.idata.attrs[STRUCTURE_CHOICE_ATTR] = json.dumps(records)
+    fitted.idata.attrs[STRUCTURE_FITTED_ATTR] = structure.name
+    if kept is not None:
+        fitted.idata.attrs[STRUCTURE_KEPT_ATTR] = json.dumps(kept[1])
     fitted.fit_seconds += chosen.fit_seconds
     return fitted
+
+
+def _kept_structure(
+    records: list[dict[str, Any]] | None, previous: str | None, cfg: Any
+) -> tuple[structures.Structure, dict[str, Any]] | None:
+    """The previous run's structure and what was kept, when :func:`mmmlib.refresh.keep_or_switch` keeps it."""
+    import os
+
+    from mmmlib import refresh, runs
+
+    if not records or not previous:
+        return None
+    name, kept = refresh.keep_or_switch(records, refresh.fitted_structure(previous))
+    if kept is None:
+        return None
+    shapes = {s.name: s for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)}
+    if name not in shapes:
+        return None
+    try:
+        kept["run"] = runs.load_summary(previous)["run"]["id"]
+    except Exception:
+        kept["run"] = os.path.basename(previous)
+    log.info(
+        "keeping %s from run %s: the best on this data, %s, leads it by %.1f elpd (at most %g cannot be told apart)",
+        name,
+        kept["run"],
+        kept["best"],
+        kept["elpd_behind"],
+        refresh.KEEP_ELPD,
+    )
+    return shapes[name], kept
 
 
 def candidate_workers(candidates: int) -> int:

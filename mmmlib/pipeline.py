@@ -45,6 +45,13 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
     file name. With a ``pool`` (:func:`fit_pool`) the notebook runs in a preheated kernel, shut down after it.
     """
     request = request.checked()
+    if request.previous is None:  # a refit into a folder of runs: the newest geo run there (mmmlib.refresh)
+        from dataclasses import replace
+
+        from mmmlib.refresh import previous_run
+
+        found = previous_run(request.out)
+        request = replace(request, previous=str(found) if found else None)
 
     def refuse_bad_data() -> None:  # before starting a kernel
         load_dataset(request.data, load_config(request.config))

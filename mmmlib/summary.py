@@ -75,7 +75,12 @@ def model_section(idata: Any) -> dict[str, Any] | None:
         return {"selection": "weighted" if len(records) > 1 else "single", "candidates": records}
     chosen = idata.attrs.get("structure_choice")
     if chosen:
-        return {"selection": GEO_SELECTION, "candidates": json.loads(chosen)}
+        section = {"selection": GEO_SELECTION, "candidates": json.loads(chosen)}
+        if idata.attrs.get("structure_fitted"):
+            section["structure"] = str(idata.attrs["structure_fitted"])
+        if idata.attrs.get("structure_kept"):
+            section["kept"] = json.loads(idata.attrs["structure_kept"])
+        return section
     return None
 
 

@@ -10,6 +10,7 @@ import ipywidgets as w
 from mmmlib.errors import MMMError
 from mmmlib.identification import is_identified
 from mmmlib.markup import text as esc
+from mmmlib.refresh import geo_structure_sentence
 from mmmlib.runs import RunDir
 from mmmlib.summary import GEO_SELECTION
 from mmmlib.tables import diagnostics_table
@@ -98,9 +99,12 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
             if cv
             else "PSIS-LOO: candidates that predict held-out weeks equally well share the draws)"
         ),
-        GEO_SELECTION: "on the national sum of the geos; the best-weighted structure was then fitted over every geo "
+        GEO_SELECTION: "on the national sum of the geos; one structure was then fitted over every geo "
         "(the diagnostics above are that geo fit's)",
     }.get(model.get("selection"), "one structure was fitted")
+    fitted = geo_structure_sentence(model)
+    if fitted:
+        how = f"{how}. {fitted[:-1]}"
     header = [
         "carry-over",
         "returns",

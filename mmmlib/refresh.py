@@ -1,0 +1,100 @@
+"""A geo refit keeps its previous run's structure while the data cannot tell it from the best: refreshes do not flip.
+
+A geo fit samples one structure over the geos, chosen among candidates fitted to the national sum
+(:func:`mmmlib.model.fit_geos`). Those candidates are often within noise of each other (on Meridian's 40 geos four
+structures were within 1.2 elpd, and two refits chose logistic and then Hill returns), so a weekly refit of nearly
+the same data could switch structure and move every geo's numbers for no reason in the data. As Robyn's refresh
+keeps the previous model's settings, a refit keeps the structure of the newest run in the same folder unless the
+new best scores more than :data:`KEEP_ELPD` above it out of sample: differences in elpd under 4 are small and not
+told apart reliably (Sivula, Magnusson, Matamoros & Vehtari 2022, "Uncertainty in Bayesian leave-one-out
+cross-validation based model comparison"). ``summary.json`` ``model`` names the structure fitted and, when it was
+kept, the run it was kept from and by how much the best led.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from mmmlib import runs
+
+log = logging.getLogger("mmmlib.refresh")
+
+KEEP_ELPD = 4.0  # a new best must lead the previous structure by more than this (elpd) to replace it
+
+
+def previous_run(out: str | Path) -> Path | None:
+    """The newest complete run of a geo model in ``out``'s folder, ``out`` itself included (a refit in place)."""
+    out = Path(out)
+    newest: tuple[str, Path] | None = None
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return None
+    for path in entries:
+        if not path.is_dir() or runs.RunDir(path).is_failed or not runs.RUN_ID.fullmatch(path.name):
+            continue
+        info = runs.read_run_info(path)
+        if info is None or fitted_structure(path) is None:
+            continue
+        if newest is None or info.created_at > newest[0]:
+            newest = (info.created_at, path)
+    return newest[1] if newest else None
+
+
+def fitted_structure(run: str | Path) -> str | None:
+    """The structure a geo run fitted over its geos (None for a national run or one that cannot be read)."""
+    try:
+        model = runs.load_summary(run).get("model") or {}
+    except Exception:  # a damaged or unreadable run has nothing to keep
+        return None
+    from mmmlib.summary import GEO_SELECTION
+
+    if model.get("selection") != GEO_SELECTION:
+        return None
+    if model.get("structure"):
+        return str(model["structure"])
+    candidates = model.get("candidates") or []  # runs written before the name was recorded: the best-weighted
+    return str(max(candidates, key=lambda c: c.get("weight") or 0.0)["name"]) if candidates else None
+
+
+def _score(record: dict[str, Any]) -> float | None:
+    """The out-of-sample score the weights followed: time-slice CV where it ran (full mode), else PSIS-LOO."""
+    value = record.get("elpd_cv", record.get("elpd_loo"))
+    return None if value is None else float(value)
+
+
+def keep_or_switch(records: list[dict[str, Any]], previous: str | None) -> tuple[str, dict[str, Any] | None]:
+    """The structure to fit over the geos, and what was kept (None when the best-weighted one is fitted).
+
+    ``records``: the national sum's candidates (:func:`mmmlib.stacking.compare`). The previous structure is kept
+    when it is still a candidate, was not excluded (its sampler diverged), both have a score and the best leads it
+    by at most :data:`KEEP_ELPD`."""
+    best = max(records, key=lambda c: c.get("weight") or 0.0)
+    if not previous or previous == best["name"]:
+        return best["name"], None
+    prior = next((c for c in records if c["name"] == previous), None)
+    if prior is None or prior.get("excluded"):
+        return best["name"], None
+    lead_of = (_score(best), _score(prior))
+    if None in lead_of:
+        return best["name"], None
+    lead = lead_of[0] - lead_of[1]  # type: ignore[operator]
+    if lead > KEEP_ELPD:
+        return best["name"], None
+    return previous, {"structure": previous, "best": best["name"], "elpd_behind": round(max(lead, 0.0), 2)}
+
+
+def geo_structure_sentence(model: dict[str, Any]) -> str | None:
+    """What a geo run fitted over its geos and why, for the quality view and ``mmm fit`` (None: not a geo run)."""
+    kept = model.get("kept")
+    if kept:
+        return (
+            f"{kept['structure']} was fitted over the geos, kept from the previous run {kept['run']}: the best on "
+            f"this data, {kept['best']}, leads it by {kept['elpd_behind']:.1f} elpd, and differences of "
+            f"{KEEP_ELPD:g} or less cannot be told apart."
+        )
+    if model.get("structure"):
+        return f"{model['structure']} was fitted over the geos (the best-weighted on their national sum)."
+    return None
