@@ -522,7 +522,8 @@ def fit_geos(
     """The hierarchical geo fit (:mod:`mmmlib.geo_model`) of the structure the national sum prefers.
 
     The candidate structures are compared on the national sum (the same data summed over geos): fitting every
-    candidate over every geo would multiply the longest step. The best-weighted one is then fitted once over the geos.
+    candidate over every geo would multiply the longest step. The best-weighted one is then fitted once over the geos,
+    or the previous run's (``request.previous``) while the data cannot tell it from the best (:mod:`mmmlib.refresh`).
     """
     import dataclasses
     import json
