@@ -128,6 +128,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         chains=args.chains,
         tune=args.tune,
         draws=args.draws,
+        previous="" if args.fresh_structure else None,
     )
     summary = fit_run(request)
     diag = summary["diagnostics"]
@@ -469,6 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default=None)
     for name, what in (("chains", "chains"), ("tune", "tuning steps per chain"), ("draws", "kept draws per chain")):
         p.add_argument(f"--{name}", type=_positive_int, metavar="N", help=f"override the mode's {what}")
+    p.add_argument(
+        "--fresh-structure",
+        action="store_true",
+        help="geo models: choose the structure anew, not keep the previous run's in --out's folder",
+    )
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("import", help="turn a model fitted with Meridian or PyMC-Marketing into a run (no refit)")

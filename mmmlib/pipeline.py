@@ -20,6 +20,7 @@ from mmmlib.config import load_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.errors import InputError, MMMError
 from mmmlib.kernel_pool import KernelPool
+from mmmlib.refresh import with_previous
 from mmmlib.request import FitRequest, ImportRequest
 from mmmlib.sampling import XLA_DEVICES
 
@@ -44,14 +45,7 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
     Returns the summary. The run folder's name must follow ``runs.RUN_ID``: it becomes a URL part and a download's
     file name. With a ``pool`` (:func:`fit_pool`) the notebook runs in a preheated kernel, shut down after it.
     """
-    request = request.checked()
-    if request.previous is None:  # a refit into a folder of runs: the newest geo run there (mmmlib.refresh)
-        from dataclasses import replace
-
-        from mmmlib.refresh import previous_run
-
-        found = previous_run(request.out)
-        request = replace(request, previous=str(found) if found else None)
+    request = with_previous(request.checked())
 
     def refuse_bad_data() -> None:  # before starting a kernel
         load_dataset(request.data, load_config(request.config))

@@ -8,18 +8,17 @@ keeps the previous model's settings, a refit keeps the structure of the newest r
 new best scores more than :data:`KEEP_ELPD` above it out of sample: differences in elpd under 4 are small and not
 told apart reliably (Sivula, Magnusson, Matamoros & Vehtari 2022, "Uncertainty in Bayesian leave-one-out
 cross-validation based model comparison"). ``summary.json`` ``model`` names the structure fitted and, when it was
-kept, the run it was kept from and by how much the best led.
+kept, the run it was kept from and by how much the best led. ``mmm fit --fresh-structure`` chooses anew.
 """
 
 from __future__ import annotations
 
-import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mmmlib import runs
-
-log = logging.getLogger("mmmlib.refresh")
+from mmmlib.request import FitRequest
 
 KEEP_ELPD = 4.0  # a new best must lead the previous structure by more than this (elpd) to replace it
 
@@ -41,6 +40,15 @@ def previous_run(out: str | Path) -> Path | None:
         if newest is None or info.created_at > newest[0]:
             newest = (info.created_at, path)
     return newest[1] if newest else None
+
+
+def with_previous(request: FitRequest) -> FitRequest:
+    """``request`` naming the run whose structure it may keep: the newest geo run in its folder, unless it names
+    one already or ``""`` (``mmm fit --fresh-structure``: choose anew)."""
+    if request.previous is not None:
+        return request
+    found = previous_run(request.out)
+    return replace(request, previous=str(found) if found else "")
 
 
 def fitted_structure(run: str | Path) -> str | None:

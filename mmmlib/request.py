@@ -53,7 +53,7 @@ class FitRequest(_Request):
     chains: int | None = None
     tune: int | None = None
     draws: int | None = None
-    previous: str | None = None  # a geo run whose structure a refit keeps while the data cannot tell (mmmlib.refresh)
+    previous: str | None = None  # a geo run whose structure a refit keeps (mmmlib.refresh); "": none, None: look
 
     @property
     def overrides(self) -> dict[str, int | None]:
@@ -74,7 +74,7 @@ class FitRequest(_Request):
             data=str(Path(self.data).resolve()),
             config=str(Path(self.config).resolve()),
             out=os.path.abspath(self.out),
-            previous=os.path.abspath(self.previous) if self.previous else None,
+            previous=os.path.abspath(self.previous) if self.previous else self.previous,
         )
 
 

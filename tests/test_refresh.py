@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from mmmlib.refresh import KEEP_ELPD, fitted_structure, geo_structure_sentence, keep_or_switch, previous_run
+from mmmlib.refresh import (
+    KEEP_ELPD,
+    fitted_structure,
+    geo_structure_sentence,
+    keep_or_switch,
+    previous_run,
+    with_previous,
+)
+from mmmlib.request import FitRequest
 from tests.conftest import _fit
 
 
@@ -56,6 +64,10 @@ def test_a_refit_beside_a_geo_run_keeps_its_structure_while_the_data_cannot_tell
     model = summary["model"]
     assert model["selection"] == "national sum" and model["structure"] == fitted_structure(geo_run["run_dir"])
     assert previous_run(runs / "g2") == first and previous_run(tmp_path / "elsewhere" / "x") is None
+    asked = FitRequest("d.csv", "c.yaml", str(runs / "g2"))
+    assert with_previous(asked).previous == str(first)  # what mmm fit and schedules do
+    assert with_previous(FitRequest("d.csv", "c.yaml", str(runs / "g2"), previous="")).previous == ""  # --fresh
+    assert with_previous(FitRequest("d.csv", "c.yaml", str(tmp_path / "x" / "r"))).previous == ""  # none there
     # make the first run one that fitted the runner-up, as a refit of slightly different data may have chosen
     best = max(model["candidates"], key=lambda c: c["weight"])
     runner_up = max((c for c in model["candidates"] if c is not best), key=lambda c: c["elpd_loo"])
@@ -75,6 +87,10 @@ def test_a_refit_beside_a_geo_run_keeps_its_structure_while_the_data_cannot_tell
         assert "kept" not in second and "the best-weighted on their national sum" in fit.stdout
     said = geo_structure_sentence(second)
     assert said and said[0].upper() + said[1:] in fit.stdout
+    fresh = _fit(geo_run["data_dir"], runs / "g3", "--tune", "300", "--draws", "300", "--fresh-structure")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    third = json.loads((runs / "g3" / "summary.json").read_text())["model"]
+    assert "kept" not in third and third["structure"] == keep_or_switch(third["candidates"], None)[0]
 
 
 @pytest.mark.parametrize("broken", ["missing", "garbage"])
