@@ -375,7 +375,18 @@ def test_dashboard_reloads_keep_at_most_the_kernel_cap_and_the_page_still_render
         assert len(kernels) <= MAX_KERNELS, kernels
         time.sleep(1)  # a browser connects to the page's kernel in this time; until then it is kept
     assert rendered > MAX_KERNELS  # older idle kernels made room: loads were served, not just refused
-    kernels = [k["id"] for k in b.get("/user/executive/api/kernels").json()]
+    # the server refills its warm kernel a few seconds after a load, retiring a page kernel nobody connected to:
+    # wait until that is done (the same kernels, all idle, for a while) before connecting to every one of them
+    kernels, since, deadline = [], time.monotonic(), time.monotonic() + 180
+    while True:
+        listed = b.get("/user/executive/api/kernels").json()
+        now = sorted(k["id"] for k in listed)
+        if now != kernels or any(k["execution_state"] != "idle" for k in listed):
+            kernels, since = now, time.monotonic()
+        elif time.monotonic() - since > 12:
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(1)
     assert len(kernels) == MAX_KERNELS
     held = [kernel_socket(b, "executive", k) for k in kernels]  # every kernel has its page open: none is spare
     try:
