@@ -558,22 +558,16 @@ def _kept_structure(
     records: list[dict[str, Any]] | None, previous: str | None, cfg: Any
 ) -> tuple[structures.Structure, dict[str, Any]] | None:
     """The previous run's structure and what was kept, when :func:`mmmlib.refresh.keep_or_switch` keeps it."""
-    import os
+    from mmmlib import refresh
 
-    from mmmlib import refresh, runs
-
-    if not records or not previous:
+    choice = refresh.previous_choice(previous) if records and previous else None
+    if choice is None:
         return None
-    name, kept = refresh.keep_or_switch(records, refresh.fitted_structure(previous))
-    if kept is None:
-        return None
+    name, kept = refresh.keep_or_switch(records, choice[0])  # type: ignore[arg-type]
     shapes = {s.name: s for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)}
-    if name not in shapes:
+    if kept is None or name not in shapes:
         return None
-    try:
-        kept["run"] = runs.load_summary(previous)["run"]["id"]
-    except Exception:
-        kept["run"] = os.path.basename(previous)
+    kept["run"] = choice[1]
     log.info(
         "keeping %s from run %s: the best on this data, %s, leads it by %.1f elpd (at most %g cannot be told apart)",
         name,

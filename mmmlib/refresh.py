@@ -25,21 +25,12 @@ KEEP_ELPD = 4.0  # a new best must lead the previous structure by more than this
 
 def previous_run(out: str | Path) -> Path | None:
     """The newest complete run of a geo model in ``out``'s folder, ``out`` itself included (a refit in place)."""
-    out = Path(out)
-    newest: tuple[str, Path] | None = None
     try:
-        entries = list(out.parent.iterdir())
-    except OSError:
+        folders = runs.run_folders(Path(out).parent)
+    except OSError:  # a folder this account may not list holds nothing to keep
         return None
-    for path in entries:
-        if not path.is_dir() or runs.RunDir(path).is_failed or not runs.RUN_ID.fullmatch(path.name):
-            continue
-        info = runs.read_run_info(path)
-        if info is None or fitted_structure(path) is None:
-            continue
-        if newest is None or info.created_at > newest[0]:
-            newest = (info.created_at, path)
-    return newest[1] if newest else None
+    found = [(choice[1], path) for path in folders if (choice := _choice(path))]
+    return max(found)[1] if found else None
 
 
 def with_previous(request: FitRequest) -> FitRequest:
@@ -53,18 +44,32 @@ def with_previous(request: FitRequest) -> FitRequest:
 
 def fitted_structure(run: str | Path) -> str | None:
     """The structure a geo run fitted over its geos (None for a national run or one that cannot be read)."""
+    choice = _choice(run)
+    return choice[0] if choice else None
+
+
+def previous_choice(run: str | Path) -> tuple[str, str] | None:
+    """A geo run's structure and run id, read once (None for a national run or one that cannot be read)."""
+    choice = _choice(run)
+    return (choice[0], choice[2]) if choice else None
+
+
+def _choice(run: str | Path) -> tuple[str, str, str] | None:
+    """(structure fitted over the geos, created_at, run id) of a geo run, from its summary."""
     try:
-        model = runs.load_summary(run).get("model") or {}
+        summary = runs.load_summary(run)
     except Exception:  # a damaged or unreadable run has nothing to keep
         return None
     from mmmlib.summary import GEO_SELECTION
 
+    model = summary.get("model") or {}
     if model.get("selection") != GEO_SELECTION:
         return None
-    if model.get("structure"):
-        return str(model["structure"])
-    candidates = model.get("candidates") or []  # runs written before the name was recorded: the best-weighted
-    return str(max(candidates, key=lambda c: c.get("weight") or 0.0)["name"]) if candidates else None
+    name = model.get("structure")
+    candidates = model.get("candidates") or []
+    if not name and candidates:  # runs written before the name was recorded: the best-weighted
+        name = max(candidates, key=lambda c: c.get("weight") or 0.0)["name"]
+    return (str(name), summary["run"]["created_at"], summary["run"]["id"]) if name else None
 
 
 def _score(record: dict[str, Any]) -> float | None:
@@ -85,10 +90,10 @@ def keep_or_switch(records: list[dict[str, Any]], previous: str | None) -> tuple
     prior = next((c for c in records if c["name"] == previous), None)
     if prior is None or prior.get("excluded"):
         return best["name"], None
-    lead_of = (_score(best), _score(prior))
-    if None in lead_of:
+    best_score, prior_score = _score(best), _score(prior)
+    if best_score is None or prior_score is None:
         return best["name"], None
-    lead = lead_of[0] - lead_of[1]  # type: ignore[operator]
+    lead = best_score - prior_score
     if lead > KEEP_ELPD:
         return best["name"], None
     return previous, {"structure": previous, "best": best["name"], "elpd_behind": round(max(lead, 0.0), 2)}

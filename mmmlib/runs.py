@@ -758,15 +758,18 @@ def list_runs(client: str | Iterable[str] | None = None, root: Path | None = Non
         names = [check_client(c) for c in ([client] if isinstance(client, str) else client)]
     found = []
     for name in names:
-        base = runs_dir(name, root)
-        if not base.is_dir():
-            continue
-        for path in base.iterdir():
-            if path.is_dir() and not RunDir(path).is_failed and RUN_ID.fullmatch(path.name):
-                info = read_run_info(path, name)
-                if info:
-                    found.append(info)
+        for path in run_folders(runs_dir(name, root)):
+            info = read_run_info(path, name)
+            if info:
+                found.append(info)
     return sorted(found, key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+
+def run_folders(base: Path) -> list[Path]:
+    """The folders in ``base`` that may hold a run: named by ``RUN_ID``, not failed attempts (none if no folder)."""
+    if not Path(base).is_dir():
+        return []
+    return [p for p in Path(base).iterdir() if p.is_dir() and not RunDir(p).is_failed and RUN_ID.fullmatch(p.name)]
 
 
 def accept_run(path: Path, by: str) -> None:

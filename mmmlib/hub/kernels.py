@@ -56,13 +56,17 @@ class CappedKernelManager(AsyncMappingKernelManager):
             and utcnow() - last >= timedelta(seconds=self.connect_grace)
         )
 
+    def _excess(self) -> tuple[list[str], int]:
+        """The live kernels (not being retired), and how many must go for one more to start."""
+        live = [k for k in self._kernels if k not in self._retiring]
+        return live, len(live) + self._starting + 1 - self.max_kernels
+
     def _make_room(self) -> list[str]:
         """The kernels to retire so one more fits (oldest activity first), or a refusal when too few are spare.
 
         Synchronous, so two requests arriving together cannot both take the last place.
         """
-        live = [k for k in self._kernels if k not in self._retiring]
-        excess = len(live) + self._starting + 1 - self.max_kernels
+        live, excess = self._excess()
         if excess <= 0:
             return []
         spare = sorted((k for k in live if self._spare(k)), key=lambda k: self._kernels[k].last_activity)

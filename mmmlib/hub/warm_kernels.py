@@ -61,8 +61,7 @@ class WarmKernelManager(CappedKernelManager):
 
     def _has_room(self) -> bool:
         """A page load now would be served: the cap has room, or enough kernels no page is connected to."""
-        live = [k for k in self._kernels if k not in self._retiring]
-        excess = len(live) + self._starting + 1 - self.max_kernels
+        live, excess = self._excess()
         return excess <= 0 or sum(1 for k in live if k not in self._warm and self._spare(k)) >= excess
 
     async def fill(self) -> None:
