@@ -603,6 +603,8 @@ def pool(rows: list[dict]) -> dict:
         "within20": share([c for c in ok if c["error"] <= 0.20], n),
         "within35": share([c for c in ok if c["error"] <= 0.35], n),
         "median_error": statistics.median(c["error"] for c in ok) if ok else None,
+        "error_p75": float(np.quantile([c["error"] for c in ok], 0.75)) if ok else None,
+        "error_p90": float(np.quantile([c["error"] for c in ok], 0.90)) if ok else None,
         "median_width": statistics.median(c["width"] for c in ok) if ok else None,
         "confident": share(confident, n),
         "confident_covered": share([c for c in confident if c["covered"]], len(confident)),
@@ -613,6 +615,20 @@ def pool(rows: list[dict]) -> dict:
         "seconds_median": statistics.median(seconds) if seconds else None,
         "seconds_total": sum(seconds) if seconds else None,
     }
+
+
+def paired(ours: list[dict], peer: list[dict]) -> tuple[int, int]:
+    """``(closer, n)``: of the ``n`` channels both fitted (same world and channel), how many ours estimates closer to
+    the truth than the peer. The pooled median error compares the middles of two distributions; this compares the
+    same channels, and with the error quantiles shows where the two differ (tails or middle)."""
+    theirs = {(r["world"], c["channel"]): c for r in peer for c in r["channels"] if not c.get("missing")}
+    pairs = [
+        (c["error"], theirs[(r["world"], c["channel"])]["error"])
+        for r in ours
+        for c in r["channels"]
+        if not c.get("missing") and (r["world"], c["channel"]) in theirs
+    ]
+    return sum(a < b for a, b in pairs), len(pairs)
 
 
 def targets(suite: str, ours: dict, peer: dict) -> list[tuple[str, str, bool]]:
@@ -708,6 +724,12 @@ def suite_report(
     return "\n".join(lines) + "\n"
 
 
+def closer_sentence(closer: int, n: int) -> str:
+    if not n:
+        return ""
+    return f"Channel by channel, ours is closer to the truth than the peer on {closer} of {n} ({percent(closer / n)})."
+
+
 def date_span(rows: list[dict]) -> str:
     dates = sorted(r["date"][:10] for r in rows)
     return "none yet" if not dates else dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
@@ -733,6 +755,7 @@ def suite_block(suite: str, mode: str, names: list[str], ours: dict[str, dict], 
         ("within 20 %", "within20", pct),
         ("within 35 %", "within35", pct),
         ("median error", "median_error", pct),
+        ("75th / 90th percentile error", "error_p75", None),
         ("median width ÷ truth", "median_width", num),
         ("confident share", "confident", pct),
         ("confident covered", "confident_covered", pct),
@@ -741,6 +764,8 @@ def suite_block(suite: str, mode: str, names: list[str], ours: dict[str, dict], 
     ):
         if key is None:
             cells = [f"{p['channels']} ({p['missing']})" for p in (ours_p, peer_p)]
+        elif f is None:
+            cells = [f"{pct(p['error_p75'])} / {pct(p['error_p90'])}" for p in (ours_p, peer_p)]
         else:
             cells = [f(ours_p[key]), "—" if key.startswith("identified") else f(peer_p[key])]
         lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
@@ -756,7 +781,8 @@ def suite_block(suite: str, mode: str, names: list[str], ours: dict[str, dict], 
     lines += [
         "",
         f"Ours ÷ peer: median error {fmt_ratio(ratio_or_none(ours_p['median_error'], peer_p['median_error']))}, "
-        f"median width {fmt_ratio(ratio_or_none(ours_p['median_width'], peer_p['median_width']))}.",
+        f"median width {fmt_ratio(ratio_or_none(ours_p['median_width'], peer_p['median_width']))}. "
+        + closer_sentence(*paired([ours[w] for w in both], [peer[w] for w in both])),
         "",
         f"Targets ({suite}, {mode}{'' if mode == 'quick' else '; the issue sets them for quick mode'}):",
         "",

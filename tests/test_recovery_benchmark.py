@@ -89,6 +89,7 @@ def test_pooled_figures_from_known_rows() -> None:
     assert p["within20"] == pytest.approx(0.8)
     assert p["within35"] == pytest.approx(0.9)
     assert p["median_error"] == pytest.approx(0.1)
+    assert p["error_p75"] == pytest.approx(0.1) and p["error_p90"] == pytest.approx(0.32)  # numpy's linear quantile
     assert p["confident"] == pytest.approx(0.2)
     assert p["confident_covered"] == pytest.approx(0.5)
     assert p["identified"] == pytest.approx(0.3)
@@ -132,8 +133,22 @@ def test_a_failed_fit_counts_as_missed_and_unmeasured_is_not_met() -> None:
     assert not any(m for t, (v, m) in met.items() if t.startswith("median"))  # no peer: no ratio
 
 
+def named(channels: list[dict]) -> list[dict]:
+    return [{**c, "channel": f"c{i}"} for i, c in enumerate(channels)]
+
+
+def test_channel_by_channel_pairs_the_same_world_and_channel_only() -> None:
+    ours = [row("ours", named(ours_ten())), row("ours", named([channel(0.0)]), world="world_1001")]
+    peer = [row("peer", named(peer_ten())), row("peer", named([channel(0.5), channel(0.5)]), world="world_1002")]
+    # world_1000: ours 0.1 < 0.2 eight times, 0.3 and 0.5 are worse; world_1001 has no peer run, world_1002 no ours
+    assert recovery.paired(ours, peer) == (8, 10)
+    peer[0]["channels"][0] = {"channel": "c0", "missing": True}  # a channel the peer lost is not a pair
+    assert recovery.paired(ours, peer) == (7, 9)
+    assert recovery.closer_sentence(7, 9).endswith("on 7 of 9 (78 %).") and recovery.closer_sentence(0, 0) == ""
+
+
 def test_report_uses_this_commits_rows_and_says_what_is_partial() -> None:
-    rows = [row("ours", ours_ten()), row("peer", peer_ten()), row("peer", peer_ten(), world="world_1001")]
+    rows = [row("ours", named(ours_ten())), row("peer", named(peer_ten())), row("peer", peer_ten(), world="world_1001")]
     rows.append({**row("ours", [channel(5.0, covered=False)] * 10), "commit": "old0000"})  # an older commit: history
     text = recovery.suite_report(
         rows, {"mixed": [1000, 1001], "strong": [2000]}, ["quick", "full"], "abc1234", "peer12345678", [1.0, 2.0]
@@ -143,7 +158,11 @@ def test_report_uses_this_commits_rows_and_says_what_is_partial() -> None:
     assert "| interval covers truth | 90 % | 100 % |" in text  # ours from abc1234 only, not old0000's misses
     assert "| intervals cover the true ROAS ≥ 90 % | 90 % | met |" in text
     assert "| confident intervals cover it ≥ 90 % | 50 % | MISSED |" in text
-    assert "Ours ÷ peer: median error 0.50 ×, median width 2.00 ×." in text
+    assert (
+        "Ours ÷ peer: median error 0.50 ×, median width 2.00 ×. Channel by channel, ours is closer to the truth "
+        "than the peer on 8 of 10 (80 %)." in text
+    )
+    assert "| 75th / 90th percentile error | 10 % / 32 % | 20 % / 20 % |" in text
     assert "| world_1001 | 10 | not run |" in text
     assert "`abc1234`" in text and "**Recovery suite.**" in text
 
