@@ -48,13 +48,17 @@ PER_CANDIDATE = {"quick": {"tune": 600, "draws": 800}}
 # bulk ESS 1757 in 33 minutes and 8 GB; 2 × (500 + 500) with Hill returns gave 104 in 15 minutes and 3.5 GB, and on
 # 10 synthetic geos tail ESS 150: quick mode's 200 needs about twice those draws (docs/geo.md).
 GEO_STEPS = {"quick": {"tune": 500, "draws": 1000}, "full": {"tune": 1000, "draws": 2000}}
-# "numpyro" is mmmlib.sampling's loop (numpyro's NUTS, cached compiles, stopping rule): ``draws`` is then the most
-# draws per chain, and it stops earlier once the diagnostics are met. nutpie and pymc draw exactly ``draws``.
+# "numpyro" is mmmlib.sampling's loop (numpyro's NUTS, cached compiles, stopping rule). With it and with nutpie,
+# ``draws`` is the most draws per chain, and sampling stops earlier once the diagnostics are met; pymc draws exactly
+# ``draws``.
 # nutpie stays the default: on our posteriors its adaptation needs fewer steps per draw and left no divergences
 # where numpyro's left some (docs/speed.md).
 DEFAULT_SAMPLER = "nutpie"
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 ENGINE = "numpyro"
+# Samplers whose draws stop once the reported diagnostics are met (mmmlib.sampling.StopRule): the numpyro loop, and
+# nutpie through mmmlib.nutpie_stop. PyMC's own sampler draws the fixed number.
+STOPPING_SAMPLERS = (ENGINE, "nutpie")
 # Candidate structures are fitted this many at a time, each in its own process (compiling one while another samples
 # keeps both cores busy); MMM_FIT_WORKERS=1 fits them one after another in this process.
 WORKERS_ENV = "MMM_FIT_WORKERS"
@@ -281,8 +285,8 @@ def fit_structure(
 ) -> Fitted:
     """Fit one structure with NUTS; the pointwise log-likelihood is kept for the out-of-sample comparison.
 
-    ``target_scale``: see :func:`build`. ``rule``: the :class:`mmmlib.sampling.StopRule` of the ``numpyro`` sampler
-    (default: stop when the diagnostics are met, at most ``settings["draws"]`` per chain).
+    ``target_scale``: see :func:`build`. ``rule``: the :class:`mmmlib.sampling.StopRule` of the ``numpyro`` and
+    ``nutpie`` samplers (default: stop when the diagnostics are met, at most ``settings["draws"]`` per chain).
     """
     hierarchical = dataset.geo_frame is not None and dataset.config.hierarchical
     if hierarchical:
@@ -307,21 +311,27 @@ def fit_structure(
         settings["target_accept"],
     )
     start = time.perf_counter()
-    if sampler == ENGINE:
+    if sampler in STOPPING_SAMPLERS and rule is None:
         from mmmlib.sampling import StopRule
 
+        rule = StopRule(min_draws=min(StopRule.min_draws, settings["draws"]), max_draws=settings["draws"])
+    if sampler == ENGINE:
         mmm.engine = {
             "chains": settings["chains"],
             "tune": settings["tune"],
             "target_accept": settings["target_accept"],
-            "rule": rule or StopRule(min_draws=min(StopRule.min_draws, settings["draws"]), max_draws=settings["draws"]),
+            "rule": rule,
             "seed": seed,
         }
         idata = mmm.fit(X_fit, y_fit, random_seed=seed, progressbar=False)
     else:
-        from mmmlib import nutpie_cache
+        from mmmlib import nutpie_cache, nutpie_stop
 
-        with nutpie_cache.installed() if sampler == "nutpie" else contextlib.nullcontext():
+        nutpie = sampler == "nutpie"
+        with (
+            nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
+            nutpie_stop.installed(rule) if nutpie else contextlib.nullcontext(),
+        ):
             idata = mmm.fit(
                 X_fit,
                 y_fit,
@@ -503,8 +513,8 @@ def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = Fal
 
 
 def _fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> Any:
-    """The numpyro loop's rule when a number of draws was asked for (that many are drawn); None otherwise."""
-    if draws is None or sampler != ENGINE:
+    """The stopping rule when a number of draws was asked for (that many are drawn); None otherwise."""
+    if draws is None or sampler not in STOPPING_SAMPLERS:
         return None
     from mmmlib.sampling import StopRule
 
