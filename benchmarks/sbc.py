@@ -251,7 +251,9 @@ def simulate(ds: Any, structure: Any, truths: Truths, sim: int, seed: int, setti
     frame = ds.frame.copy()
     frame[ds.config.target_column] = kpi
     sim_ds = dataclasses.replace(ds, frame=frame)
-    fitted = model.fit_structure(sim_ds, structure, settings, sampler, seed, False, None, truths.target_scale)
+    # a fixed number of draws (the sampler's own, not the stopping rule's): every simulation is fitted alike
+    rule = model.fixed_rule(settings["draws"], sampler, settings)
+    fitted = model.fit_structure(sim_ds, structure, settings, sampler, seed, False, None, truths.target_scale, rule)
     ranks, fit_scale = ranks_of(fitted.idata, truth, truths.target_scale, np.random.default_rng(seed))
     if not np.isclose(fit_scale, truths.target_scale):
         raise RuntimeError(f"the fit's target scale {fit_scale} is not the truth's {truths.target_scale}")

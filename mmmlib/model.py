@@ -479,7 +479,7 @@ def fit(
     sampler, seed, draws = request.sampler or DEFAULT_SAMPLER, request.seed, request.draws
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
-    rule = _fixed_rule(draws, sampler, settings)
+    rule = fixed_rule(draws, sampler, settings)
     held_out = None
     if request.mode in TIME_SLICE_MODES and len(shapes) > 1:
         from mmmlib import time_slice
@@ -512,7 +512,7 @@ def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = Fal
     return out
 
 
-def _fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> Any:
+def fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> Any:
     """The stopping rule when a number of draws was asked for (that many are drawn); None otherwise."""
     if draws is None or sampler not in STOPPING_SAMPLERS:
         return None
@@ -550,7 +550,7 @@ def fit_geos(
     cfg = dataset.config
     settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
-    rule = _fixed_rule(request.draws, sampler, settings)
+    rule = fixed_rule(request.draws, sampler, settings)
     log.info("fitting %s over %d geos", structure.name, len(dataset.geos))
     # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still draining
     # minutes after a 40-geo fit had finished (the run failed on that wait); the log says when sampling ends
