@@ -18,6 +18,7 @@ from mmmlib.model import MANY_CHANNELS, MANY_CHANNELS_TARGET_ACCEPT, MODES, samp
 from mmmlib.pipeline import fit_run
 from mmmlib.request import FitRequest
 from mmmlib.runs import accept_run, latest_good_run, list_runs, load_summary
+from mmmlib.sampling import StopRule
 
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,8 +40,15 @@ def test_run_directory_is_complete(synth_run: dict) -> None:
     assert summary["hdi_prob"] == 0.94
     quick = MODES["quick"]
     assert summary["run"]["mode"] == "quick"
-    settings = ("chains", "tune", "draws", "target_accept")  # 3 channels: the mode's own target_accept
+    settings = ("chains", "tune", "target_accept")  # 3 channels: the mode's own target_accept
     assert [summary["run"][k] for k in settings] == [quick[k] for k in settings]
+    # nutpie stops at a multiple of 250 draws per chain once the diagnostics meet the rule, else draws the mode's all
+    draws, rule = summary["run"]["draws"], StopRule()
+    assert draws == quick["draws"] or (draws % rule.block == 0 and rule.min_draws <= draws < quick["draws"])
+    if draws < quick["draws"]:
+        d = summary["diagnostics"]
+        assert d["ess_bulk_min"] >= 0.95 * rule.ess and d["ess_tail_min"] >= 0.95 * rule.ess  # arviz's estimates
+        assert d["r_hat_max"] <= rule.r_hat + 0.001
     post = xr.open_datatree(run / "posterior.nc")
     assert "channel_contribution" in post["posterior"].data_vars
     import nbformat  # imported here: its JSON-schema checker takes seconds to import, and test-fast collects this file
