@@ -334,6 +334,11 @@ def fit_quality(post: Posterior) -> dict[str, Any]:
     }
 
 
+def diagnosed_names(posterior: Any) -> list[str]:
+    """The posterior variables R-hat and ESS are reported on: the sampled parameters, not per-period outputs."""
+    return [str(n) for n in posterior.data_vars if not any(s in str(n) for s in FREE_VARS_SKIP)]
+
+
 def diagnostics(idata: Any) -> dict[str, Any]:
     """Max R-hat, min bulk and tail ESS over the sampled parameters, and divergences.
 
@@ -354,7 +359,7 @@ def diagnostics(idata: Any) -> dict[str, Any]:
             "divergences": int(sum(r["divergences"] for r in used)),
         }
 
-    names = [str(n) for n in idata["posterior"].data_vars if not any(s in str(n) for s in FREE_VARS_SKIP)]
+    names = diagnosed_names(idata["posterior"])
     rhat = az.rhat(idata, var_names=names)
     ess_bulk = az.ess(idata, var_names=names, method="bulk")
     ess_tail = az.ess(idata, var_names=names, method="tail")

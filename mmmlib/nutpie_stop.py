@@ -4,7 +4,7 @@ PyMC hands nutpie a fixed number of draws. While :func:`installed` is active, Py
 the same sampler in the background instead, and every ``rule.block`` draws per chain (counted from nutpie's progress
 callback, so the running trace is only copied when a check is due) the first ``n`` draws of every chain are checked
 against :class:`mmmlib.sampling.StopRule`, the same rule the numpyro loop uses: bulk and tail ESS and R-hat of every
-parameter the run's diagnostics report (:data:`mmmlib.analysis.FREE_VARS_SKIP` left out), never fewer than
+parameter the run's diagnostics report (:func:`mmmlib.analysis.diagnosed_names`), never fewer than
 ``min_draws`` per chain. When they are met the sampler is aborted and every chain cut to exactly those ``n`` draws, so
 the result depends on the seed alone, not on how far the chains ran while the check was computed. When they are not,
 the sampler runs to PyMC's ``draws`` as before.
@@ -30,10 +30,10 @@ PROGRESS_MS = 100  # nutpie's progress callback rate
 
 
 def checked_names(posterior: Any) -> list[str]:
-    """The posterior variables the run's diagnostics are computed on (mmmlib.analysis.diagnostics)."""
-    from mmmlib.analysis import FREE_VARS_SKIP
+    """The posterior variables the run's diagnostics are computed on (mmmlib.analysis.diagnosed_names)."""
+    from mmmlib.analysis import diagnosed_names
 
-    return [str(n) for n in posterior.data_vars if not any(s in str(n) for s in FREE_VARS_SKIP)]
+    return diagnosed_names(posterior)
 
 
 def first_draws(trace: Any, n: int) -> Any:
