@@ -37,7 +37,8 @@ SEED = 20260101
 N_KEEP = 100
 # (ModelSpec arguments, n_adapt, n_burnin). National: Meridian's defaults (one knot). Geo: Meridian's geo default puts
 # a knot at every period (156 here), which a CI-sized run cannot mix (max R-hat 13 with 60/20 steps); one knot, a
-# documented ModelSpec choice, and a longer warm-up keep max R-hat near 1.07, under our importer's 1.1 limit.
+# documented ModelSpec choice, and a longer warm-up give max R-hat 1.04-1.10 (seeds, geo counts and warm-ups tried:
+# none is reliably under 1.05 at CI cost), under the 1.2 Meridian itself calls converged and the importer accepts.
 SETTINGS = {False: ({}, 60, 20), True: ({"knots": 1}, 120, 40)}
 
 

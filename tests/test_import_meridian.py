@@ -199,6 +199,12 @@ def test_executive_dashboard_opens_a_meridian_run(meridian_runs: dict, browser, 
 
 def test_a_geo_model_imports_nationally_and_per_geo(meridian_geo_run: dict) -> None:
     summary, ref = _summary(meridian_geo_run["run_dir"]), meridian_geo_run["reference"]
+    # the tiny fit mixes only roughly (max R-hat 1.04-1.10 over seeds): imported, below Meridian's own 1.2, as a
+    # warning run with no advice; a converged one would be "ok"
+    rhat = summary["diagnostics"]["r_hat_max"]
+    assert rhat <= 1.2
+    if rhat > 1.01:
+        assert summary["status"] == "warning" and "Do not move budget" in summary["recommendations"][0]
     for row in summary["channels"]:
         assert row["roas"]["mean"] == pytest.approx(ref["roi_mean"][row["name"]], rel=0.005)
         total = ref["response_curves"]["incremental_kpi_mean"][row["name"]][2]  # multiplier 1: the data as it was
