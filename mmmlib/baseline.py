@@ -5,7 +5,8 @@ channel's spend moved at the same time. Changepoints let the slope change every 
 Meridian side of pymc-labs/mmm-param-recovery), in the first 80 % of the series (Prophet's changepoint range, so the
 last slope is learned from enough data to extrapolate), each change with prior sd 0.35: the sd of PyMC-Marketing's
 ``LinearTrend`` changepoint prior ``Laplace(0, 0.25)``, in the same units (max-scaled KPI per whole series). The
-columns are functions of the row number alone, so forecasts extend them exactly (the last slope continues).
+columns are functions of the row number and the number of rows alone, so forecasts extend them exactly (the last
+slope continues).
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ def trend_columns(baseline: str, n_rows: int, offsets: np.ndarray, frequency: st
     t = np.asarray(offsets, dtype=float) / max(n_rows - 1, 1)
     cols = {TREND: t - 0.5}  # centred: uncentred, a trend is a second intercept
     if baseline == "changepoints":
+        grid = np.arange(n_rows) / max(n_rows - 1, 1)
         for k, c in enumerate(knots(n_rows, frequency), start=1):
-            cols[f"{CHANGEPOINT_PREFIX}{k}"] = np.maximum(t - c, 0.0)
+            # centred over the rows like the trend: an uncentred hinge is partly a second intercept, and NUTS needed
+            # about twice the leapfrog steps per draw along that ridge (docs/speed.md)
+            cols[f"{CHANGEPOINT_PREFIX}{k}"] = np.maximum(t - c, 0.0) - np.maximum(grid - c, 0.0).mean()
     return cols
 
 

@@ -122,14 +122,33 @@ class Forecaster:
         cols = []
         # design(): the trend columns are functions of the row number over every row, held-out rows included
         trend = baseline.trend_columns("changepoints", n_all, offsets, self.frequency)
+        shift = self._stored_trend_shift(n_all)
         for name in self.controls:
             if baseline.is_trend(name):
-                cols.append(trend[name])
+                cols.append(trend[name] + shift.get(name, 0.0))
                 continue
             centre, scale = baseline.control_scaling(self.scaling_frame[name].to_numpy(dtype=float))
             values = given.get(name, np.full(len(dates), centre))  # a control the plan leaves out: at its centre
             cols.append((np.asarray(values, dtype=float) - centre) / scale)
         return gamma @ np.vstack(cols)
+
+    def _stored_trend_shift(self, n_all: int) -> dict[str, float]:
+        """What the run's own trend columns (``constant_data``) add to today's ``design()`` on the rows it fitted.
+
+        Runs fitted before the changepoint hinges were centred stored them uncentred, and their coefficients belong
+        to those columns; a run fitted since gives zero.
+        """
+        try:
+            stored = self.post.idata["constant_data"]["control_data"]
+        except KeyError:
+            return {}
+        today = baseline.trend_columns("changepoints", n_all, np.arange(stored.sizes["date"]), self.frequency)
+        names = [str(c) for c in stored["control"].values]
+        return {
+            name: float(np.mean(stored.sel(control=name).values.T - today[name]))
+            for name in names
+            if baseline.is_trend(name) and name in today
+        }
 
     def predict(self, plan: Plan) -> np.ndarray:
         """Expected KPI draws ``(draw, period)`` in target units for a plan starting after the data."""

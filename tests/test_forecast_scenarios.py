@@ -28,6 +28,25 @@ def test_forecaster_reproduces_the_posterior_mean(synth_run: dict) -> None:
     assert seasonality(fc.post, fc.post.dates) == pytest.approx(season, rel=1e-6, abs=1e-12)
 
 
+def test_a_run_fitted_with_uncentred_changepoints_still_forecasts_its_own_trend(synth_run: dict) -> None:
+    """The hinges are centred since 2026-12-02; a run fitted before stored them uncentred, and its coefficients
+    belong to those columns: its forecasts continue the columns it stored, not today's."""
+    fc = load_forecaster(synth_run["run_dir"])
+    const = fc.post.idata["constant_data"].to_dataset()
+    controls = [str(c) for c in const["control"].values]
+    hinges = [c for c in controls if c.startswith("trend_cp")]
+    assert hinges and fc._stored_trend_shift(len(fc.frame)) == pytest.approx(dict.fromkeys(["trend", *hinges], 0.0))
+    base = fc.reproduce_fit()
+    shift = np.array([0.1 * (k + 1) for k in range(len(hinges))])
+    stored = const["control_data"].copy()
+    for name, d in zip(hinges, shift, strict=True):
+        stored.loc[{"control": name}] = stored.sel(control=name) + d
+    fc.post.idata["constant_data"] = const.assign(control_data=stored)
+    gamma = stacked(fc.post.idata, "gamma_control")[:, [controls.index(h) for h in hinges]]
+    expected = base + (gamma @ shift)[:, None] * fc.post.target_scale
+    assert fc.reproduce_fit() == pytest.approx(expected, rel=1e-6)
+
+
 def test_carry_over_runs_into_the_plan(synth_run: dict) -> None:
     fc = load_forecaster(synth_run["run_dir"])
     history = np.full((20, len(fc.config.channel_columns)), 1000.0)

@@ -243,6 +243,8 @@ def test_changepoint_trend_is_piecewise_linear_and_extends_its_last_slope() -> N
     slopes = np.diff(line) * (n - 1)
     assert slopes[:26] == pytest.approx(1.0) and slopes[30:50] == pytest.approx(-1.0)
     assert slopes[-25:] == pytest.approx(0.5)  # beyond the data: the last slope continues
+    for name, values in cols.items():  # centred over the data's rows: none is a second intercept
+        assert values[:n].mean() == pytest.approx(0.0, abs=1e-12), name
     assert baseline.trend_columns("flat", n, np.arange(n), "weekly") == {}
     assert set(baseline.trend_columns("linear", n, np.arange(n), "weekly")) == {"trend"}
 
