@@ -30,6 +30,7 @@ OBSERVED = "y"
 # the structure's uncertainty about ROAS would hide instead of widening the intervals.
 WEIGHTING = "BB-pseudo-BMA"
 STRUCTURE_VAR = "structure"
+HDI_PROB_OF_CANDIDATES = 0.94  # a candidate's ROAS interval (analysis.HDI_PROB; the fit does not know the config's)
 CANDIDATES_ATTR = "candidates"
 # posterior variables the product reads downstream (analysis, forecast, priors view); the rest are not kept
 KEEP_PREFIXES = (
@@ -71,6 +72,8 @@ def score(member: Any) -> tuple[dict[str, Any], Any]:
     }
     if getattr(member, "retried", None):
         rec["retried"] = dict(member.retried)
+    rec["roas"] = candidate_roas(member.idata)
+    rec["roas_hdi_prob"] = HDI_PROB_OF_CANDIDATES
     try:
         loo = az.loo(member.idata, var_name=OBSERVED, pointwise=True)
     except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
@@ -85,6 +88,20 @@ def score(member: Any) -> tuple[dict[str, Any], Any]:
         }
     )
     return rec, loo
+
+
+def candidate_roas(idata: Any) -> dict[str, dict[str, float]] | None:
+    """Each channel's ROAS under this candidate alone (mean and 94 % HDI, KPI units per unit of spend; the summary
+    values them as the run's ROAS is): how much the answer depends on the structure, shown beside the weights."""
+    from mmmlib import analysis
+
+    try:
+        post = analysis.Posterior.from_idata(idata)
+        draws = analysis.roas_draws(post)
+    except Exception as exc:  # a missing diagnostic never fails a fit
+        log.warning("ROAS of a candidate could not be computed: %s", exc)
+        return None
+    return {ch: analysis.interval(draws[:, j], HDI_PROB_OF_CANDIDATES) for j, ch in enumerate(post.channels)}
 
 
 def compare(members: list[Any], held_out: dict[str, Any] | None = None) -> tuple[list[float], list[dict[str, Any]]]:

@@ -63,25 +63,36 @@ def scenarios(curves: Curves, hold: set[str]) -> list[dict[str, Any]]:
 GEO_SELECTION = "national sum"  # a geo fit's structure, chosen among candidates fitted to the summed data
 
 
-def model_section(idata: Any) -> dict[str, Any] | None:
-    """The candidate structures, their out-of-sample scores and weights (``mmmlib.stacking``); for a geo fit, those
-    of the national sum that chose its structure (``mmmlib.model.fit_geos``)."""
+def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
+    """The candidate structures, their out-of-sample scores, weights and each one's ROAS (valued at ``value`` per KPI
+    unit, as the run's ROAS) (``mmmlib.stacking``); for a geo fit, those of the national sum that chose its structure
+    (``mmmlib.model.fit_geos``)."""
     import json
 
     from mmmlib.stacking import candidate_records
 
     records = candidate_records(idata)
     if records:
-        return {"selection": "weighted" if len(records) > 1 else "single", "candidates": records}
+        return {"selection": "weighted" if len(records) > 1 else "single", "candidates": valued(records, value)}
     chosen = idata.attrs.get("structure_choice")
     if chosen:
-        section = {"selection": GEO_SELECTION, "candidates": json.loads(chosen)}
+        section = {"selection": GEO_SELECTION, "candidates": valued(json.loads(chosen), value)}
         if idata.attrs.get("structure_fitted"):
             section["structure"] = str(idata.attrs["structure_fitted"])
         if idata.attrs.get("structure_kept"):
             section["kept"] = json.loads(idata.attrs["structure_kept"])
         return section
     return None
+
+
+def valued(records: list[dict[str, Any]], value: float) -> list[dict[str, Any]]:
+    """Candidate records with their per-channel ROAS (stored in KPI units per unit of spend) in money per unit."""
+    if value == 1.0:
+        return records
+    for rec in records:
+        if rec.get("roas"):
+            rec["roas"] = {ch: {k: v * value for k, v in r.items()} for ch, r in rec["roas"].items()}
+    return records
 
 
 GEO_CURVE_POINTS = 21  # per geo: the curves of 100 geos × 10 channels stay a few hundred kB
@@ -189,7 +200,7 @@ def build_summary(
     media = summary["totals"]["media_contribution"]
     summary["totals"]["media_share"] = {k: v / summary["totals"]["kpi"] for k, v in media.items()}
     summary["totals"]["blended_roas"] = {k: v * value / summary["totals"]["spend"] for k, v in media.items()}
-    summary["model"] = model_section(idata)
+    summary["model"] = model_section(idata, value)
     if post.parts is not None:
         summary["geos"] = geo_section(post, kpi_type, rpk, config.breakeven_roas)
     from mmmlib.optimize import Curves

@@ -88,3 +88,25 @@ def test_optimiser_forecast_and_quality_view_work_on_the_mixture(auto_run: Path)
 
     shown = structures_table(summary).value
     assert shown.count("changepoints") == len(summary["model"]["candidates"])
+
+
+def test_each_candidates_roas_is_recorded_and_the_combined_mean_is_their_weighted_mean(auto_run: Path) -> None:
+    summary = json.loads((auto_run / "summary.json").read_text())
+    candidates = summary["model"]["candidates"]
+    for ch in summary["channels"]:
+        means = []
+        for c in candidates:
+            r = c["roas"][ch["name"]]
+            assert 0 <= r["hdi_low"] <= r["mean"] <= r["hdi_high"]
+            means.append(r["mean"])
+        mixed = sum(c["weight"] * m for c, m in zip(candidates, means, strict=True))
+        combined = ch["roas"]
+        # the mixture holds a weight-sized share of each candidate's draws: its mean is their weighted mean up to
+        # Monte Carlo error, far inside its interval
+        assert abs(combined["mean"] - mixed) <= 0.25 * (combined["hdi_high"] - combined["hdi_low"])
+    from mmmlib.widgets.quality import structure_roas_table
+
+    table = structure_roas_table(summary)
+    assert table is not None
+    assert all(ch["label"] in table.value for ch in summary["channels"])
+    assert table.value.count("weight ") == len(candidates)

@@ -165,3 +165,23 @@ def test_a_count_kpi_with_revenue_per_kpi_gives_money_roas_and_cost_per_kpi() ->
     for j, row in enumerate(summary["channels"]):
         assert row["roas"]["mean"] == pytest.approx((contrib[:, j] * 2.5 / spend[j]).mean(), rel=1e-9)
         assert row["cost_per_kpi"]["mean"] == pytest.approx((spend[j] / contrib[:, j]).mean(), rel=1e-9)
+
+
+def test_a_candidates_roas_is_its_own_draws_valued_like_the_runs() -> None:
+    from mmmlib import stacking
+
+    fake = fake_fit()
+    roas = stacking.candidate_roas(fake.tree)
+    assert roas is not None
+    contrib, spend = fake.contributions.sum(axis=1), fake.spend.sum(axis=0)
+    for j, ch in enumerate(("tv", "search")):
+        assert roas[ch]["mean"] == pytest.approx((contrib[:, j] / spend[j]).mean(), rel=1e-9)
+        assert roas[ch]["hdi_low"] < roas[ch]["mean"] < roas[ch]["hdi_high"]
+    diag = {"r_hat_max": 1.0, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0}
+    records = [{"name": "geometric+logistic+changepoints", "weight": 1.0, "roas": roas, **diag}]
+    fake.tree.attrs[stacking.CANDIDATES_ATTR] = json.dumps(records)
+    fake.config.kpi_type, fake.config.revenue_per_kpi = "count", 2.5
+    summary = build_summary(fake.tree, fake.config, fake.frame, run=RUN, mode="quick")
+    shown = summary["model"]["candidates"][0]["roas"]
+    for ch in ("tv", "search"):  # money per unit of spend, as the run's own ROAS
+        assert shown[ch]["mean"] == pytest.approx(2.5 * roas[ch]["mean"], rel=1e-9)

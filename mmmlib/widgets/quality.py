@@ -122,6 +122,35 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
     )
 
 
+def structure_roas_table(summary: dict[str, Any]) -> w.HTML | None:
+    """Each channel's ROAS under each candidate structure alone, beside the combined one: where the structures
+    disagree, the combined interval is wide because of it (None when the run records no per-candidate ROAS)."""
+    candidates = [c for c in (summary.get("model") or {}).get("candidates") or [] if c.get("roas")]
+    if len(candidates) < 2:
+        return None
+
+    def shown(r: dict[str, float] | None) -> str:
+        return "—" if not r else f"{r['mean']:.2f} [{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]"
+
+    header = ["channel", *(f"{c['adstock']}+{c['saturation']} (weight {c['weight']:.2f})" for c in candidates)]
+    header.append(f"combined ({interval_label(summary)})")
+    rows = [
+        [ch["label"], *(shown(c["roas"].get(ch["name"])) for c in candidates), shown(ch["roas"])]
+        for ch in summary["channels"]
+    ]
+    prob = candidates[0].get("roas_hdi_prob")
+    note = (
+        f"ROAS (mean, {interval_label(prob)}) each candidate structure gives on its own; the combined posterior "
+        "mixes them by weight, so where they disagree its interval spans them."
+    )
+    if summary.get("model", {}).get("selection") == GEO_SELECTION:
+        note += " Candidates fitted to the national sum of the geos."
+    return w.HTML(
+        f"<h3>ROAS under each structure</h3><div style='color:#666'>{esc(note)}</div>"
+        f"{_html_table('mmm-structure-roas', header, rows)}"
+    )
+
+
 def identification_table(summary: dict[str, Any]) -> w.HTML:
     """Which channels this data does not identify, and why: ROAS posterior sd against its prior sd, and the HDI."""
     breakeven = summary.get("breakeven_roas") or 1.0
@@ -164,6 +193,7 @@ def quality_view(run: Path | None) -> w.Widget:
         w.HTML("<h3>Diagnostics</h3>"),
         _table(summary),
         structures_table(summary),
+        *([by_structure] if (by_structure := structure_roas_table(summary)) is not None else []),
         identification_table(summary),
         fit_over_time(summary),
         residuals(summary),
