@@ -185,3 +185,28 @@ def test_a_candidates_roas_is_its_own_draws_valued_like_the_runs() -> None:
     shown = summary["model"]["candidates"][0]["roas"]
     for ch in ("tv", "search"):  # money per unit of spend, as the run's own ROAS
         assert shown[ch]["mean"] == pytest.approx(2.5 * roas[ch]["mean"], rel=1e-9)
+
+
+def test_the_quality_view_shows_each_structures_roas_beside_the_combined_one() -> None:
+    from mmmlib.widgets.quality import structure_roas_table
+
+    def r(mean: float) -> dict[str, float]:
+        return {"mean": mean, "hdi_low": mean / 2, "hdi_high": mean * 2}
+
+    summary: dict[str, Any] = {
+        "hdi_prob": 0.9,
+        "channels": [{"name": "tv", "label": "TV", "roas": r(1.5)}],
+        "model": {
+            "selection": "national sum",
+            "candidates": [
+                {"adstock": "geometric", "saturation": "logistic", "weight": 0.25, "roas": {"tv": r(1.0)}},
+                {"adstock": "delayed", "saturation": "hill", "weight": None, "roas": {"tv": r(2.0)}},
+            ],
+        },
+    }
+    shown = structure_roas_table(summary).value
+    for text in ("TV", "1.00 [0.50, 2.00]", "2.00 [1.00, 4.00]", "1.50 [0.75, 3.00]", "weight 0.25", "weight —"):
+        assert text in shown
+    assert "national sum" in shown  # a geo run's candidates were fitted to the summed data
+    summary["model"]["candidates"][1].pop("roas")  # a run fitted before candidates' ROAS were recorded
+    assert structure_roas_table(summary) is None

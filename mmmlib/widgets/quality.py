@@ -132,7 +132,10 @@ def structure_roas_table(summary: dict[str, Any]) -> w.HTML | None:
     def shown(r: dict[str, float] | None) -> str:
         return "—" if not r else f"{r['mean']:.2f} [{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]"
 
-    header = ["channel", *(f"{c['adstock']}+{c['saturation']} (weight {c['weight']:.2f})" for c in candidates)]
+    header = [
+        "channel",
+        *(f"{c['adstock']}+{c['saturation']} (weight {_number(c.get('weight'), '.2f')})" for c in candidates),
+    ]
     header.append(f"combined ({interval_label(summary)})")
     rows = [
         [ch["label"], *(shown(c["roas"].get(ch["name"])) for c in candidates), shown(ch["roas"])]
