@@ -166,28 +166,17 @@ def _value_per_kpi(dataset: Dataset) -> tuple[float, bool]:
     return kpi_value(kpi_type, rpk), kpi_type == "revenue" or bool(rpk)
 
 
-def effect_prior(
-    dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series, target_scale: float | None = None
-) -> Any:
-    """The effect-size prior of ``family`` implied by each channel's ROAS prior on the rows the model is fitted to.
-
-    ``target_scale`` replaces the KPI's largest value as the scale the model divides it by (see :func:`build`).
-    """
+def roas_parameterisation(
+    dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series
+) -> roas_priors.RoasParameterisation:
+    """Each channel's ROAS prior on the rows the model is fitted to, sampled as the model's parameter."""
     cfg = dataset.config
     X_fit, y_fit = _fit_rows(dataset, X, y)
-    media = X_fit[cfg.channel_columns].to_numpy(dtype=float)
     spend = channel_spend(dataset)[: len(X_fit)]
     value, valued = _value_per_kpi(dataset)
     mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, float(y_fit.sum()), valued, cfg.roas_prior)
-    return roas_priors.effect_prior(
-        family,
-        mu,
-        sigma,
-        spend=spend,
-        channel_scale=np.abs(media).max(axis=0),  # pymc-marketing's max scaling, as fitted
-        target_scale=target_scale or float(np.abs(y_fit.to_numpy()).max()),
-        value=value,
-        media=media,
+    return roas_priors.RoasParameterisation(
+        mu, sigma, spend.sum(axis=0), value, structures.saturation_family(family).effect
     )
 
 
@@ -235,6 +224,13 @@ def mmm_class() -> Any:
 
                 return sampling.sample(self._get_sampling_model(), **self.engine)
 
+            roas: roas_priors.RoasParameterisation | None = None  # ROAS sampled, the effect size derived from it
+
+            def forward_pass(self, x: Any, dims: tuple[str, ...]) -> Any:
+                if self.roas is None or not self.adstock_first:
+                    return super().forward_pass(x, dims)
+                return self.roas.contributions(self, x, lambda data: super(EngineMMM, self).forward_pass(data, dims))
+
         _MMM_CLASS = EngineMMM
     return _MMM_CLASS
 
@@ -259,13 +255,12 @@ def build(
         target_column=cfg.target_column,
         control_columns=controls or None,
         adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
-        saturation=structures.saturation_component(
-            structure.saturation, effect_prior(dataset, structure.saturation, X, y, target_scale)
-        ),
+        saturation=structures.saturation_component(structure.saturation, 1.0),  # derived from ROAS: see below
         yearly_seasonality=cfg.yearly_seasonality or None,
         model_config=_model_config(cfg, controls) or None,
         scaling={"target": FixedScaling(dims=(), value=target_scale)} if target_scale else None,
     )
+    mmm.roas = roas_parameterisation(dataset, structure.saturation, X, y)
     return mmm, X, y, scales
 
 
@@ -349,7 +344,7 @@ def fit_structure(
         const = idata["constant_data"].to_dataset()
         idata["constant_data"] = const.assign(geo_model.extra_data(dataset))
     else:
-        _add_prior(idata, structure, dataset.config.adstock_max_lag, seed)
+        _add_prior(idata, mmm, structure, dataset.config.adstock_max_lag, seed)
         if dataset.config.media_columns:
             spend = xr.DataArray(
                 channel_spend(dataset), dims=("date", "channel"), coords={"date": X["date"].to_numpy()}
@@ -435,7 +430,7 @@ def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
     idata["log_likelihood"] = xr.Dataset({"y": ll.transpose("chain", "draw", "date", ...)})
 
 
-def _add_prior(idata: Any, structure: structures.Structure, l_max: int, seed: int) -> None:
+def _add_prior(idata: Any, mmm: Any, structure: structures.Structure, l_max: int, seed: int) -> None:
     """Prior draws of the channel contributions (``prior`` group), for the prior sd of each channel's ROAS."""
     from mmmlib.priors import prior_contributions
 
@@ -443,8 +438,13 @@ def _add_prior(idata: Any, structure: structures.Structure, l_max: int, seed: in
     const = idata["constant_data"]
     spend = np.asarray(const["channel_data"].sel(date=post["date"]).values, dtype=float)
     scale = np.asarray(const["channel_scale"].values, dtype=float).reshape(-1)
+    roas = getattr(mmm, "roas", None)
+    if roas is not None:
+        idata.attrs[roas_priors.ROAS_PRIOR_ATTR] = roas.record()
+    target_scale = float(np.asarray(const["target_scale"].values).reshape(-1)[0])
     draws = prior_contributions(
-        dict(idata.attrs), structure.adstock, structure.saturation, spend, scale, l_max, PRIOR_DRAWS, seed
+        dict(idata.attrs), structure.adstock, structure.saturation, spend, scale, l_max, PRIOR_DRAWS, seed,
+        roas=roas, target_scale=target_scale,
     )
     if draws is None:
         return

@@ -55,7 +55,21 @@ def media_prior_draws(attrs: dict[str, Any], channels: list[str], draws: int = 4
             values = _draw(prior["dist"], prior.get("kwargs", {}), (draws, len(channels)), rng)
             if values is not None:
                 out[f"{prefix}_{name}"] = values
+    roas = roas_prior(attrs)
+    if roas is not None:  # ROAS sampled (mmmlib.roas_priors.RoasParameterisation): its lognormal prior
+        out["saturation_roas"] = rng.lognormal(roas[0], roas[1], (draws, len(channels)))
     return out
+
+
+def roas_prior(attrs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mu, sigma)`` per channel of the lognormal prior of a fit that sampled ROAS, or None."""
+    from mmmlib.roas_priors import ROAS_PRIOR_ATTR
+
+    try:
+        spec = json.loads(attrs[ROAS_PRIOR_ATTR])
+        return np.asarray(spec["mu"], dtype=float), np.asarray(spec["sigma"], dtype=float)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def prior_contributions(
@@ -67,17 +81,23 @@ def prior_contributions(
     l_max: int,
     draws: int = 500,
     seed: int = 0,
+    roas: Any = None,
+    target_scale: float = 1.0,
 ) -> np.ndarray | None:
     """Channel contributions under the prior, ``(draw, period, channel)`` on the scaled target, in numpy.
 
     The prior of each channel's ROAS, for the "not identified" rule, without compiling a second model: parameters
     drawn from the stored priors, then the registry's carry-over and returns formulas on the max-scaled spend.
+    ``roas``: the fit's :class:`mmmlib.roas_priors.RoasParameterisation` when it sampled ROAS (the effect size is
+    then derived from each drawn ROAS, as in the model; ``target_scale`` is the model's).
     """
     from mmmlib import structures
 
     channels = list(range(spend.shape[1]))
     params = media_prior_draws(attrs, [str(c) for c in channels], draws=draws, seed=seed)
     carry, returns = structures.adstock_family(adstock), structures.saturation_family(saturation)
+    if roas is not None:
+        params[f"saturation_{returns.effect}"] = np.ones((draws, len(channels)))
     ads = {n: params.get(f"adstock_{n}") for n in carry.params}
     sat = {n: params.get(f"saturation_{n}") for n in returns.params}
     if any(v is None for v in (*ads.values(), *sat.values())):
@@ -87,4 +107,9 @@ def prior_contributions(
     carried = np.zeros((draws, *z.shape))
     for lag in range(l_max):
         carried[:, lag:, :] += w[:, lag, None, :] * z[None, : z.shape[0] - lag, :]
-    return returns.curve({k: v[:, None, :] for k, v in sat.items()}, carried)
+    unit = returns.curve({k: v[:, None, :] for k, v in sat.items()}, carried)
+    if roas is None:
+        return unit
+    drawn = np.random.default_rng([seed, 1]).lognormal(roas.mu, roas.sigma, (draws, len(channels)))
+    beta = roas.effect_size(drawn, unit.sum(axis=1), target_scale)
+    return unit * beta[:, None, :]

@@ -9,13 +9,17 @@ the KPI has prior mean 40 % and sd 20 %. ``roas_prior: {channel: [low, high]}`` 
 prior interval (a lognormal), e.g. from a past lift test or an industry benchmark.
 
 The effect size ``beta`` relates to the return through the channel's curve: ROAS = beta × value × target_scale ×
-Σ_t curve(spend_t) / Σ_t spend_t. With the curve's shape at its prior centre this is exact up to the shape's own
-uncertainty (Meridian reparameterises exactly; here the prior on beta is the lognormal that maps onto the ROAS
-prior at the central shape), so the prior on ROAS holds approximately for every family.
+Σ_t curve(spend_t) / Σ_t spend_t. The national model samples ROAS itself (:class:`RoasParameterisation`, Meridian's
+ROI parameterisation): each channel's ``saturation_roas`` has the lognormal prior, and ``saturation_beta`` is derived
+from it and the curve that draw's carry-over and shape give over the fitted rows, so every structure holds exactly
+the stated prior on the return. The geo model keeps a lognormal prior on beta referred to the curve's central shape
+(:func:`effect_lognormal`), which holds the ROAS prior up to the shape's own uncertainty.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,3 +102,56 @@ def effect_prior(family: str, mu: np.ndarray, sigma: np.ndarray, **scales: Any) 
         sigma=xr.DataArray(np.round(s, 6), dims=("channel",)),
         dims="channel",
     )
+
+
+ROAS_PRIOR_ATTR = "roas_prior"  # the posterior file's record of the sampled ROAS prior (JSON: mu, sigma per channel)
+
+
+@dataclass(frozen=True)
+class RoasParameterisation:
+    """ROAS as the sampled parameter of each channel, the effect size derived from it (Meridian's ROI prior type).
+
+    ROAS_c = beta_c × value × target_scale × Σ_t unit_c(t) / spend_c, where ``unit_c`` is the channel's contribution
+    with effect size 1 on the fitted rows (its carry-over and shape at that draw). So
+    beta_c = ROAS_c × spend_c / (value × target_scale × Σ_t unit_c(t)). The fitted rows' sum is taken on a constant
+    copy of the fitted media, so predicting new periods (held-out weeks, forecasts) keeps each draw's beta.
+    """
+
+    mu: np.ndarray  # lognormal ROAS prior per channel, in the units ROAS is reported in
+    sigma: np.ndarray
+    spend: np.ndarray  # each channel's spend summed over the fitted rows, in money
+    value: float  # what one KPI unit is worth (1 when ROAS is KPI units per unit of spend)
+    effect: str = "beta"  # the returns family's effect-size parameter (fixed at 1 in its component)
+
+    def record(self) -> str:
+        return json.dumps({"mu": np.round(self.mu, 6).tolist(), "sigma": np.round(self.sigma, 6).tolist()})
+
+    def effect_size(self, roas: np.ndarray, unit_total: np.ndarray, target_scale: float) -> np.ndarray:
+        """beta for ROAS draws ``(..., channel)`` and the unit contributions' sums over the fitted rows, in numpy."""
+        return roas * self.spend / (self.value * target_scale * np.maximum(unit_total, 1e-12))
+
+    def contributions(self, mmm: Any, x: Any, unit_pass: Any) -> Any:
+        """Channel contributions inside pymc-marketing's model: ``unit_pass(x)`` (its forward pass with effect size
+        1), times beta derived from the sampled ROAS (``<prefix>_roas``, registered as ``<prefix>_<effect>``)."""
+        import pymc.dims as pmd
+        import xarray as xr
+        from pymc_extras.prior import Prior
+        from pytensor.xtensor import as_xtensor
+
+        unit = unit_pass(x)
+        saturation = mmm.saturation
+        fitted = (mmm.xarray_dataset["_channel"] / mmm.scalers["_channel"]).transpose(*x.dims)
+        fitted = np.nan_to_num(np.asarray(fitted.values, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+        # the saturation's effect size is fixed at 1 and every other parameter exists now: both calls reuse them
+        unit_fit = saturation(mmm.adstock(as_xtensor(fitted, dims=x.dims), core_dim="date"), core_dim="date")
+        total = pmd.math.maximum(unit_fit.sum("date"), 1e-12)
+        roas = Prior(
+            "LogNormal",
+            mu=xr.DataArray(np.round(self.mu, 6), dims=("channel",)),
+            sigma=xr.DataArray(np.round(self.sigma, 6), dims=("channel",)),
+            dims="channel",
+        ).create_variable(f"{saturation.prefix}_roas", xdist=True)
+        target_scale = float(np.asarray(mmm.scalers["_target"]).reshape(-1)[0])
+        per_roas = as_xtensor(self.spend / (self.value * target_scale), dims=("channel",))
+        beta = pmd.Deterministic(saturation.variable_mapping[self.effect], roas * per_roas / total)
+        return unit * beta
