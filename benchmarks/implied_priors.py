@@ -1,10 +1,13 @@
-"""Benchmark: the ROAS prior each candidate structure actually implies, against the one it is meant to hold.
+"""Benchmark: the ROAS prior each candidate structure implies when the prior sits on the effect size.
 
-The effect size of each returns family gets the lognormal that maps onto the ROAS prior at the curve's central
-shape (``mmmlib/roas_priors.py``); the carry-over and the curve's shape are uncertain too, so the prior on ROAS the
-model really holds is wider. This draws, per world of the recovery suite (its cached data) and per candidate, the
-carry-over, shape and effect parameters from their priors, computes each channel's ROAS on that world's spend, and
-reports the median over channels of the implied prior's median, 94 % interval and log-scale sd beside the intended
+Until 2026-12-03 (commit 5059593) the national model gave the effect size of each returns family the lognormal
+that maps onto the ROAS prior at the curve's central shape (``roas_priors.effect_lognormal``; the geo model still
+does, per geo). The national model now samples ROAS itself and holds its prior exactly
+(``tests/test_roas_parameterisation.py``); this measures what the approximation costs. The carry-over and the
+curve's shape are uncertain too, so the prior on ROAS such a model really holds is wider. This draws, per world
+of the recovery suite (its cached data) and per candidate, the carry-over, shape and effect parameters from their
+priors, computes each channel's ROAS on that world's spend, and reports the median over channels of the implied
+prior's median, 94 % interval and log-scale sd beside the intended
 LogNormal(0.2, 0.9). Numpy only; nothing is fitted.
 
 Run: ``.venv/bin/python benchmarks/implied_priors.py [--draws 4000]``.
@@ -69,8 +72,10 @@ def report(draws: int) -> str:
     intended = np.exp(rng.normal(*roas_priors.DEFAULT_ROAS, 100_000))
     lo, hi = np.quantile(intended, [0.03, 0.97])
     lines = [
-        f"Implied ROAS prior per candidate, {draws} prior draws per channel, median over the suite's channels "
-        "(worlds in `.cache/recovery`).",
+        "Implied ROAS prior per candidate when the prior sits on the effect size at the curve's central shape (the "
+        "national\nmodel until 5059593, the geo model per geo; since 5059593 the national model samples ROAS and "
+        "holds the intended\nprior exactly), "
+        f"{draws} prior draws per channel, median over the suite's channels (worlds in `.cache/recovery`).",
         "",
         "| candidate | channels | median | 94 % interval | sd of log ROAS |",
         "|---|---|---|---|---|",

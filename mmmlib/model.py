@@ -260,7 +260,9 @@ def build(
         model_config=_model_config(cfg, controls) or None,
         scaling={"target": FixedScaling(dims=(), value=target_scale)} if target_scale else None,
     )
-    mmm.roas = roas_parameterisation(dataset, structure.saturation, X, y)
+    effect = f"saturation_{structures.saturation_family(structure.saturation).effect}"
+    if effect not in (cfg.priors or {}):  # a prior the user set on the effect size itself replaces the ROAS prior
+        mmm.roas = roas_parameterisation(dataset, structure.saturation, X, y)
     return mmm, X, y, scales
 
 
@@ -443,8 +445,16 @@ def _add_prior(idata: Any, mmm: Any, structure: structures.Structure, l_max: int
         idata.attrs[roas_priors.ROAS_PRIOR_ATTR] = roas.record()
     target_scale = float(np.asarray(const["target_scale"].values).reshape(-1)[0])
     draws = prior_contributions(
-        dict(idata.attrs), structure.adstock, structure.saturation, spend, scale, l_max, PRIOR_DRAWS, seed,
-        roas=roas, target_scale=target_scale,
+        dict(idata.attrs),
+        structure.adstock,
+        structure.saturation,
+        spend,
+        scale,
+        l_max,
+        PRIOR_DRAWS,
+        seed,
+        roas=roas,
+        target_scale=target_scale,
     )
     if draws is None:
         return

@@ -18,8 +18,9 @@ Default priors and their sources:
 - Hill returns ``kappa ~ Beta(2, 2)`` (half-saturation within the observed spend range), ``slope ~ Gamma(2, 1)``
   (concave and S-shaped curves alike): the Meridian side of pymc-labs/mmm-param-recovery.
 - Michaelis-Menten ``lam ~ Gamma(mu=1, sigma=0.5)`` (half-saturation near the largest weekly spend).
-- The effect size of every family is not given a prior of its own: it gets the prior implied by a prior on the
-  channel's ROAS (:func:`effect_prior`), as Meridian does, so small channels are not pulled toward zero.
+- The effect size of every family is not given a prior of its own: the national model samples each channel's ROAS
+  and derives the effect size from it (:class:`mmmlib.roas_priors.RoasParameterisation`), the geo model gives it the
+  prior a ROAS prior implies at the curve's central shape; as in Meridian, small channels are not pulled toward zero.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class SaturationFamily:
 
     name: str
     component: str  # the class in ``pymc_marketing.mmm`` the model fits
-    effect: str  # the parameter that scales the curve: its prior is implied by the ROAS prior (:func:`effect_prior`)
+    effect: str  # the parameter that scales the curve: derived from the sampled ROAS (mmmlib.roas_priors)
     shape_priors: dict[str, PriorSpec]  # the other parameters' priors, by pymc-marketing's name
     nominal: dict[str, float]  # the shape priors' medians: the curve an effect prior is referred to
     curve: Formula  # response on max-scaled spend ``z``
@@ -127,7 +128,7 @@ class SaturationFamily:
         return (self.effect, *self.shape_priors)
 
     def build(self, effect: Any) -> Any:
-        """The pymc-marketing component with ``effect`` (a ``Prior``) as the prior of its effect size."""
+        """The pymc-marketing component with ``effect`` (a ``Prior``, or a number that fixes it) as its effect size."""
         priors = {self.effect: effect, **{name: _prior(spec) for name, spec in self.shape_priors.items()}}
         return _pymc_marketing_class(self.component)(priors=priors)
 
@@ -286,5 +287,5 @@ def adstock_component(family: str, l_max: int) -> Any:
 
 
 def saturation_component(family: str, effect: Any) -> Any:
-    """The returns component with ``effect`` (a ``Prior``) as the prior of its effect size."""
+    """The returns component with ``effect`` (a ``Prior``, or a number that fixes it) as its effect size."""
     return saturation_family(family).build(effect)

@@ -344,7 +344,7 @@ def priors_against_posteriors(tree: Any, summary: dict[str, Any]) -> w.Widget | 
             )
         return w.GridBox(figures, layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width="100%"))
 
-    names = sorted(posts)
+    names = sorted(posts, key=lambda n: (n != "saturation_roas", n))  # the return itself first, where it was sampled
     picker = w.Dropdown(options=names, value=names[0], description="Parameter")
     body = w.VBox([grid(names[0])])
     picker.observe(lambda change: setattr(body, "children", [grid(change["new"])]), "value")

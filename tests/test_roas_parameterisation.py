@@ -1,0 +1,112 @@
+"""ROAS as the sampled parameter (#12, priors that do not decide the answer): every candidate structure holds the
+stated ROAS prior exactly, predictions of new periods keep each draw's effect size, and a prior the user sets on
+the effect size itself replaces it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mmmlib import priors, roas_priors, structures
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def _sample(**changes: Any) -> Any:  # a Dataset
+    from mmmlib.config import load_config
+    from mmmlib.data.dataset import load_dataset
+
+    config = dataclasses.replace(load_config(SAMPLE / "sample_config.yaml"), **changes)
+    return load_dataset(SAMPLE / "sample_weekly.csv", config)
+
+
+def _built(dataset: Any, structure: structures.Structure) -> tuple[Any, Any]:
+    from mmmlib import model
+
+    mmm, X, y, _ = model.build(dataset, structure)
+    X_fit, y_fit = model._fit_rows(dataset, X, y)
+    mmm.build_model(X_fit, y_fit)
+    return mmm, X_fit
+
+
+@pytest.mark.slow  # builds and compiles four PyMC models
+@pytest.mark.parametrize("structure", structures.candidates("auto", "auto", "auto"), ids=lambda s: s.name)
+def test_every_structure_holds_the_stated_roas_prior_exactly(structure: structures.Structure) -> None:
+    """Drawn from the prior, the ROAS each draw's contributions give is the sampled ROAS, whatever the carry-over
+    and shape; and that ROAS has the configured 94 % interval (here TV's [0.5, 4] beside Meridian's default)."""
+    import pymc as pm
+
+    from mmmlib import model
+
+    dataset = _sample(roas_prior={"tv_spend": [0.5, 4.0]}, holdout_periods=8)
+    mmm, X_fit = _built(dataset, structure)
+    with mmm.model:
+        prior = pm.sample_prior_predictive(draws=4000, random_seed=7)["prior"]
+    contributions = prior["channel_contribution"].values[0]  # (draw, date, channel) on the scaled KPI
+    spend = model.channel_spend(dataset)[: len(X_fit)].sum(axis=0)  # the held-out weeks are not fitted
+    value, _ = model._value_per_kpi(dataset)
+    implied = contributions.sum(axis=1) * float(mmm.scalers["_target"]) * value / spend
+    sampled = prior["saturation_roas"].values[0]
+    assert implied == pytest.approx(sampled, rel=1e-9)
+    tv = list(dataset.config.channel_columns).index("tv_spend")
+    assert np.quantile(sampled[:, tv], [0.03, 0.97]) == pytest.approx([0.5, 4.0], rel=0.08)
+    others = np.delete(sampled, tv, axis=1).reshape(-1)
+    assert np.median(others) == pytest.approx(np.exp(roas_priors.DEFAULT_ROAS[0]), rel=0.05)
+
+
+@pytest.mark.slow  # builds a PyMC model
+def test_predicting_new_periods_keeps_each_draws_effect_size() -> None:
+    """The effect size is derived from the fitted rows' curve, held as a constant: a forecast or a held-out week
+    swaps the channel data, which must not move beta (it would if the sum ran over the data being predicted)."""
+    from pytensor.graph.traversal import ancestors
+
+    mmm, _ = _built(_sample(), structures.Structure("delayed", "hill"))
+    model = mmm.model
+    beta_inputs = set(ancestors([model["saturation_beta"]]))
+    assert model["channel_data"] not in beta_inputs
+    assert model["saturation_roas"] in beta_inputs
+    assert model["channel_data"] in set(ancestors([model["channel_contribution"]]))
+
+
+@pytest.mark.slow  # builds a PyMC model
+def test_a_prior_on_the_effect_size_itself_replaces_the_roas_prior() -> None:
+    mmm, _ = _built(
+        _sample(priors={"saturation_beta": {"dist": "HalfNormal", "sigma": 2}}),
+        structures.Structure("geometric", "logistic"),
+    )
+    assert mmm.roas is None
+    assert "saturation_roas" not in mmm.model.named_vars
+    assert "saturation_beta" in {v.name for v in mmm.model.free_RVs}
+
+
+def test_prior_draws_of_contributions_hold_the_roas_prior_for_the_identification_rule() -> None:
+    """The prior group kept in a run (prior sd of ROAS for "not identified") is drawn the model's way."""
+    rng = np.random.default_rng(2)
+    spend = np.column_stack([rng.uniform(0, 1000, 80), rng.uniform(0, 20, 80)])
+    roas = roas_priors.RoasParameterisation(
+        mu=np.array([0.2, 1.0]), sigma=np.array([0.9, 0.3]), spend=spend.sum(axis=0), value=2.0
+    )
+    alpha = {"dist": "Beta", "kwargs": {"alpha": 1, "beta": 3}}
+    lam = {"dist": "Gamma", "kwargs": {"alpha": 3, "beta": 1}}
+    attrs = {
+        "adstock": json.dumps({"prefix": "adstock", "priors": {"alpha": alpha}}),
+        "saturation": json.dumps({"prefix": "saturation", "priors": {"lam": lam, "beta": 1.0}}),
+        roas_priors.ROAS_PRIOR_ATTR: roas.record(),
+    }
+    target_scale = 5e4
+    draws = priors.prior_contributions(
+        attrs, "geometric", "logistic", spend, spend.max(axis=0), 8, 20_000, 3, roas=roas, target_scale=target_scale
+    )
+    assert draws is not None
+    implied = draws.sum(axis=1) * target_scale * 2.0 / spend.sum(axis=0)
+    assert np.median(implied, axis=0) == pytest.approx(np.exp([0.2, 1.0]), rel=0.03)
+    assert np.std(np.log(implied), axis=0) == pytest.approx([0.9, 0.3], rel=0.03)
+    # the quality view's priors-against-posteriors gets the ROAS prior beside the stored component priors
+    shown = priors.media_prior_draws(attrs, ["a", "b"], draws=20_000)
+    assert set(shown) == {"adstock_alpha", "saturation_lam", "saturation_roas"}
+    assert np.median(shown["saturation_roas"], axis=0) == pytest.approx(np.exp([0.2, 1.0]), rel=0.03)
