@@ -227,6 +227,7 @@ def ranks_of(
         str(n)
         for n in fitted_idata["posterior"].data_vars
         if str(n).startswith(("adstock_", "saturation_")) or str(n) == "intercept_contribution"
+        if str(n) != "saturation_roas"  # the sampled ROAS: ranked above as roas:<ch>, from the contributions
     ]
     for name in names:
         drawn = thin(analysis.stacked(fitted_idata, name))

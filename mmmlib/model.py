@@ -432,6 +432,50 @@ def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
     idata["log_likelihood"] = xr.Dataset({"y": ll.transpose("chain", "draw", "date", ...)})
 
 
+def _record_roas(
+    idata: Any,
+    roas: roas_priors.RoasParameterisation,
+    family: str,
+    media: np.ndarray,
+    channel_scale: np.ndarray,
+    target_scale: float,
+) -> None:
+    """Keep the sampled ROAS prior in the run, and give the stored returns component a prior on its effect size.
+
+    Our model derives the effect size from ROAS; pymc-marketing's own ``MMM.load_from_idata`` rebuilds the model
+    from the stored components, where an effect size fixed at 1 would silently drop it. The stored component
+    therefore samples the effect size, with the lognormal the ROAS prior implies at the curve's central shape, so
+    pymc-marketing's curves, predictions and optimiser evaluated on our posterior draws are right.
+    """
+    import json
+
+    idata.attrs[roas_priors.ROAS_PRIOR_ATTR] = roas.record()
+    try:
+        component = json.loads(idata.attrs["saturation"])
+    except (KeyError, TypeError, ValueError):
+        return
+    effect = roas_priors.effect_prior(
+        family,
+        roas.mu,
+        roas.sigma,
+        spend=roas.spend[None, :],
+        channel_scale=channel_scale,
+        target_scale=target_scale,
+        value=roas.value,
+        media=media,
+    )
+    component.setdefault("priors", {})[roas.effect] = effect.to_dict()
+    idata.attrs["saturation"] = json.dumps(component)
+    if "model_config" in idata.attrs:  # pymc-marketing's loader lets the model config override the component
+        config = json.loads(idata.attrs["model_config"])
+        config[f"{component.get('prefix', 'saturation')}_{roas.effect}"] = effect.to_dict()
+        idata.attrs["model_config"] = json.dumps(config)
+    if "id" in idata.attrs:  # the loader checks the model's hash against the file's
+        from pymc_marketing.mmm import MMM
+
+        idata.attrs["id"] = MMM(**MMM.idata_to_init_kwargs(idata)).id
+
+
 def _add_prior(idata: Any, mmm: Any, structure: structures.Structure, l_max: int, seed: int) -> None:
     """Prior draws of the channel contributions (``prior`` group), for the prior sd of each channel's ROAS."""
     from mmmlib.priors import prior_contributions
@@ -441,9 +485,9 @@ def _add_prior(idata: Any, mmm: Any, structure: structures.Structure, l_max: int
     spend = np.asarray(const["channel_data"].sel(date=post["date"]).values, dtype=float)
     scale = np.asarray(const["channel_scale"].values, dtype=float).reshape(-1)
     roas = getattr(mmm, "roas", None)
-    if roas is not None:
-        idata.attrs[roas_priors.ROAS_PRIOR_ATTR] = roas.record()
     target_scale = float(np.asarray(const["target_scale"].values).reshape(-1)[0])
+    if roas is not None:
+        _record_roas(idata, roas, structure.saturation, spend, scale, target_scale)
     draws = prior_contributions(
         dict(idata.attrs),
         structure.adstock,

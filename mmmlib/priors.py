@@ -57,6 +57,12 @@ def media_prior_draws(attrs: dict[str, Any], channels: list[str], draws: int = 4
                 out[f"{prefix}_{name}"] = values
     roas = roas_prior(attrs)
     if roas is not None:  # ROAS sampled (mmmlib.roas_priors.RoasParameterisation): its lognormal prior
+        from mmmlib import structures
+
+        shown = [k.removeprefix("saturation_") for k in out if k.startswith("saturation_")]
+        family = structures.family_of(structures.SATURATION_FAMILIES, shown)
+        if family is not None:  # the effect size is derived; its stored prior is only for pymc-marketing's loader
+            out.pop(f"saturation_{structures.saturation_family(family).effect}", None)
         out["saturation_roas"] = rng.lognormal(roas[0], roas[1], (draws, len(channels)))
     return out
 

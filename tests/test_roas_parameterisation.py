@@ -95,7 +95,10 @@ def test_prior_draws_of_contributions_hold_the_roas_prior_for_the_identification
     lam = {"dist": "Gamma", "kwargs": {"alpha": 3, "beta": 1}}
     attrs = {
         "adstock": json.dumps({"prefix": "adstock", "priors": {"alpha": alpha}}),
-        "saturation": json.dumps({"prefix": "saturation", "priors": {"lam": lam, "beta": 1.0}}),
+        # as a run stores it: an effect-size prior for pymc-marketing's loader, not shown as ours
+        "saturation": json.dumps(
+            {"prefix": "saturation", "priors": {"lam": lam, "beta": {"dist": "HalfNormal", "kwargs": {"sigma": 2}}}}
+        ),
         roas_priors.ROAS_PRIOR_ATTR: roas.record(),
     }
     target_scale = 5e4

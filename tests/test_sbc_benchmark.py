@@ -149,7 +149,15 @@ def test_a_fixed_target_scale_gives_the_fit_the_priors_of_the_design(sbc: Module
     fixed, *_ = model.build(ds, structure, target_scale=design_scale / 4)
     fixed.build_model(X, y * 3)  # another KPI: without the fixed scale its largest value would be the scale
     assert float(fixed.model["target_scale"].get_value()) == pytest.approx(design_scale / 4)
-    mu_own = np.asarray(own.saturation.priors["beta"].parameters["mu"])
-    mu_fixed = np.asarray(fixed.saturation.priors["beta"].parameters["mu"])
-    # the same ROAS prior on a KPI divided by a quarter of its scale: effect sizes four times as large
-    np.testing.assert_allclose(mu_fixed - mu_own, np.log(4), atol=1e-5)
+    own.build_model(X, y)
+    # the same ROAS, carry-over and shape (both models' initial point) on a KPI divided by a quarter of its scale:
+    # effect sizes four times as large
+    beta = [
+        m.model.compile_fn(
+            m.model.replace_rvs_by_values([m.model["saturation_beta"]])[0],
+            inputs=m.model.value_vars,
+            on_unused_input="ignore",
+        )(m.model.initial_point())
+        for m in (own, fixed)
+    ]
+    np.testing.assert_allclose(beta[1] / beta[0], 4.0, rtol=1e-9)
