@@ -182,6 +182,19 @@ def allocate(weights: list[float], total: int) -> list[int]:
     return counts.tolist()
 
 
+def mixture_draws(drawn: list[int], weights: list[float]) -> int:
+    """Draws per chain of the mixture: as many as the candidates' weights allow without using any draw twice.
+
+    A stopping rule stops candidates at different counts. Taking only the fewest any candidate drew would throw away
+    most of the draws of a heavily weighted candidate that needed more (and with them its effective sample size);
+    taking ``w_m × n`` draws of each candidate ``m`` needs ``n ≤ drawn_m / w_m`` for all of them.
+    """
+    n = min(max(drawn), *(int(np.floor(d / w)) for d, w in zip(drawn, weights, strict=True) if w > 0))
+    while n > 1 and any(c > d for c, d in zip(allocate(weights, n), drawn, strict=True)):  # rounding
+        n -= 1
+    return n
+
+
 def _pick(ds: xr.Dataset, chain_draws: list[np.ndarray]) -> xr.Dataset:
     """The draws ``chain_draws[c]`` of each chain ``c`` (same count per chain), renumbered from 0."""
     n = len(chain_draws[0])
@@ -239,9 +252,7 @@ def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None =
         )
     rng = np.random.default_rng(seed)
     first = members[0]
-    # the fewest any candidate drew (a stopping rule can stop them at different counts): every candidate then has at
-    # least its share of distinct draws, none repeated
-    draws = min(m.idata["posterior"].sizes["draw"] for m in members)
+    draws = mixture_draws([m.idata["posterior"].sizes["draw"] for m in members], weights)
     counts = allocate(weights, draws)
     posteriors = [_kept(m.idata["posterior"].to_dataset()) for m in members]
     posterior, index = mix_groups(posteriors, counts, rng)

@@ -259,7 +259,44 @@ def test_candidates_stopped_at_different_draws_mix_without_repeating_a_draw() ->
 
     fitted = stacking.combine([_member("geometric", 750, 0.0), _member("delayed", 250, 1e6)], seed=0)
     post = fitted.idata["posterior"]
-    assert post.sizes["draw"] == 250 and fitted.draws == 250  # the fewest any candidate drew
+    # equal weights (no LOO here): half of 500 from each, all 250 the shorter one drew, none twice
+    assert post.sizes["draw"] == 500 and fitted.draws == 500
+    assert np.bincount(post["structure"].values[0].astype(int)).tolist() == [250, 250]
     values = post["saturation_beta"].values[..., 0]
     for chain in values:
         assert len(np.unique(chain)) == chain.size  # no draw used twice
+
+
+def test_the_mixture_keeps_a_heavy_candidates_draws_and_never_uses_one_twice() -> None:
+    from mmmlib import stacking
+
+    # the dominant candidate needed more draws than the others: the mixture keeps them all, not the fewest
+    assert stacking.mixture_draws([1000, 750, 750, 750], [0.95, 0.05, 0.0, 0.0]) == 1000
+    assert stacking.mixture_draws([750, 1000], [0.9, 0.1]) == 833  # 0.9 × n ≤ 750
+    assert stacking.mixture_draws([250, 250], [0.5, 0.5]) == 250
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        k = int(rng.integers(1, 5))
+        drawn = rng.choice([250, 500, 750, 1000], size=k).tolist()
+        weights = rng.dirichlet(np.ones(k) * 0.5)
+        weights[rng.random(k) < 0.3] = 0.0
+        if weights.sum() == 0:
+            weights[0] = 1.0
+        weights = (weights / weights.sum()).tolist()
+        n = stacking.mixture_draws(drawn, weights)
+        assert min(drawn) <= n <= max(drawn)
+        assert all(c <= d for c, d in zip(stacking.allocate(weights, n), drawn, strict=True))
+
+
+def test_quick_candidates_stop_at_their_own_targets_and_a_single_fit_at_the_reported_ones() -> None:
+    from mmmlib.model import sampler_settings, stop_rule
+
+    candidate = stop_rule(sampler_settings("quick", candidates=4))
+    met = {"ess_bulk_min": 260.0, "ess_tail_min": 300.0, "r_hat_max": 1.02}
+    assert candidate.max_draws == 1000 and candidate.done(750, met)
+    assert not candidate.done(750, {**met, "ess_bulk_min": 240.0})  # short of 250: draws on
+    assert not candidate.done(750, {**met, "r_hat_max": 1.06})  # chains disagree beyond quick mode's 1.05
+    assert not candidate.done(200, met) and candidate.done(1000, {**met, "ess_bulk_min": 10.0})  # 250 .. 1000
+    single = stop_rule(sampler_settings("quick", candidates=1))
+    assert single.max_draws == 1500 and not single.done(750, met)  # one structure: ESS 400 and R-hat 1.01
+    assert single.done(750, {"ess_bulk_min": 410.0, "ess_tail_min": 420.0, "r_hat_max": 1.005})
