@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmmlib import baseline, roas_priors, structures
+from mmmlib import analysis, baseline, roas_priors, structures
 from mmmlib.data.dataset import Dataset
 from mmmlib.request import FitRequest
 
@@ -42,10 +42,12 @@ MANY_CHANNELS = 8
 MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 # With several candidate structures (``auto``) each is fitted, so each gets fewer steps in quick mode: at
 # 2 × (600 + 600) Hill candidates left the mixture's min ESS at 149 on a 7-channel world (quick needs 200).
-# Each candidate draws until its own bulk and tail ESS reach CANDIDATE_STOP's (checked every 250 draws) with R-hat
-# within quick mode's threshold, at most ``draws``: 800 fixed draws left the sample's dominant candidate at min ESS 189
-# once ROAS was sampled (the mixture then below quick mode's 200), while most candidates pass 250 by 750 draws.
-PER_CANDIDATE = {"quick": {"tune": 600, "draws": 1000, "stop": {"ess": 250.0, "r_hat": 1.05}}}
+# Each candidate draws until its own bulk and tail ESS reach ``stop``'s (checked every 250 draws) with R-hat within
+# quick mode's reported threshold, at most ``draws``: 800 fixed draws left the sample's dominant candidate at min ESS
+# 189 once ROAS was sampled (the mixture then below quick mode's 200), while most candidates pass 250 by 750 draws.
+PER_CANDIDATE = {
+    "quick": {"tune": 600, "draws": 1000, "stop": {"ess": 250.0, "r_hat": analysis.THRESHOLDS["quick"]["r_hat"]}}
+}
 # A hierarchical geo fit (mmmlib.geo_model) samples each draw slowly (2.7 ms a gradient at 40 geos) and keeps every
 # per-geo deterministic per draw. On Meridian's 40 geos 2 × (1000 + 1500) nutpie draws with logistic returns gave min
 # bulk ESS 1757 in 33 minutes and 8 GB; 2 × (500 + 500) with Hill returns gave 104 in 15 minutes and 3.5 GB, and on
