@@ -740,7 +740,7 @@ def predict_holdout(fitted: Fitted, seed: int = 0) -> np.ndarray | None:
     if fitted.members:
         from mmmlib.stacking import mix_draws
 
-        parts = [predict_holdout(m, seed) for m in fitted.members]
+        parts = [predict_holdout(m, seed) for m in fitted.members]  # every member holds the same periods out
         return mix_draws([p for p in parts if p is not None], fitted.weights or [], seed)
     X_new = fitted.X.iloc[-fitted.holdout :]
     pp = fitted.mmm.sample_posterior_predictive(

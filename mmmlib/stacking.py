@@ -308,9 +308,10 @@ def candidate_records(idata: Any) -> list[dict[str, Any]] | None:
 
 
 def mix_draws(parts: list[np.ndarray], weights: list[float], seed: int = 0) -> np.ndarray:
-    """Draws ``(draw, ...)`` of each candidate mixed in proportion to the weights (held-out predictions)."""
+    """Draws ``(draw, ...)`` of each candidate mixed in proportion to the weights (held-out predictions), as many as
+    the weights allow without using a draw twice (:func:`mixture_draws`: candidates stop at different counts)."""
     rng = np.random.default_rng(seed)
-    total = min(len(p) for p in parts)
+    total = mixture_draws([len(p) for p in parts], weights)
     chosen = [
         p[rng.choice(len(p), size=n, replace=False)] for p, n in zip(parts, allocate(weights, total), strict=True) if n
     ]

@@ -288,6 +288,19 @@ def test_the_mixture_keeps_a_heavy_candidates_draws_and_never_uses_one_twice() -
         assert all(c <= d for c, d in zip(stacking.allocate(weights, n), drawn, strict=True))
 
 
+def test_held_out_predictions_mix_the_candidates_like_the_posterior() -> None:
+    from mmmlib import stacking
+
+    # flattened (chain × draw, period) predictions: the heavy candidate drew 2 × 1000, the light one stopped at 2 × 250
+    heavy = np.arange(2000, dtype=float)[:, None] + np.zeros((1, 3))
+    light = 10_000 + np.arange(500, dtype=float)[:, None] + np.zeros((1, 3))
+    mixed = stacking.mix_draws([heavy, light], [0.9, 0.1], seed=3)
+    assert mixed.shape == (2000, 3)  # as many as the weights allow (2000 / 0.9, 500 / 0.1), not the fewest drawn
+    from_light = mixed[:, 0] >= 10_000
+    assert from_light.sum() == 200
+    assert len(np.unique(mixed[:, 0])) == 2000  # no draw used twice
+
+
 def test_quick_candidates_stop_at_their_own_targets_and_a_single_fit_at_the_reported_ones() -> None:
     from mmmlib.model import sampler_settings, stop_rule
 
