@@ -10,7 +10,7 @@ import pandas as pd
 from mmmlib.csvsafe import csv_text
 from mmmlib.identification import is_identified
 from mmmlib.runs import json_text
-from mmmlib.tables import channel_table, diagnostics_table, geo_table
+from mmmlib.tables import UNIDENTIFIED_NOTE, any_geo_unidentified, channel_table, diagnostics_table, geo_table
 from mmmlib.wording import imported_from, interval_label
 
 FORMATS = ("txt", "csv", "json")
@@ -44,7 +44,8 @@ def text_report(summary: dict[str, Any]) -> str:
     geos = geo_table(summary)
     if len(geos):
         with pd.option_context("display.width", 250, "display.max_columns", None):
-            lines += [f"By geo, largest KPI first (ROAS mean [{interval_label(summary)}])", geos.to_string(), ""]
+            lines += [f"By geo, largest KPI first (ROAS mean [{interval_label(summary)}])", geos.to_string()]
+        lines += [UNIDENTIFIED_NOTE, ""] if any_geo_unidentified(summary) else [""]
     return "\n".join(lines)
 
 

@@ -90,18 +90,31 @@ def per_beta(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> np
     return np.where(np.isfinite(out) & (out > 0), out, np.nan_to_num(typical, nan=1.0))
 
 
+def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel ``(mu, sigma)`` of the lognormal prior of its population's ROAS (``mu_c`` of the module's
+    docstring), from the national data as for a national fit."""
+    from mmmlib.model import _value_per_kpi
+
+    cfg = dataset.config
+    spend = dataset.frame[cfg.channel_columns].to_numpy(dtype=float)  # national: the ROAS prior is per channel
+    _, valued = _value_per_kpi(dataset)
+    return roas_priors.roas_lognormal(
+        list(cfg.channel_columns), spend, float(dataset.frame[cfg.target_column].sum()), valued, cfg.roas_prior
+    )
+
+
+def prior_record(dataset: Dataset) -> str:
+    """The hierarchical ROAS prior as stored with a geo fit (``roas_priors.GEO_ROAS_PRIOR_ATTR``), so the "not
+    identified" rule can draw it without the model (:func:`mmmlib.priors.geo_roas_prior_draws`)."""
+    mu, sigma = roas_prior(dataset)
+    return roas_priors.geo_record(mu, sigma, TAU_SD)
+
+
 def effect_prior(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> Any:
     """The hierarchical, non-centred prior of the effect size ``(geo, channel)`` (see the module's docstring)."""
     from pymc_extras.prior import Prior, register_tensor_transform
 
-    cfg = dataset.config
-    from mmmlib.model import _value_per_kpi
-
-    spend = dataset.frame[cfg.channel_columns].to_numpy(dtype=float)  # national: the ROAS prior is per channel
-    _, valued = _value_per_kpi(dataset)
-    mu, sigma = roas_priors.roas_lognormal(
-        list(cfg.channel_columns), spend, float(dataset.frame[cfg.target_column].sum()), valued, cfg.roas_prior
-    )
+    mu, sigma = roas_prior(dataset)
     offset = -np.log(per_beta(dataset, family, X, y))  # (geo, channel)
     name = "mmm_geo_roas_" + hashlib.sha256(np.round(offset, 9).tobytes()).hexdigest()[:12]
 

@@ -119,3 +119,22 @@ def prior_contributions(
     drawn = np.random.default_rng([seed, 1]).lognormal(roas.mu, roas.sigma, (draws, len(channels)))
     beta = roas.effect_size(drawn, unit.sum(axis=1), target_scale)
     return unit * beta[:, None, :]
+
+
+def geo_roas_prior_draws(attrs: dict[str, Any], geos: int, draws: int = 4000, seed: int = 0) -> np.ndarray | None:
+    """Prior ROAS draws ``(draw, geo, channel)`` of a hierarchical geo fit, or None for a fit that stored no record
+    (``roas_priors.GEO_ROAS_PRIOR_ATTR``): log ROAS_gc = mu_c + tau_c z_gc with mu_c from the channel's lognormal,
+    tau_c half-normal and z_gc standard normal, one mu_c and tau_c per draw shared by the geos (mmmlib.geo_model)."""
+    from mmmlib.roas_priors import GEO_ROAS_PRIOR_ATTR
+
+    try:
+        spec = json.loads(attrs[GEO_ROAS_PRIOR_ATTR])
+        mu, sigma = np.asarray(spec["mu"], dtype=float), np.asarray(spec["sigma"], dtype=float)
+        tau_sd = float(spec["tau_sd"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    rng = np.random.default_rng(seed)
+    channels = len(mu)
+    population = rng.normal(mu, sigma, (draws, 1, channels))
+    spread = np.abs(rng.normal(0.0, tau_sd, (draws, 1, channels)))
+    return np.exp(population + spread * rng.standard_normal((draws, geos, channels)))

@@ -105,6 +105,13 @@ def effect_prior(family: str, mu: np.ndarray, sigma: np.ndarray, **scales: Any) 
 
 
 ROAS_PRIOR_ATTR = "roas_prior"  # the posterior file's record of the sampled ROAS prior (JSON: mu, sigma per channel)
+# a geo fit's record of its hierarchical ROAS prior (JSON: mu, sigma per channel of the population's log ROAS, and
+# the prior sd of the geos' spread around it): log ROAS_gc = mu_c + tau_c z_gc (mmmlib.geo_model)
+GEO_ROAS_PRIOR_ATTR = "geo_roas_prior"
+
+
+def geo_record(mu: np.ndarray, sigma: np.ndarray, tau_sd: float) -> str:
+    return json.dumps({"mu": np.round(mu, 6).tolist(), "sigma": np.round(sigma, 6).tolist(), "tau_sd": float(tau_sd)})
 
 
 @dataclass(frozen=True)

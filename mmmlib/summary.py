@@ -96,14 +96,29 @@ def valued(records: list[dict[str, Any]], value: float) -> list[dict[str, Any]]:
 
 
 GEO_CURVE_POINTS = 21  # per geo: the curves of 100 geos × 10 channels stay a few hundred kB
+PRIOR_ROAS_DRAWS = 4000  # prior draws of a geo fit's ROAS for the "not identified" rule (numpy, a few ms)
 
 
-def geo_section(post: analysis.Posterior, kpi_type: str, rpk: float | None, breakeven: float) -> list[dict[str, Any]]:
+def geo_section(
+    post: analysis.Posterior,
+    kpi_type: str,
+    rpk: float | None,
+    breakeven: float,
+    priors: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
     """Per geo of a hierarchical fit (largest KPI first): KPI, spend, media contribution, and per channel the
-    contribution, ROAS and marginal ROAS with intervals, and the response curve."""
+    contribution, ROAS and marginal ROAS with intervals, whether the data identify it (``priors``: prior ROAS draws
+    ``(draw, geo, channel)``; without them only the interval rule applies), and the response curve."""
     rows = []
-    for name, part in zip(post.geos or [], post.parts or [], strict=True):
+    value = analysis.kpi_value(kpi_type, rpk)
+    for g, (name, part) in enumerate(zip(post.geos or [], post.parts or [], strict=True)):
         channels = analysis.channel_metrics(part, kpi_type, rpk)
+        verdicts = identification.identify(
+            analysis.roas_draws(part, value), None if priors is None else priors[:, g], breakeven, post.hdi_prob
+        )
+        for row, verdict in zip(channels, verdicts, strict=True):
+            row["identified"] = verdict.pop("identified")
+            row["identification"] = verdict
         curves = analysis.response_curves(part, points=GEO_CURVE_POINTS, breakeven=breakeven)
         rows.append(
             {
@@ -112,7 +127,20 @@ def geo_section(post: analysis.Posterior, kpi_type: str, rpk: float | None, brea
                 "spend": float(part.spend.sum()),
                 "media_contribution": analysis.interval(part.contributions().sum(axis=(1, 2)), post.hdi_prob),
                 "channels": [
-                    {k: row[k] for k in ("name", "spend", "contribution", "share", "roas", "mroas", "cost_per_kpi")}
+                    {
+                        k: row[k]
+                        for k in (
+                            "name",
+                            "spend",
+                            "contribution",
+                            "share",
+                            "roas",
+                            "mroas",
+                            "cost_per_kpi",
+                            "identified",
+                            "identification",
+                        )
+                    }
                     for row in channels
                 ],
                 "response_curves": curves,
@@ -121,11 +149,33 @@ def geo_section(post: analysis.Posterior, kpi_type: str, rpk: float | None, brea
     return sorted(rows, key=lambda r: -r["kpi"])
 
 
-def identify_channels(post: analysis.Posterior, channels: list[dict[str, Any]], value: float, breakeven: float) -> None:
-    """Mark each channel row ``identified`` (:mod:`mmmlib.identification`), from the posterior's ROAS draws and,
-    when the fit kept them (a ``prior`` group), the prior's."""
-    prior = None
-    if "prior" in post.idata.children and "channel_contribution" in post.idata["prior"].data_vars:
+def geo_prior_roas(post: analysis.Posterior) -> np.ndarray | None:
+    """A geo fit's prior ROAS draws ``(draw, geo, channel)``, from the hierarchical prior it stored (None for a fit
+    that stored none, e.g. an imported one: the interval rule alone then applies)."""
+    from mmmlib.priors import geo_roas_prior_draws
+
+    if post.parts is None:
+        return None
+    return geo_roas_prior_draws(dict(post.idata.attrs), len(post.parts), PRIOR_ROAS_DRAWS)
+
+
+def national_prior_roas(post: analysis.Posterior, geo_prior: np.ndarray) -> np.ndarray:
+    """The national ROAS each prior draw implies: the geos' returns weighted by their spend on the channel."""
+    spend = np.array([p.spend.sum(axis=0) for p in post.parts or []])  # (geo, channel), over the fitted periods
+    total = spend.sum(axis=0)
+    return np.where(total > 0, (geo_prior * spend).sum(axis=1) / np.where(total > 0, total, 1.0), 0.0)
+
+
+def identify_channels(
+    post: analysis.Posterior,
+    channels: list[dict[str, Any]],
+    value: float,
+    breakeven: float,
+    prior: np.ndarray | None = None,
+) -> None:
+    """Mark each channel row ``identified`` (:mod:`mmmlib.identification`), from the posterior's ROAS draws and the
+    prior's: ``prior`` ``(draw, channel)`` when given, else the fit's ``prior`` group when it kept one."""
+    if prior is None and "prior" in post.idata.children and "channel_contribution" in post.idata["prior"].data_vars:
         prior = analysis.roas_draws(post, value, group="prior")
     verdicts = identification.identify(analysis.roas_draws(post, value), prior, breakeven, post.hdi_prob)
     for row, verdict in zip(channels, verdicts, strict=True):
@@ -157,7 +207,9 @@ def build_summary(
     channels = analysis.channel_metrics(post, kpi_type, rpk)
     for row in channels:
         row["label"] = channel_label(row["name"], config.label_aliases, config.channel_labels)
-    identify_channels(post, channels, value, config.breakeven_roas)
+    geo_prior = geo_prior_roas(post)
+    national_prior = None if geo_prior is None else national_prior_roas(post, geo_prior)
+    identify_channels(post, channels, value, config.breakeven_roas, national_prior)
     diag = dict(diagnostics) if diagnostics else analysis.diagnostics(idata)
     quality = analysis.fit_quality(post)
     diag.update({"r2": quality["r2"], "mape": quality["mape"], "holdout_mape": holdout_mape})
@@ -202,7 +254,7 @@ def build_summary(
     summary["totals"]["blended_roas"] = {k: v * value / summary["totals"]["spend"] for k, v in media.items()}
     summary["model"] = model_section(idata, value)
     if post.parts is not None:
-        summary["geos"] = geo_section(post, kpi_type, rpk, config.breakeven_roas)
+        summary["geos"] = geo_section(post, kpi_type, rpk, config.breakeven_roas, geo_prior)
     from mmmlib.optimize import Curves
 
     held = {c["name"] for c in channels if not c["identified"]}

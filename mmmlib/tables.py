@@ -6,7 +6,11 @@ from typing import Any
 
 import pandas as pd
 
+from mmmlib.identification import is_identified
 from mmmlib.wording import bracketed
+
+UNIDENTIFIED_MARK = " *"  # after a geo's ROAS that this data does not identify (the national rule, per geo)
+UNIDENTIFIED_NOTE = "* not identified by this data in that geo: hold its budget there and run a lift test."
 
 
 def diagnostics_table(summary: dict[str, Any]) -> pd.DataFrame:
@@ -44,8 +48,9 @@ def channel_table(summary: dict[str, Any]) -> pd.DataFrame:
 
 def geo_table(summary: dict[str, Any], limit: int | None = None) -> pd.DataFrame:
     """One row per geo of a hierarchical run (largest KPI first): KPI, spend, media contribution and each
-    channel's ROAS with its interval."""
+    channel's ROAS with its interval, marked (:data:`UNIDENTIFIED_MARK`) where that geo's data do not identify it."""
     labels = {c["name"]: c.get("label", c["name"]) for c in summary["channels"]}
+    breakeven = summary.get("breakeven_roas") or 1.0
     rows = []
     for g in (summary.get("geos") or [])[:limit]:
         row = {
@@ -55,6 +60,14 @@ def geo_table(summary: dict[str, Any], limit: int | None = None) -> pd.DataFrame
             "media contribution": bracketed(g["media_contribution"], "{:,.0f}"),
         }
         for c in g["channels"]:
-            row[f"ROAS {labels.get(c['name'], c['name'])}"] = bracketed(c["roas"], "{:.2f}") if c["spend"] else "—"
+            mark = "" if is_identified(c, breakeven) else UNIDENTIFIED_MARK
+            cell = bracketed(c["roas"], "{:.2f}") + mark if c["spend"] else "—"
+            row[f"ROAS {labels.get(c['name'], c['name'])}"] = cell
         rows.append(row)
     return pd.DataFrame(rows).set_index("geo") if rows else pd.DataFrame()
+
+
+def any_geo_unidentified(summary: dict[str, Any]) -> bool:
+    """Whether the geo table marks any geo's ROAS as not identified (its note is then shown under it)."""
+    breakeven = summary.get("breakeven_roas") or 1.0
+    return any(c["spend"] and not is_identified(c, breakeven) for g in summary.get("geos") or [] for c in g["channels"])

@@ -201,6 +201,81 @@ def test_a_data_poor_geo_is_shrunk_toward_its_channels_population(geo_run: dict)
     assert search["roas"]["hdi_high"] - search["roas"]["hdi_low"] < 0.5 * prior_width
 
 
+def test_every_geo_and_the_nation_get_the_full_not_identified_rule(geo_run: dict) -> None:
+    """#12 item 4 on a geo run: the prior-sd half of the rule needs the prior, which a geo fit stores as its
+    hierarchical ROAS prior; every national and geo row is judged with it, each geo against its own prior."""
+    from mmmlib.identification import SD_SHARE, spans_breakeven
+
+    summary = json.loads((geo_run["run_dir"] / "summary.json").read_text())
+    breakeven = summary["breakeven_roas"]
+    national_sd = {}
+    for row in summary["channels"]:
+        national_sd[row["name"]] = row["identification"]["prior_sd"]
+        assert national_sd[row["name"]] is not None and national_sd[row["name"]] > 0
+    for g in summary["geos"]:
+        for c in g["channels"]:
+            verdict = c["identification"]
+            assert verdict["prior_sd"] is not None
+            # one geo's return is less certain a priori than the spend-weighted national one (the geos' spread adds)
+            assert verdict["prior_sd"] > national_sd[c["name"]]
+            wide = verdict["roas_sd"] > SD_SHARE * verdict["prior_sd"]
+            spans = spans_breakeven(c["roas"]["hdi_low"], c["roas"]["hdi_high"], breakeven)
+            assert c["identified"] == (not wide and not spans), (g["name"], c)
+
+
+def test_geo_prior_draws_follow_the_hierarchy() -> None:
+    from mmmlib.priors import geo_roas_prior_draws
+    from mmmlib.roas_priors import geo_record
+
+    assert geo_roas_prior_draws({}, 3) is None  # a fit that stored no record: the interval rule alone
+    attrs = {"geo_roas_prior": geo_record(np.array([0.2, -0.5]), np.array([0.9, 0.4]), 0.3)}
+    draws = geo_roas_prior_draws(attrs, 5, draws=200_000, seed=1)
+    assert draws.shape == (200_000, 5, 2)
+    logs = np.log(draws)
+    assert np.median(logs, axis=(0, 1)) == pytest.approx([0.2, -0.5], abs=0.01)
+    # each geo: population sd and the geos' spread add (E tau^2 = 0.3^2 for a half-normal of scale 0.3)
+    assert logs.var(axis=0).mean(axis=0) == pytest.approx([0.81 + 0.09, 0.16 + 0.09], rel=0.02)
+    # two geos share their channel's population draw: covariance is the population's variance
+    cov = np.mean((logs[:, 0] - logs[:, 0].mean(0)) * (logs[:, 1] - logs[:, 1].mean(0)), axis=0)
+    assert cov == pytest.approx([0.81, 0.16], rel=0.03)
+
+
+def test_geo_table_marks_a_geo_whose_return_the_data_do_not_identify() -> None:
+    from mmmlib.tables import UNIDENTIFIED_MARK, UNIDENTIFIED_NOTE, any_geo_unidentified, geo_table
+
+    interval = {"mean": 1.5, "hdi_low": 1.2, "hdi_high": 1.8}
+    ch = {"spend": 10.0, "roas": interval, "identified": True}
+    summary = {
+        "breakeven_roas": 1.0,
+        "channels": [{"name": "tv", "label": "TV"}],
+        "geos": [
+            {
+                "name": "north",
+                "kpi": 2.0,
+                "spend": 1.0,
+                "media_contribution": interval,
+                "channels": [{**ch, "name": "tv"}],
+            },
+            {
+                "name": "south",
+                "kpi": 1.0,
+                "spend": 1.0,
+                "media_contribution": interval,
+                "channels": [{**ch, "name": "tv", "identified": False}],
+            },
+        ],
+    }
+    table = geo_table(summary)
+    assert not table.loc["north", "ROAS TV"].endswith(UNIDENTIFIED_MARK)
+    assert table.loc["south", "ROAS TV"].endswith(UNIDENTIFIED_MARK) and any_geo_unidentified(summary)
+    summary["geos"][1]["channels"][0]["identified"] = True
+    assert not any_geo_unidentified(summary)
+    del summary["geos"][1]["channels"][0]["identified"]  # an older run: the interval rule on its stored HDI
+    summary["geos"][1]["channels"][0]["roas"] = {"mean": 1.5, "hdi_low": 0.2, "hdi_high": 3.0}
+    assert any_geo_unidentified(summary) and geo_table(summary).loc["south", "ROAS TV"].endswith(UNIDENTIFIED_MARK)
+    assert UNIDENTIFIED_NOTE.startswith(UNIDENTIFIED_MARK.strip())
+
+
 def test_geo_posterior_is_stored_compactly(geo_run: dict) -> None:
     tree = xr.open_datatree(geo_run["run_dir"] / "posterior.nc")
     post = tree["posterior"]
@@ -282,6 +357,16 @@ def test_html_report_includes_the_geo_table(geo_run: dict, tmp_path: Path) -> No
     txt = tmp_path / "report.txt"
     assert _mmm("report", str(geo_run["run_dir"]), "--format", "txt", "--out", str(txt)).returncode == 0
     assert "By geo, largest KPI first" in txt.read_text() and "geo003" in txt.read_text()
+    from mmmlib.exports import text_report
+    from mmmlib.tables import UNIDENTIFIED_NOTE
+
+    summary = json.loads((geo_run["run_dir"] / "summary.json").read_text())
+    for g in summary["geos"]:
+        for c in g["channels"]:
+            c["identified"] = True
+    assert UNIDENTIFIED_NOTE not in text_report(summary)
+    summary["geos"][-1]["channels"][0]["identified"] = False
+    assert UNIDENTIFIED_NOTE in text_report(summary)
 
 
 def test_save_and_refit_config_round_trip(tmp_path: Path) -> None:

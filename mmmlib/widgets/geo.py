@@ -10,8 +10,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from mmmlib.markup import text as esc
 from mmmlib.summary import NATIONAL, geo_names, geo_summary
-from mmmlib.tables import geo_table
+from mmmlib.tables import UNIDENTIFIED_NOTE, any_geo_unidentified, geo_table
 from mmmlib.widgets.charts import interval_bars
 from mmmlib.wording import interval_label
 
@@ -46,10 +47,15 @@ def geo_panel(summary: dict[str, Any]) -> w.Widget | None:
         f"<p>ROAS per channel in each geo, mean [{interval_label(summary)}]. Geos with little data lean on the "
         "other geos (the model pools them), so their intervals stay honest rather than wild.</p>"
         f"<div style='max-height:420px;overflow:auto'>{html}</div>"
+        + (
+            f"<p class='mmm-unidentified' style='color:#666;font-size:13px'>{esc(UNIDENTIFIED_NOTE)}</p>"
+            if any_geo_unidentified(summary)
+            else ""
+        )
     )
     figures = []
     for name in names[:MULTIPLES]:
-        fig = interval_bars(geo_summary(summary, name), "roas", f"{name}: ROAS")
+        fig = interval_bars(geo_summary(summary, name), "roas", f"{name}: ROAS", mark_unidentified=True)
         fig.layout = w.Layout(width="100%", height="220px")
         figures.append(fig)
     grid = w.GridBox(figures, layout=w.Layout(grid_template_columns="repeat(3, 1fr)", width="100%"))
