@@ -83,7 +83,7 @@ lint: venv
 	$(VENV)/bin/ruff check mmmlib tests benchmarks
 
 test: venv meridian js chp chromium
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q --durations=30 tests
 
 # The edit-test loop: all but the tests marked slow (fits, several seconds) or server (hubs, Voilà, kernels, browsers)
 # in pyproject.toml; needs only the venv. nbval and zarr's pytest plugins are left unloaded: seconds of imports
