@@ -170,6 +170,34 @@ def build(dataset: Dataset, structure: structures.Structure) -> tuple[Any, pd.Da
     return mmm, X, y, scales
 
 
+def lift_measurements(dataset: Dataset, lift: pd.DataFrame) -> pd.DataFrame:
+    """A geo model's lift tests (columns ``channel, geo, x, delta_x, delta_y, sigma``, in that geo's spend and KPI)
+    in the model's units: spend turned into the geo's media units at its own cost per unit, and everything per
+    capita (÷ the geo's population factor), as the geo's rows are fitted."""
+    from mmmlib.model import media_per_money
+
+    cfg, frame = dataset.config, dataset.geo_frame
+    assert frame is not None and cfg.geo_column
+    factor = population_factor(dataset)
+    geo_of = frame[cfg.geo_column].astype(str)
+    ratio = {}
+    for geo in dataset.geos:
+        rows = frame[(geo_of == geo).to_numpy()]
+        media = rows[[cfg.media_column(c) for c in cfg.channel_columns]].to_numpy(dtype=float)
+        for ch, r in zip(
+            cfg.channel_columns, media_per_money(media, rows[cfg.channel_columns].to_numpy(float)), strict=True
+        ):
+            ratio[(geo, ch)] = r
+    out = lift[["channel", "geo", "x", "delta_x", "delta_y", "sigma"]].copy()
+    per_capita = out["geo"].map(factor).to_numpy(dtype=float)
+    units = np.array([ratio[(g, c)] for g, c in zip(out["geo"], out["channel"], strict=True)], dtype=float)
+    for col in ("x", "delta_x"):
+        out[col] = out[col] * units / per_capita
+    for col in ("delta_y", "sigma"):
+        out[col] = out[col] / per_capita
+    return out.rename(columns={"geo": GEO})
+
+
 def extra_data(dataset: Dataset) -> dict[str, xr.DataArray]:
     """What :mod:`mmmlib.geo` needs beside pymc-marketing's ``constant_data``: each geo's population factor and
     the spend (money) per period, geo and channel."""

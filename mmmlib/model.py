@@ -185,6 +185,31 @@ def roas_parameterisation(
     )
 
 
+def media_per_money(media: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """Per channel, units of media (impressions, clicks) bought per unit of money over these rows (1 where the
+    channel is fitted on spend or bought nothing): how a lift test's spend becomes the model's input."""
+    paid, seen = spend.sum(axis=0), media.sum(axis=0)
+    return np.where((paid > 0) & (seen > 0), seen / np.where(paid > 0, paid, 1.0), 1.0)
+
+
+def lift_measurements(dataset: Dataset, lift: pd.DataFrame) -> pd.DataFrame:
+    """Lift tests in the units the model is fitted on: spend (``x``, ``delta_x``) turned into each channel's media
+    units at its cost over the fitted periods; a geo model's also per capita in their geo
+    (:func:`mmmlib.geo_model.lift_measurements`)."""
+    if dataset.geo_frame is not None and dataset.config.hierarchical:
+        from mmmlib import geo_model
+
+        return geo_model.lift_measurements(dataset, lift)
+    cfg = dataset.config
+    rows = len(dataset.frame) - cfg.holdout_periods
+    media = dataset.frame[[cfg.media_column(c) for c in cfg.channel_columns]].to_numpy(dtype=float)[:rows]
+    ratio = dict(zip(cfg.channel_columns, media_per_money(media, channel_spend(dataset)[:rows]), strict=True))
+    out = lift[["channel", "x", "delta_x", "delta_y", "sigma"]].copy()
+    factor = out["channel"].map(ratio).to_numpy(dtype=float)
+    out["x"], out["delta_x"] = out["x"] * factor, out["delta_x"] * factor
+    return out
+
+
 def channel_spend(dataset: Dataset) -> np.ndarray:
     """Spend ``(period, channel)`` over every row: what ROAS divides by, whatever the model fits on."""
     return dataset.frame[dataset.config.channel_columns].to_numpy(dtype=float)
@@ -301,7 +326,7 @@ def fit_structure(
         X_fit, y_fit = _fit_rows(dataset, X, y)
     mmm.build_model(X_fit, y_fit)
     if lift_tests is not None and len(lift_tests):
-        mmm.add_lift_test_measurements(lift_tests[["channel", "x", "delta_x", "delta_y", "sigma"]])
+        mmm.add_lift_test_measurements(lift_measurements(dataset, lift_tests))
         log.info("calibrating with %d lift tests", len(lift_tests))
     log.info(
         "sampling %s: %s chains × %s draws (%s tune) with %s, target_accept %s",
@@ -605,8 +630,11 @@ def fit_geos(
     import dataclasses
     import json
 
-    if lift_tests is not None and len(lift_tests):
-        log.warning("lift tests are not used by geo models yet; fitting without them")
+    if lift_tests is not None and len(lift_tests):  # each is one geo's: they calibrate the geo fit, not the sum's
+        log.info(
+            "%d lift tests calibrate the geo fit; the structure is chosen on the national sum without them",
+            len(lift_tests),
+        )
     national = dataclasses.replace(dataset, geo_frame=None)
     log.info("choosing the structure on the national sum of %d geos", len(dataset.geos))
     chosen = fit(national, request, progressbar, None)
@@ -621,7 +649,7 @@ def fit_geos(
     log.info("fitting %s over %d geos", structure.name, len(dataset.geos))
     # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still draining
     # minutes after a 40-geo fit had finished (the run failed on that wait); the log says when sampling ends
-    fitted = fit_structure(dataset, structure, settings, sampler, request.seed, False, None, rule=rule)
+    fitted = fit_structure(dataset, structure, settings, sampler, request.seed, False, lift_tests, rule=rule)
     records = chosen.candidates or [{"name": structure.name, "weight": 1.0}]
     fitted.idata.attrs[STRUCTURE_CHOICE_ATTR] = json.dumps(records)
     fitted.idata.attrs[STRUCTURE_FITTED_ATTR] = structure.name

@@ -110,6 +110,14 @@ def geo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from mmmlib.data.synth import SynthSpec
 
     data_dir = synth_geo.write(SynthSpec(weeks=78, channels=2, seed=2), 4, tmp_path_factory.mktemp("geo"), True)
+    # one geo's lift test, so vague (standard error of a year's KPI) that it wires the calibration without moving it
+    kpi = pd.read_csv(data_dir / "data.csv")["revenue"].sum()
+    lift = {"geo": "geo000", "channel": "tv_spend", "spend": 1000.0, "spend_change": 500.0}
+    pd.DataFrame([{**lift, "kpi_change": 100.0, "standard_error": float(kpi)}]).to_csv(
+        data_dir / "lift.csv", index=False
+    )
+    config = yaml.safe_load((data_dir / "config.yaml").read_text())
+    (data_dir / "config.yaml").write_text(yaml.safe_dump({**config, "lift_tests": "lift.csv"}))
     run_dir = tmp_path_factory.mktemp("store") / "clients" / "geo" / "runs" / "g1"
     fit = _fit(data_dir, run_dir, "--tune", "300", "--draws", "300")
     assert fit.returncode == 0, fit.stderr[-3000:]

@@ -189,6 +189,13 @@ def test_geo_run_reports_national_first_and_every_geo(geo_run: dict) -> None:
         assert len(g["response_curves"]) == 2
 
 
+def test_a_geo_runs_lift_tests_calibrate_the_geo_fit(geo_run: dict) -> None:
+    log = (geo_run["run_dir"] / "fit.log").read_text()
+    assert "calibrating with 1 lift tests" in log and "not used by geo models" not in log
+    lift = xr.open_datatree(geo_run["run_dir"] / "posterior.nc")["posterior"]["lift_measurements_model_estimated_lift"]
+    assert lift.sizes["_lift_measurements_dim"] == 1  # the test's likelihood was in the model that was sampled
+
+
 def test_a_data_poor_geo_is_shrunk_toward_its_channels_population(geo_run: dict) -> None:
     """The last geo spent on search in 4 of 78 weeks: its return there comes from the other geos (the channel's
     population), not from the prior's centre, and its interval is far narrower than the prior's."""

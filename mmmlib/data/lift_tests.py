@@ -3,8 +3,9 @@
 One row per experiment: the channel, the spend per period it ran at (``spend``/``x``), the change
 in spend per period (``spend_change``/``delta_x``), the measured change in KPI per period
 (``kpi_change``/``delta_y``) and that measurement's standard error (``standard_error``/``sigma``);
-an optional ``period`` or ``date`` says when. pymc-marketing's ``add_lift_test_measurements``
-turns each into a likelihood on the saturation curve.
+an optional ``period`` or ``date`` says when. A geo model's experiments also name their geo (``geo``, or the data's
+geo column), and then spend and KPI are that geo's. pymc-marketing's ``add_lift_test_measurements`` turns each into
+a likelihood on the saturation curve.
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ ALIASES = {
 }
 
 
-def read_lift_tests(path: str | Path, channels: list[str], name: str | None = None) -> pd.DataFrame:
-    """Columns ``channel, x, delta_x, delta_y, sigma`` (pymc-marketing's names); every bad cell is reported.
+def read_lift_tests(
+    path: str | Path,
+    channels: list[str],
+    name: str | None = None,
+    geos: list[str] | None = None,
+    geo_column: str | None = None,
+) -> pd.DataFrame:
+    """Columns ``channel, x, delta_x, delta_y, sigma`` (pymc-marketing's names), and ``geo`` for a geo model
+    (``geos``: its geos; the column is ``geo`` or ``geo_column``); every bad cell is reported.
 
     ``name`` is the file's name in messages (the user's, when ``path`` is the run's copy of it).
     """
@@ -37,6 +45,29 @@ def read_lift_tests(path: str | Path, channels: list[str], name: str | None = No
     lower = {c.lower().strip(): c for c in frame.columns}
     report = Report(rows=len(frame))
     out = pd.DataFrame(index=frame.index)
+    geo_names = [n for n in dict.fromkeys(["geo", (geo_column or "geo").lower().strip()]) if n in lower]
+    if geos is None and geo_names:
+        report.error(
+            "geo_lift_test",
+            "lift tests by geo need a geo model (geo_model: hierarchical); this model is national. Sum each test over "
+            "its geos into one national row, or fit the geos.",
+            column=lower[geo_names[0]],
+        )
+    elif geos is not None and not geo_names:
+        report.error(
+            "missing_column",
+            f"a geo model needs each lift test's geo: add a {geo_column or 'geo'} column naming one of "
+            f"{', '.join(geos[:5])}{', …' if len(geos) > 5 else ''}.",
+            column=geo_column or "geo",
+        )
+    elif geos is not None:
+        col = lower[geo_names[0]]
+        out["geo"] = frame[col].astype(str).str.strip()
+        for i, geo in out["geo"].items():
+            if geo not in geos:
+                report.error(
+                    "unknown_geo", f"{geo!r} is not one of the data's geos.", row=spreadsheet_row(i), column=col
+                )
     if "channel" not in lower:
         report.error("missing_column", "the lift-test file needs a channel column.", column="channel")
     else:
