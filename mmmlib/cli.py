@@ -189,13 +189,23 @@ def _positive_int(text: str) -> int:
 
 def _hold_unidentified(run_dir: str, channels: list[str], bounds: list[str]) -> tuple[list[str], list[str]]:
     """The user's bounds plus ``CH=fixed`` for each channel the run's summary marks not identified and the user
-    did not bound: optimize and scenarios never move money on a return the data cannot tell unless asked to."""
-    from mmmlib.identification import unidentified
+    did not bound: optimize and scenarios never move money on a return the data cannot tell unless asked to. A
+    by-geo allocation's ``GEO:CHANNEL`` lines are held where the channel is not identified nationally or in that
+    geo."""
+    from mmmlib.identification import is_identified, unidentified
     from mmmlib.optimize import GEO_SEP, hold_unidentified
     from mmmlib.runs import load_summary
 
-    held = unidentified(load_summary(run_dir))
-    held += [c for c in channels if c.partition(GEO_SEP)[2] in held]  # a by-geo allocation's GEO:CHANNEL lines
+    summary = load_summary(run_dir)
+    held = unidentified(summary)
+    breakeven = summary.get("breakeven_roas") or 1.0
+    in_geo = {
+        f"{g['name']}{GEO_SEP}{c['name']}"
+        for g in summary.get("geos") or []
+        for c in g["channels"]
+        if c["spend"] and not is_identified(c, breakeven)
+    }
+    held += [c for c in channels if c.partition(GEO_SEP)[2] in held or c in in_geo]
     return hold_unidentified(channels, held, bounds)
 
 

@@ -321,6 +321,25 @@ def test_optimiser_splits_a_national_budget_over_geo_curves(geo_run: dict) -> No
     assert done.returncode == 0 and "geo003:search_spend" in done.stdout
 
 
+def test_a_by_geo_split_holds_a_geo_whose_return_the_data_do_not_identify(geo_run: dict, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(geo_run["run_dir"], run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert all(c["identified"] for c in summary["channels"])  # nationally every channel is identified here
+    geo2 = next(g for g in summary["geos"] if g["name"] == "geo002")
+    next(c for c in geo2["channels"] if c["name"] == "tv_spend")["identified"] = False
+    (run / "summary.json").write_text(json.dumps(summary))
+    budget = sum(g["spend"] for g in summary["geos"]) / summary["period"]["periods"]
+    done = _mmm("optimize", str(run), "--budget", f"{budget:.0f}", "--by-geo", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["held"] == ["geo002:tv_spend"]
+    row = next(c for c in result["channels"] if c["name"] == "geo002:tv_spend")
+    assert row["optimal_spend"] == pytest.approx(row["current_spend"])
+
+
 def test_forecasts_per_geo_add_up_to_the_national_one(geo_run: dict) -> None:
     from mmmlib.forecast import constant_plan, forecast, load_forecaster
 
