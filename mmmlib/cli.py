@@ -192,19 +192,13 @@ def _hold_unidentified(run_dir: str, channels: list[str], bounds: list[str]) -> 
     did not bound: optimize and scenarios never move money on a return the data cannot tell unless asked to. A
     by-geo allocation's ``GEO:CHANNEL`` lines are held where the channel is not identified nationally or in that
     geo."""
-    from mmmlib.identification import is_identified, unidentified
+    from mmmlib.identification import unidentified, unidentified_in_geos
     from mmmlib.optimize import GEO_SEP, hold_unidentified
     from mmmlib.runs import load_summary
 
     summary = load_summary(run_dir)
     held = unidentified(summary)
-    breakeven = summary.get("breakeven_roas") or 1.0
-    in_geo = {
-        f"{g['name']}{GEO_SEP}{c['name']}"
-        for g in summary.get("geos") or []
-        for c in g["channels"]
-        if c["spend"] and not is_identified(c, breakeven)
-    }
+    in_geo = {f"{geo}{GEO_SEP}{channel}" for geo, channel in unidentified_in_geos(summary)}
     held += [c for c in channels if c.partition(GEO_SEP)[2] in held or c in in_geo]
     return hold_unidentified(channels, held, bounds)
 

@@ -67,3 +67,15 @@ def unidentified(summary: dict[str, Any]) -> list[str]:
     """Names of the channels of a summary that the data do not identify, in the run's order."""
     breakeven = summary.get("breakeven_roas") or 1.0
     return [c["name"] for c in summary["channels"] if not is_identified(c, breakeven)]
+
+
+def unidentified_in_geos(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(geo, channel)`` pairs of a geo run's summary whose return that geo's data do not identify (channels the
+    geo spends on; empty for a national run)."""
+    breakeven = summary.get("breakeven_roas") or 1.0
+    return [
+        (g["name"], c["name"])
+        for g in summary.get("geos") or []
+        for c in g["channels"]
+        if c["spend"] and not is_identified(c, breakeven)
+    ]

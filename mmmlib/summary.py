@@ -113,12 +113,7 @@ def geo_section(
     value = analysis.kpi_value(kpi_type, rpk)
     for g, (name, part) in enumerate(zip(post.geos or [], post.parts or [], strict=True)):
         channels = analysis.channel_metrics(part, kpi_type, rpk)
-        verdicts = identification.identify(
-            analysis.roas_draws(part, value), None if priors is None else priors[:, g], breakeven, post.hdi_prob
-        )
-        for row, verdict in zip(channels, verdicts, strict=True):
-            row["identified"] = verdict.pop("identified")
-            row["identification"] = verdict
+        identify_channels(part, channels, value, breakeven, None if priors is None else priors[:, g])
         curves = analysis.response_curves(part, points=GEO_CURVE_POINTS, breakeven=breakeven)
         rows.append(
             {

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmmlib.identification import is_identified
+from mmmlib.identification import is_identified, unidentified_in_geos
 from mmmlib.wording import bracketed
 
 UNIDENTIFIED_MARK = " *"  # after a geo's ROAS that this data does not identify (the national rule, per geo)
@@ -69,5 +69,4 @@ def geo_table(summary: dict[str, Any], limit: int | None = None) -> pd.DataFrame
 
 def any_geo_unidentified(summary: dict[str, Any]) -> bool:
     """Whether the geo table marks any geo's ROAS as not identified (its note is then shown under it)."""
-    breakeven = summary.get("breakeven_roas") or 1.0
-    return any(c["spend"] and not is_identified(c, breakeven) for g in summary.get("geos") or [] for c in g["channels"])
+    return bool(unidentified_in_geos(summary))
