@@ -146,8 +146,11 @@ def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path) -> dic
     return record
 
 
-def report() -> str:
+def report(commit: str | None = None) -> str:
+    """The table of one commit's records (default: the last record's commit)."""
     records = [json.loads(line) for line in (RESULTS / "geo_recovery.json").read_text().splitlines() if line.strip()]
+    commit = commit or records[-1]["commit"]
+    records = [r for r in records if r["commit"] == commit]
     lines = [
         f"Seeds {', '.join(str(r['seed']) for r in records)}; "
         f"{records[0]['geos']} geos × {records[0]['weeks']} weeks × {records[0]['channels']} channels "
@@ -181,6 +184,7 @@ def main() -> int:
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--work", default=str(ROOT / ".cache" / "geo_recovery"))
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--commit", help="with --report: this commit's records (default: the last record's)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
@@ -190,7 +194,7 @@ def main() -> int:
         print(json.dumps({k: record[k] for k in ("seed", "seconds")}), flush=True)
         with (RESULTS / "geo_recovery.json").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
-    (RESULTS / "geo_recovery.md").write_text(report())
+    (RESULTS / "geo_recovery.md").write_text(report(args.commit))
     print((RESULTS / "geo_recovery.md").read_text())
     return 0
 

@@ -6,9 +6,11 @@ left alone it also gives every geo its own, unrelated media effects. Here the me
 
     log ROAS_gc = mu_c + tau_c z_gc,   mu_c ~ Normal(ROAS prior),   tau_c ~ HalfNormal(TAU_SD),   z_gc ~ Normal(0, 1)
 
-and the effect size is ``beta_gc = ROAS_gc / per_beta_gc``, where ``per_beta_gc`` is the return one unit of effect
-gives in that geo at the curve's central shape (:func:`mmmlib.roas_priors.effect_lognormal`): a geo with little
-data keeps its channel's population return instead of the prior's. Carry-over and curve shape are shared by all geos
+ROAS_gc itself is sampled (Meridian's ROI parameterisation, as the national model does): the effect size ``beta_gc``
+is derived from it and the curve that draw's carry-over and shape give over the geo's fitted rows
+(:class:`mmmlib.roas_priors.GeoRoasParameterisation`), so each geo's return has exactly the stated hierarchical prior
+whatever the structure, and a geo with little data keeps its channel's population return instead of the prior's.
+Carry-over and curve shape are shared by all geos
 (one per channel). With ``population_column`` the KPI and media are fitted per capita (as Meridian does) with one
 scale over all geos, so the hierarchy pools per-capita effects; contributions are put back to totals by
 :mod:`mmmlib.geo` with each geo's ``population_factor``, stored with the fit.
@@ -16,7 +18,6 @@ scale over all geos, so the hierarchy pools per-capita effects; contributions ar
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -65,31 +66,6 @@ def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.
     return X, y, scales
 
 
-def per_beta(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> np.ndarray:
-    """``(geo, channel)``: the return (in money per unit of spend) of a unit effect size in each geo, at the curve's
-    central shape, with pymc-marketing's max scaling over all geos (as fitted)."""
-    from mmmlib.model import _value_per_kpi
-
-    cfg, frame = dataset.config, dataset.geo_frame
-    assert frame is not None
-    value, _ = _value_per_kpi(dataset)
-    media = X[cfg.channel_columns].to_numpy(dtype=float)
-    channel_scale = np.abs(media).max(axis=0)
-    target_scale = float(np.abs(y.to_numpy()).max())
-    factor = population_factor(dataset)
-    out = np.ones((len(dataset.geos), len(cfg.channel_columns)))
-    for i, geo in enumerate(dataset.geos):
-        rows = (X[GEO] == geo).to_numpy()
-        spend = frame.loc[rows, cfg.channel_columns].to_numpy(dtype=float)
-        z = media[rows] / np.where(channel_scale > 0, channel_scale, 1.0)
-        curve = structures.nominal_response(family, z).sum(axis=0)
-        total = spend.sum(axis=0)
-        out[i] = value * target_scale * float(factor[geo]) * curve / np.where(total > 0, total, np.nan)
-    # a geo that never spends on a channel: its effect there touches nothing; give it the geos' typical scale
-    typical = np.exp(np.nanmean(np.log(np.where(out > 0, out, np.nan)), axis=0))
-    return np.where(np.isfinite(out) & (out > 0), out, np.nan_to_num(typical, nan=1.0))
-
-
 def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Per channel ``(mu, sigma)`` of the lognormal prior of its population's ROAS (``mu_c`` of the module's
     docstring), from the national data as for a national fit."""
@@ -110,32 +86,24 @@ def prior_record(dataset: Dataset) -> str:
     return roas_priors.geo_record(mu, sigma, TAU_SD)
 
 
-def effect_prior(dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series) -> Any:
-    """The hierarchical, non-centred prior of the effect size ``(geo, channel)`` (see the module's docstring)."""
-    from pymc_extras.prior import Prior, register_tensor_transform
+def roas_parameterisation(dataset: Dataset, family: str) -> roas_priors.GeoRoasParameterisation:
+    """Each geo's ROAS sampled from its channel's population, the effect size derived from it (see the module's
+    docstring): the ROAS prior, each geo's spend over the fitted rows (money) and its population factor."""
+    from mmmlib.model import _value_per_kpi
 
+    cfg, frame = dataset.config, dataset.geo_frame
+    assert frame is not None and cfg.geo_column
     mu, sigma = roas_prior(dataset)
-    offset = -np.log(per_beta(dataset, family, X, y))  # (geo, channel)
-    name = "mmm_geo_roas_" + hashlib.sha256(np.round(offset, 9).tobytes()).hexdigest()[:12]
-
-    def to_effect(log_roas: Any) -> Any:  # log ROAS (geo, channel) → effect size
-        import pytensor.xtensor as ptx
-
-        return ptx.math.exp(log_roas + ptx.as_xtensor(offset, dims=(GEO, "channel")))
-
-    register_tensor_transform(name, to_effect)
-    return Prior(
-        "Normal",
-        mu=Prior(
-            "Normal",
-            mu=xr.DataArray(np.round(mu, 6), dims=("channel",)),
-            sigma=xr.DataArray(sigma, dims=("channel",)),
-            dims="channel",
-        ),
-        sigma=Prior("HalfNormal", sigma=TAU_SD, dims="channel"),
-        dims=(GEO, "channel"),
-        centered=False,
-        transform=name,
+    spend = frame.groupby(frame[cfg.geo_column].astype(str))[list(cfg.channel_columns)].sum()
+    value, _ = _value_per_kpi(dataset)
+    return roas_priors.GeoRoasParameterisation(
+        mu,
+        sigma,
+        spend.reindex(dataset.geos).to_numpy(dtype=float),
+        value,
+        structures.saturation_family(family).effect,
+        factor=population_factor(dataset).to_numpy(dtype=float),
+        tau_sd=TAU_SD,
     )
 
 
@@ -161,12 +129,13 @@ def build(dataset: Dataset, structure: structures.Structure) -> tuple[Any, pd.Da
         dims=(GEO,),
         control_columns=controls or None,
         adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
-        saturation=structures.saturation_component(
-            structure.saturation, effect_prior(dataset, structure.saturation, X, y)
-        ),
+        saturation=structures.saturation_component(structure.saturation, 1.0),  # derived from ROAS: see below
         yearly_seasonality=cfg.yearly_seasonality or None,
         model_config=model_config or None,
     )
+    effect = f"saturation_{structures.saturation_family(structure.saturation).effect}"
+    if effect not in (cfg.priors or {}):  # a prior the user set on the effect size itself replaces the ROAS prior
+        mmm.roas = roas_parameterisation(dataset, structure.saturation)
     return mmm, X, y, scales
 
 

@@ -12,14 +12,14 @@ The effect size ``beta`` relates to the return through the channel's curve: ROAS
 Σ_t curve(spend_t) / Σ_t spend_t. The national model samples ROAS itself (:class:`RoasParameterisation`, Meridian's
 ROI parameterisation): each channel's ``saturation_roas`` has the lognormal prior, and ``saturation_beta`` is derived
 from it and the curve that draw's carry-over and shape give over the fitted rows, so every structure holds exactly
-the stated prior on the return. The geo model keeps a lognormal prior on beta referred to the curve's central shape
-(:func:`effect_lognormal`), which holds the ROAS prior up to the shape's own uncertainty.
+the stated prior on the return. The geo model does the same per geo and channel (:class:`GeoRoasParameterisation`),
+each geo's ROAS drawn from its channel's population.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -137,12 +137,28 @@ class RoasParameterisation:
         """beta for ROAS draws ``(..., channel)`` and the unit contributions' sums over the fitted rows, in numpy."""
         return roas * self.spend / (self.value * target_scale * np.maximum(unit_total, 1e-12))
 
+    def roas_variable(self, prefix: str) -> Any:
+        """The sampled ROAS ``(channel)``: the lognormal prior itself."""
+        import xarray as xr
+        from pymc_extras.prior import Prior
+
+        return Prior(
+            "LogNormal",
+            mu=xr.DataArray(np.round(self.mu, 6), dims=("channel",)),
+            sigma=xr.DataArray(np.round(self.sigma, 6), dims=("channel",)),
+            dims="channel",
+        ).create_variable(f"{prefix}_roas", xdist=True)
+
+    def per_roas(self, target_scale: float) -> Any:
+        """Spend over what a unit of the scaled KPI is worth: beta = ROAS × this / Σ_t unit(t)."""
+        from pytensor.xtensor import as_xtensor
+
+        return as_xtensor(self.spend / (self.value * target_scale), dims=("channel",))
+
     def contributions(self, mmm: Any, x: Any, unit_pass: Any) -> Any:
         """Channel contributions inside pymc-marketing's model: ``unit_pass(x)`` (its forward pass with effect size
         1), times beta derived from the sampled ROAS (``<prefix>_roas``, registered as ``<prefix>_<effect>``)."""
         import pymc.dims as pmd
-        import xarray as xr
-        from pymc_extras.prior import Prior
         from pytensor.xtensor import as_xtensor
 
         unit = unit_pass(x)
@@ -152,13 +168,59 @@ class RoasParameterisation:
         # the saturation's effect size is fixed at 1 and every other parameter exists now: both calls reuse them
         unit_fit = saturation(mmm.adstock(as_xtensor(fitted, dims=x.dims), core_dim="date"), core_dim="date")
         total = pmd.math.maximum(unit_fit.sum("date"), 1e-12)
-        roas = Prior(
-            "LogNormal",
-            mu=xr.DataArray(np.round(self.mu, 6), dims=("channel",)),
-            sigma=xr.DataArray(np.round(self.sigma, 6), dims=("channel",)),
-            dims="channel",
-        ).create_variable(f"{saturation.prefix}_roas", xdist=True)
+        roas = self.roas_variable(saturation.prefix)
         target_scale = float(np.asarray(mmm.scalers["_target"]).reshape(-1)[0])
-        per_roas = as_xtensor(self.spend / (self.value * target_scale), dims=("channel",))
-        beta = pmd.Deterministic(saturation.variable_mapping[self.effect], roas * per_roas / total)
+        beta = pmd.Deterministic(saturation.variable_mapping[self.effect], roas * self.per_roas(target_scale) / total)
         return unit * beta
+
+
+GEO = "geo"  # the geo dimension's name in the model (mmmlib.geo_model)
+
+
+@dataclass(frozen=True)
+class GeoRoasParameterisation(RoasParameterisation):
+    """Each geo's ROAS sampled from its channel's population, the geo's effect size derived from it exactly.
+
+    log ROAS_gc = mu_c + tau_c z_gc (non-centred: ``<prefix>_log_roas_mu``, ``_sigma``, ``_offset``), with mu_c from
+    the channel's lognormal ROAS prior and tau_c ~ HalfNormal(``tau_sd``). In a per-capita fit, geo ``g``'s
+    contribution in KPI totals is beta_gc × target_scale × factor_g × unit_gc(t), so
+    beta_gc = ROAS_gc × spend_gc / (value × target_scale × factor_g × Σ_t unit_gc(t)). As nationally, every structure
+    then holds exactly the stated prior on each geo's return, whatever its carry-over and shape at a draw; a geo that
+    never spends on a channel gets beta 0 there.
+    """
+
+    factor: np.ndarray = field(default_factory=lambda: np.ones(1))  # each geo's population factor, (geo,)
+    tau_sd: float = 0.3
+
+    def record(self) -> str:
+        return geo_record(self.mu, self.sigma, self.tau_sd)
+
+    def effect_size(self, roas: np.ndarray, unit_total: np.ndarray, target_scale: float) -> np.ndarray:
+        """beta for ROAS draws ``(..., geo, channel)`` and each geo's unit contributions summed, in numpy."""
+        scale = self.value * target_scale * self.factor[:, None]
+        return roas * self.spend / (scale * np.maximum(unit_total, 1e-12))
+
+    def roas_variable(self, prefix: str) -> Any:
+        import pymc.dims as pmd
+        import xarray as xr
+        from pymc_extras.prior import Prior
+
+        log_roas = Prior(
+            "Normal",
+            mu=Prior(
+                "Normal",
+                mu=xr.DataArray(np.round(self.mu, 6), dims=("channel",)),
+                sigma=xr.DataArray(np.round(self.sigma, 6), dims=("channel",)),
+                dims="channel",
+            ),
+            sigma=Prior("HalfNormal", sigma=self.tau_sd, dims="channel"),
+            dims=(GEO, "channel"),
+            centered=False,
+        ).create_variable(f"{prefix}_log_roas", xdist=True)
+        return pmd.Deterministic(f"{prefix}_roas", pmd.math.exp(log_roas))
+
+    def per_roas(self, target_scale: float) -> Any:
+        from pytensor.xtensor import as_xtensor
+
+        scale = self.value * target_scale * self.factor[:, None]
+        return as_xtensor(self.spend / scale, dims=(GEO, "channel"))

@@ -113,3 +113,55 @@ def test_prior_draws_of_contributions_hold_the_roas_prior_for_the_identification
     shown = priors.media_prior_draws(attrs, ["a", "b"], draws=20_000)
     assert set(shown) == {"adstock_alpha", "saturation_lam", "saturation_roas"}
     assert np.median(shown["saturation_roas"], axis=0) == pytest.approx(np.exp([0.2, 1.0]), rel=0.03)
+
+
+@pytest.mark.slow  # builds and compiles two hierarchical PyMC models
+@pytest.mark.parametrize(
+    "structure",
+    [structures.Structure("geometric", "logistic"), structures.Structure("delayed", "hill")],
+    ids=lambda s: s.name,
+)
+def test_every_geo_holds_its_hierarchical_roas_prior_exactly(structure: structures.Structure, tmp_path: Path) -> None:
+    """A geo fit samples each geo's ROAS: drawn from the prior, the ROAS each geo's own contributions give (back in
+    totals: × target scale × its population factor, over its spend) is the sampled one, whatever the carry-over and
+    shape; a geo that never spends on a channel gets no contribution there; geos of a channel share its population
+    (log ROAS spread tau_c around mu_c, mu_c with the channel's ROAS prior); forecasts do not move beta."""
+    import pymc as pm
+    from pytensor.graph.traversal import ancestors
+
+    from mmmlib import geo_model, model
+    from mmmlib.config import ModelConfig
+    from mmmlib.data import synth_geo
+    from mmmlib.data.dataset import load_dataset
+    from mmmlib.data.synth import SynthSpec
+
+    frame, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=5), 3, quiet_geo=True)
+    silent = frame["geo"] == frame["geo"].unique()[1]
+    frame.loc[silent, ["search_spend", "search_impressions"]] = 0.0  # geo001 never buys search
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    config = dataclasses.replace(config, roas_prior={"tv_spend": [0.5, 4.0]})
+    assert isinstance(config, ModelConfig)
+    dataset = load_dataset(tmp_path / "data.csv", config)
+    mmm, X, y, _ = geo_model.build(dataset, structure)
+    mmm.build_model(X, y)
+    with mmm.model:
+        prior = pm.sample_prior_predictive(draws=3000, random_seed=7)["prior"]
+    contributions = prior["channel_contribution"].transpose("chain", "draw", "date", "geo", "channel").values[0]
+    factor = geo_model.population_factor(dataset).to_numpy()
+    spend = frame.groupby("geo")[list(config.channel_columns)].sum().reindex(dataset.geos).to_numpy()
+    value, _ = model._value_per_kpi(dataset)
+    totals = contributions.sum(axis=1) * float(mmm.scalers["_target"]) * factor[:, None] * value
+    sampled = prior["saturation_roas"].transpose("chain", "draw", "geo", "channel").values[0]
+    buys = spend > 0
+    assert (totals / np.where(buys, spend, 1.0))[:, buys] == pytest.approx(sampled[:, buys], rel=1e-9)
+    assert np.all(totals[:, ~buys] == 0.0)
+    log_roas = np.log(sampled)
+    mu = prior["saturation_log_roas_mu"].values[0]  # (draw, channel)
+    tv = list(config.channel_columns).index("tv_spend")
+    assert np.quantile(mu[:, tv], [0.03, 0.97]) == pytest.approx(np.log([0.5, 4.0]), abs=0.1)
+    assert np.median(mu[:, 1 - tv]) == pytest.approx(roas_priors.DEFAULT_ROAS[0], abs=0.06)
+    spread = np.std(log_roas - mu[:, None, :], axis=(0, 1))  # tau_c z_gc, tau_c half-normal: sd tau_sd
+    assert spread == pytest.approx([geo_model.TAU_SD] * 2, rel=0.1)
+    assert json.loads(mmm.roas.record())["tau_sd"] == geo_model.TAU_SD
+    beta_inputs = set(ancestors([mmm.model["saturation_beta"]]))
+    assert mmm.model["channel_data"] not in beta_inputs and mmm.model["saturation_roas"] in beta_inputs
