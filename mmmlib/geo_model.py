@@ -1,16 +1,17 @@
 """One hierarchical pymc-marketing MMM over every geo of a dataset (config ``geo_model: hierarchical``).
 
 pymc-marketing's ``MMM(..., dims=("geo",))`` supplies the geo-level likelihood, intercepts, seasonality and controls;
-left alone it also gives every geo its own, unrelated media effects. Here the media effect of channel ``c`` in geo
-``g`` is drawn from the channel's population, on the return scale and non-centred (as Meridian's ``beta_gm``)::
+left alone it also gives every geo its own, unrelated media effects. Here each channel's return in geo ``g`` is drawn
+around the channel's national return, on the return scale and non-centred (as Meridian's ``beta_gm`` around
+``beta_m``)::
 
-    log ROAS_gc = mu_c + tau_c z_gc,   mu_c ~ Normal(ROAS prior),   tau_c ~ HalfNormal(TAU_SD),   z_gc ~ Normal(0, 1)
+    ROAS_gc = ROAS_c exp(tau_c z_gc) / sum_g' w_g'c exp(tau_c z_g'c),
+    ROAS_c ~ the ROAS prior,   tau_c ~ HalfNormal(TAU_SD),   z_gc ~ Normal(0, 1),   w_gc = geo g's share of c's spend
 
-ROAS_gc itself is sampled (Meridian's ROI parameterisation, as the national model does): the effect size ``beta_gc``
-is derived from it and the curve that draw's carry-over and shape give over the geo's fitted rows
-(:class:`mmmlib.roas_priors.GeoRoasParameterisation`), so each geo's return has exactly the stated hierarchical prior
-whatever the structure, and a geo with little data keeps its channel's population return instead of the prior's.
-Carry-over and curve shape are shared by all geos
+so the spend-weighted mean of the geos' returns, the national return, has exactly the stated prior (Meridian's
+``roi_m``). The effect size ``beta_gc`` is derived from ROAS_gc and the curve that draw's carry-over and shape give
+over the geo's fitted rows (:class:`mmmlib.roas_priors.GeoRoasParameterisation`), whatever the structure; a geo with
+little data keeps a return near its channel's instead of the prior's. Carry-over and curve shape are shared by all geos
 (one per channel). With ``population_column`` the KPI and media are fitted per capita (as Meridian does) with one
 scale over all geos, so the hierarchy pools per-capita effects; contributions are put back to totals by
 :mod:`mmmlib.geo` with each geo's ``population_factor``, stored with the fit.
@@ -28,7 +29,9 @@ from mmmlib import baseline, roas_priors, structures
 from mmmlib.data.dataset import Dataset
 
 GEO = "geo"  # the dimension's name in the model and the run files
-TAU_SD = 0.3  # prior sd of a channel's log-ROAS spread across geos: 94 % of geos within ×0.6–×1.8 of the median
+# Prior scale of a channel's log-ROAS spread across geos: Meridian's default for the same spread of its log-normal
+# media effects (eta_m ~ HalfNormal(1), "Default prior distributions"), "moderate regularization" toward pooling.
+TAU_SD = 1.0
 
 
 def population_factor(dataset: Dataset) -> pd.Series:
@@ -77,13 +80,6 @@ def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return roas_priors.roas_lognormal(
         list(cfg.channel_columns), spend, float(dataset.frame[cfg.target_column].sum()), valued, cfg.roas_prior
     )
-
-
-def prior_record(dataset: Dataset) -> str:
-    """The hierarchical ROAS prior as stored with a geo fit (``roas_priors.GEO_ROAS_PRIOR_ATTR``), so the "not
-    identified" rule can draw it without the model (:func:`mmmlib.priors.geo_roas_prior_draws`)."""
-    mu, sigma = roas_prior(dataset)
-    return roas_priors.geo_record(mu, sigma, TAU_SD)
 
 
 def roas_parameterisation(dataset: Dataset, family: str) -> roas_priors.GeoRoasParameterisation:

@@ -373,7 +373,8 @@ def fit_structure(
     if hierarchical:
         const = idata["constant_data"].to_dataset()
         idata["constant_data"] = const.assign(geo_model.extra_data(dataset))
-        idata.attrs[roas_priors.GEO_ROAS_PRIOR_ATTR] = geo_model.prior_record(dataset)  # for the "not identified" rule
+        if mmm.roas is not None:  # the hierarchical ROAS prior, for the "not identified" rule
+            idata.attrs[roas_priors.GEO_ROAS_PRIOR_ATTR] = mmm.roas.record()
     else:
         _add_prior(idata, mmm, structure, dataset.config.adstock_max_lag, seed)
         if dataset.config.media_columns:

@@ -123,18 +123,24 @@ def prior_contributions(
 
 def geo_roas_prior_draws(attrs: dict[str, Any], geos: int, draws: int = 4000, seed: int = 0) -> np.ndarray | None:
     """Prior ROAS draws ``(draw, geo, channel)`` of a hierarchical geo fit, or None for a fit that stored no record
-    (``roas_priors.GEO_ROAS_PRIOR_ATTR``): log ROAS_gc = mu_c + tau_c z_gc with mu_c from the channel's lognormal,
-    tau_c half-normal and z_gc standard normal, one mu_c and tau_c per draw shared by the geos (mmmlib.geo_model)."""
-    from mmmlib.roas_priors import GEO_ROAS_PRIOR_ATTR
+    (``roas_priors.GEO_ROAS_PRIOR_ATTR``). With the geos' spend weights in the record, as
+    :class:`mmmlib.roas_priors.GeoRoasParameterisation` draws them (national ROAS from the channel's lognormal, each
+    geo's spread around it); runs fitted before 2026-12-03 stored none: log ROAS_gc = mu_c + tau_c z_gc, mu_c from
+    the channel's lognormal, one mu_c and tau_c per draw shared by the geos."""
+    from mmmlib.roas_priors import GEO_ROAS_PRIOR_ATTR, geo_returns
 
     try:
         spec = json.loads(attrs[GEO_ROAS_PRIOR_ATTR])
         mu, sigma = np.asarray(spec["mu"], dtype=float), np.asarray(spec["sigma"], dtype=float)
         tau_sd = float(spec["tau_sd"])
+        weights = np.asarray(spec["weights"], dtype=float) if "weights" in spec else None
     except (KeyError, TypeError, ValueError):
         return None
     rng = np.random.default_rng(seed)
     channels = len(mu)
-    population = rng.normal(mu, sigma, (draws, 1, channels))
-    spread = np.abs(rng.normal(0.0, tau_sd, (draws, 1, channels)))
-    return np.exp(population + spread * rng.standard_normal((draws, geos, channels)))
+    spread = np.abs(rng.normal(0.0, tau_sd, (draws, channels)))
+    offset = rng.standard_normal((draws, geos, channels))
+    if weights is not None and weights.shape == (geos, channels):
+        return geo_returns(rng.lognormal(mu, sigma, (draws, channels)), spread, offset, weights)
+    population = rng.normal(mu, sigma, (draws, channels))
+    return np.exp(population[:, None, :] + spread[:, None, :] * offset)

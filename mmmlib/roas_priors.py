@@ -110,8 +110,28 @@ ROAS_PRIOR_ATTR = "roas_prior"  # the posterior file's record of the sampled ROA
 GEO_ROAS_PRIOR_ATTR = "geo_roas_prior"
 
 
-def geo_record(mu: np.ndarray, sigma: np.ndarray, tau_sd: float) -> str:
-    return json.dumps({"mu": np.round(mu, 6).tolist(), "sigma": np.round(sigma, 6).tolist(), "tau_sd": float(tau_sd)})
+def geo_record(mu: np.ndarray, sigma: np.ndarray, tau_sd: float, weights: np.ndarray | None = None) -> str:
+    """The record of a geo fit's ROAS prior; ``weights`` ``(geo, channel)``, each geo's share of the channel's
+    spend, when the prior sits on the national return (:class:`GeoRoasParameterisation`)."""
+    record: dict[str, Any] = {"mu": np.round(mu, 6).tolist(), "sigma": np.round(sigma, 6).tolist()}
+    record["tau_sd"] = float(tau_sd)
+    if weights is not None:
+        record["weights"] = np.round(weights, 9).tolist()
+    return json.dumps(record)
+
+
+def spend_weights(spend: np.ndarray) -> np.ndarray:
+    """``(geo, channel)`` spend → each geo's share of its channel's spend (equal shares where nobody spends)."""
+    total = spend.sum(axis=0)
+    return np.where(total > 0, spend / np.where(total > 0, total, 1.0), 1.0 / spend.shape[0])
+
+
+def geo_returns(national: np.ndarray, spread: np.ndarray, offset: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each geo's ROAS ``(..., geo, channel)`` from national ROAS and spreads ``(..., channel)`` and offsets
+    ``(..., geo, channel)``, as :class:`GeoRoasParameterisation` draws them: spend-weighted, they average to the
+    national return."""
+    relative = np.exp(spread[..., None, :] * offset)
+    return national[..., None, :] * relative / (weights * relative).sum(axis=-2, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -179,21 +199,29 @@ GEO = "geo"  # the geo dimension's name in the model (mmmlib.geo_model)
 
 @dataclass(frozen=True)
 class GeoRoasParameterisation(RoasParameterisation):
-    """Each geo's ROAS sampled from its channel's population, the geo's effect size derived from it exactly.
+    """Each channel's national ROAS sampled with the stated prior, its geos' returns spread around it, and each geo's
+    effect size derived from its own return exactly (Meridian's ROI prior in a geo model).
 
-    log ROAS_gc = mu_c + tau_c z_gc (non-centred: ``<prefix>_log_roas_mu``, ``_sigma``, ``_offset``), with mu_c from
-    the channel's lognormal ROAS prior and tau_c ~ HalfNormal(``tau_sd``). In a per-capita fit, geo ``g``'s
-    contribution in KPI totals is beta_gc × target_scale × factor_g × unit_gc(t), so
-    beta_gc = ROAS_gc × spend_gc / (value × target_scale × factor_g × Σ_t unit_gc(t)). As nationally, every structure
-    then holds exactly the stated prior on each geo's return, whatever its carry-over and shape at a draw; a geo that
-    never spends on a channel gets beta 0 there.
+    ROAS_gc = ROAS_c × exp(tau_c z_gc) / Σ_g' w_g'c exp(tau_c z_g'c) with ROAS_c ~ the channel's lognormal
+    (``<prefix>_roas_national``), tau_c ~ HalfNormal(``tau_sd``) (``<prefix>_roas_spread``), z_gc ~ Normal(0, 1)
+    (``<prefix>_roas_offset``) and w_gc the geo's share of the channel's spend: the spend-weighted mean of the geos'
+    returns, which is the national return, is ROAS_c, so the prior sits on the national return exactly as Meridian's
+    ``roi_m`` does, whatever the spread. In a per-capita fit, geo ``g``'s contribution in KPI totals is
+    beta_gc × target_scale × factor_g × unit_gc(t), so
+    beta_gc = ROAS_gc × spend_gc / (value × target_scale × factor_g × Σ_t unit_gc(t)), whatever the carry-over and
+    shape at a draw; a geo that never spends on a channel gets beta 0 there.
     """
 
     factor: np.ndarray = field(default_factory=lambda: np.ones(1))  # each geo's population factor, (geo,)
-    tau_sd: float = 0.3
+    tau_sd: float = 1.0
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``(geo, channel)``: each geo's share of the channel's spend (equal shares where nobody spends)."""
+        return spend_weights(self.spend)
 
     def record(self) -> str:
-        return geo_record(self.mu, self.sigma, self.tau_sd)
+        return geo_record(self.mu, self.sigma, self.tau_sd, self.weights)
 
     def effect_size(self, roas: np.ndarray, unit_total: np.ndarray, target_scale: float) -> np.ndarray:
         """beta for ROAS draws ``(..., geo, channel)`` and each geo's unit contributions summed, in numpy."""
@@ -204,20 +232,23 @@ class GeoRoasParameterisation(RoasParameterisation):
         import pymc.dims as pmd
         import xarray as xr
         from pymc_extras.prior import Prior
+        from pytensor.xtensor import as_xtensor
 
-        log_roas = Prior(
-            "Normal",
-            mu=Prior(
-                "Normal",
-                mu=xr.DataArray(np.round(self.mu, 6), dims=("channel",)),
-                sigma=xr.DataArray(np.round(self.sigma, 6), dims=("channel",)),
-                dims="channel",
-            ),
-            sigma=Prior("HalfNormal", sigma=self.tau_sd, dims="channel"),
-            dims=(GEO, "channel"),
-            centered=False,
-        ).create_variable(f"{prefix}_log_roas", xdist=True)
-        return pmd.Deterministic(f"{prefix}_roas", pmd.math.exp(log_roas))
+        national = Prior(
+            "LogNormal",
+            mu=xr.DataArray(np.round(self.mu, 6), dims=("channel",)),
+            sigma=xr.DataArray(np.round(self.sigma, 6), dims=("channel",)),
+            dims="channel",
+        ).create_variable(f"{prefix}_roas_national", xdist=True)
+        spread = Prior("HalfNormal", sigma=self.tau_sd, dims="channel").create_variable(
+            f"{prefix}_roas_spread", xdist=True
+        )
+        offset = Prior("Normal", mu=0, sigma=1, dims=(GEO, "channel")).create_variable(
+            f"{prefix}_roas_offset", xdist=True
+        )
+        relative = pmd.math.exp(spread * offset)
+        mean = (as_xtensor(self.weights, dims=(GEO, "channel")) * relative).sum(GEO)
+        return pmd.Deterministic(f"{prefix}_roas", national * relative / mean)
 
     def per_roas(self, target_scale: float) -> Any:
         from pytensor.xtensor import as_xtensor

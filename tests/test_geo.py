@@ -245,6 +245,15 @@ def test_geo_prior_draws_follow_the_hierarchy() -> None:
     # two geos share their channel's population draw: covariance is the population's variance
     cov = np.mean((logs[:, 0] - logs[:, 0].mean(0)) * (logs[:, 1] - logs[:, 1].mean(0)), axis=0)
     assert cov == pytest.approx([0.81, 0.16], rel=0.03)
+    # since 2026-12-03 the record holds the geos' spend weights: the prior sits on the national return
+    weights = np.array([[0.1, 0.5], [0.2, 0.0], [0.3, 0.25], [0.2, 0.25], [0.2, 0.0]])
+    attrs = {"geo_roas_prior": geo_record(np.array([0.2, -0.5]), np.array([0.9, 0.4]), 1.0, weights)}
+    draws = geo_roas_prior_draws(attrs, 5, draws=200_000, seed=1)
+    national = np.log((draws * weights).sum(axis=1))
+    assert np.median(national, axis=0) == pytest.approx([0.2, -0.5], abs=0.01)
+    assert national.std(axis=0) == pytest.approx([0.9, 0.4], rel=0.02)
+    between = np.log(draws[:, 0]) - np.log(draws[:, 2])  # tau (z_1 - z_2): variance 2 E[tau^2] = 2
+    assert between.std(axis=0) == pytest.approx([np.sqrt(2)] * 2, rel=0.02)
 
 
 def test_geo_table_marks_a_geo_whose_return_the_data_do_not_identify() -> None:

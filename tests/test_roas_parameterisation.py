@@ -124,8 +124,9 @@ def test_prior_draws_of_contributions_hold_the_roas_prior_for_the_identification
 def test_every_geo_holds_its_hierarchical_roas_prior_exactly(structure: structures.Structure, tmp_path: Path) -> None:
     """A geo fit samples each geo's ROAS: drawn from the prior, the ROAS each geo's own contributions give (back in
     totals: × target scale × its population factor, over its spend) is the sampled one, whatever the carry-over and
-    shape; a geo that never spends on a channel gets no contribution there; geos of a channel share its population
-    (log ROAS spread tau_c around mu_c, mu_c with the channel's ROAS prior); forecasts do not move beta."""
+    shape; a geo that never spends on a channel gets no contribution there; the spend-weighted mean of the geos'
+    returns, the national one, has the channel's ROAS prior exactly, the geos spread around it; forecasts do not
+    move beta."""
     import pymc as pm
     from pytensor.graph.traversal import ancestors
 
@@ -155,13 +156,25 @@ def test_every_geo_holds_its_hierarchical_roas_prior_exactly(structure: structur
     buys = spend > 0
     assert (totals / np.where(buys, spend, 1.0))[:, buys] == pytest.approx(sampled[:, buys], rel=1e-9)
     assert np.all(totals[:, ~buys] == 0.0)
-    log_roas = np.log(sampled)
-    mu = prior["saturation_log_roas_mu"].values[0]  # (draw, channel)
+    # the prior sits on the national return: the geos' returns weighted by their spend average to it exactly
+    national = prior["saturation_roas_national"].values[0]  # (draw, channel)
+    weights = spend / spend.sum(axis=0)
+    assert (sampled * weights).sum(axis=1) == pytest.approx(national, rel=1e-9)
     tv = list(config.channel_columns).index("tv_spend")
-    assert np.quantile(mu[:, tv], [0.03, 0.97]) == pytest.approx(np.log([0.5, 4.0]), abs=0.1)
-    assert np.median(mu[:, 1 - tv]) == pytest.approx(roas_priors.DEFAULT_ROAS[0], abs=0.06)
-    spread = np.std(log_roas - mu[:, None, :], axis=(0, 1))  # tau_c z_gc, tau_c half-normal: sd tau_sd
-    assert spread == pytest.approx([geo_model.TAU_SD] * 2, rel=0.1)
-    assert json.loads(mmm.roas.record())["tau_sd"] == geo_model.TAU_SD
+    assert np.quantile(national[:, tv], [0.03, 0.97]) == pytest.approx([0.5, 4.0], rel=0.1)
+    assert np.median(national[:, 1 - tv]) == pytest.approx(np.exp(roas_priors.DEFAULT_ROAS[0]), rel=0.06)
+    # two geos differ by tau_c (z_1c - z_2c): variance 2 E[tau^2] = 2 TAU_SD^2 for a half-normal tau
+    between = np.log(sampled[:, 0, :]) - np.log(sampled[:, 2, :])
+    assert between.std(axis=0) == pytest.approx([np.sqrt(2) * geo_model.TAU_SD] * 2, rel=0.1)
+    # the numpy twin the "not identified" rule draws with gives the model's returns from the model's draws
+    twin = roas_priors.geo_returns(
+        national,
+        prior["saturation_roas_spread"].values[0],
+        prior["saturation_roas_offset"].transpose("chain", "draw", "geo", "channel").values[0],
+        weights,
+    )
+    assert twin == pytest.approx(sampled, rel=1e-9)
+    record = json.loads(mmm.roas.record())
+    assert record["tau_sd"] == geo_model.TAU_SD and np.allclose(record["weights"], weights)
     beta_inputs = set(ancestors([mmm.model["saturation_beta"]]))
     assert mmm.model["channel_data"] not in beta_inputs and mmm.model["saturation_roas"] in beta_inputs
