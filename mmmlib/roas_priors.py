@@ -210,10 +210,10 @@ class GeoRoasParameterisation(RoasParameterisation):
 
     ROAS_gc = ROAS_c × exp(tau_c z_gc) / Σ_g' w_g'c exp(tau_c z_g'c) with ROAS_c ~ the channel's lognormal
     (``<prefix>_roas_national``), tau_c ~ HalfNormal(``tau_sd``) (``<prefix>_roas_spread``), z_gc ~ Normal(0, 1)
-    (``<prefix>_roas_offset``) and w_gc the geo's share of the channel's spend: the spend-weighted mean of the geos'
-    returns, which is the national return, is ROAS_c, so the prior sits on the national return exactly as Meridian's
-    ``roi_m`` does, whatever the spread. In a per-capita fit, geo ``g``'s contribution in KPI totals is
-    beta_gc × target_scale × factor_g × unit_gc(t), so
+    summed to zero over the geos (``<prefix>_roas_offset``) and w_gc the geo's share of the channel's spend: the
+    spend-weighted mean of the geos' returns, which is the national return, is ROAS_c, so the prior sits on the
+    national return exactly as Meridian's ``roi_m`` does, whatever the spread. In a per-capita fit, geo ``g``'s
+    contribution in KPI totals is beta_gc × target_scale × factor_g × unit_gc(t), so
     beta_gc = ROAS_gc × spend_gc / (value × target_scale × factor_g × Σ_t unit_gc(t)), whatever the carry-over and
     shape at a draw; a geo that never spends on a channel gets beta 0 there.
     """
@@ -252,9 +252,10 @@ class GeoRoasParameterisation(RoasParameterisation):
         spread = Prior("HalfNormal", sigma=self.tau_sd, dims="channel").create_variable(
             f"{prefix}_roas_spread", xdist=True
         )
-        offset = Prior("Normal", mu=0, sigma=1, dims=(GEO, "channel")).create_variable(
-            f"{prefix}_roas_offset", xdist=True
-        )
+        # a shift common to a channel's offsets cancels in the ratio below: summing them to zero over the geos
+        # removes that direction (which only the prior pinned, a ridge for the sampler) and leaves the geos' returns'
+        # prior as it was, since they depend on the offsets' differences alone
+        offset = pmd.ZeroSumNormal(f"{prefix}_roas_offset", sigma=1.0, core_dims=(GEO,), dims=(GEO, "channel"))
         relative = pmd.math.exp(spread * offset)
         mean = (as_xtensor(self.weights, dims=(GEO, "channel")) * relative).sum(GEO)
         return pmd.Deterministic(f"{prefix}_roas", national * relative / mean)
