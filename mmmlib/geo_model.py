@@ -6,7 +6,8 @@ around the channel's national return, on the return scale and non-centred (as Me
 ``beta_m``)::
 
     ROAS_gc = ROAS_c exp(tau_c z_gc) / sum_g' w_g'c exp(tau_c z_g'c),
-    ROAS_c ~ the ROAS prior,   tau_c ~ HalfNormal(TAU_SD),   z_gc ~ Normal(0, 1),   w_gc = geo g's share of c's spend
+    ROAS_c ~ the ROAS prior,   tau_c ~ HalfNormal(TAU_SD),   z_gc ~ Normal(0, 1) summed to zero over the geos,
+    w_gc = geo g's share of c's spend
 
 so the spend-weighted mean of the geos' returns, the national return, has exactly the stated prior (Meridian's
 ``roi_m``). The effect size ``beta_gc`` is derived from ROAS_gc and the curve that draw's carry-over and shape give
@@ -70,7 +71,7 @@ def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.
 
 
 def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel ``(mu, sigma)`` of the lognormal prior of its population's ROAS (``mu_c`` of the module's
+    """Per channel ``(mu, sigma)`` of the lognormal prior of its national ROAS (``ROAS_c`` of the module's
     docstring), from the national data as for a national fit."""
     from mmmlib.model import _value_per_kpi
 
@@ -83,7 +84,7 @@ def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def roas_parameterisation(dataset: Dataset, family: str) -> roas_priors.GeoRoasParameterisation:
-    """Each geo's ROAS sampled from its channel's population, the effect size derived from it (see the module's
+    """Each geo's ROAS sampled around its channel's national one, the effect size derived from it (see the module's
     docstring): the ROAS prior, each geo's spend over the fitted rows (money) and its population factor."""
     from mmmlib.model import _value_per_kpi
 
