@@ -258,7 +258,7 @@ class GeoRoasParameterisation(RoasParameterisation):
         offset = pmd.ZeroSumNormal(f"{prefix}_roas_offset", sigma=1.0, core_dims=(GEO,), dims=(GEO, "channel"))
         relative = pmd.math.exp(spread * offset)
         mean = (as_xtensor(self.weights, dims=(GEO, "channel")) * relative).sum(GEO)
-        return pmd.Deterministic(f"{prefix}_roas", national * relative / mean)
+        return pmd.Deterministic(f"{prefix}_roas", (national * relative / mean).transpose(GEO, "channel"))
 
     def per_roas(self, target_scale: float) -> Any:
         from pytensor.xtensor import as_xtensor
