@@ -75,8 +75,7 @@ def test_a_refit_beside_a_geo_run_keeps_its_structure_while_the_data_cannot_tell
     (first / "summary.json").write_text(json.dumps(summary))
     assert fitted_structure(first) == runner_up["name"]
 
-    steps = ("--tune", "150", "--draws", "150")  # the structure kept or not is what is tested, not the draws
-    fit = _fit(geo_run["data_dir"], runs / "g2", *steps)
+    fit = _fit(geo_run["data_dir"], runs / "g2", "--tune", "300", "--draws", "300")
     assert fit.returncode == 0, fit.stderr[-3000:]
     second = json.loads((runs / "g2" / "summary.json").read_text())["model"]
     expected, kept = keep_or_switch(second["candidates"], runner_up["name"])
@@ -88,7 +87,7 @@ def test_a_refit_beside_a_geo_run_keeps_its_structure_while_the_data_cannot_tell
         assert "kept" not in second and "the best-weighted on their national sum" in fit.stdout
     said = geo_structure_sentence(second)
     assert said and said[0].upper() + said[1:] in fit.stdout
-    fresh = _fit(geo_run["data_dir"], runs / "g3", *steps, "--fresh-structure")
+    fresh = _fit(geo_run["data_dir"], runs / "g3", "--tune", "300", "--draws", "300", "--fresh-structure")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     third = json.loads((runs / "g3" / "summary.json").read_text())["model"]
     assert "kept" not in third and third["structure"] == keep_or_switch(third["candidates"], None)[0]

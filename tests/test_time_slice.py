@@ -99,7 +99,7 @@ def test_full_mode_refits_each_candidate_on_the_folds_and_weighs_by_the_quarters
     config = (data / "config.yaml").read_text().replace("saturation: logistic", "saturation: auto")
     (data / "config.yaml").write_text(config)  # two candidates: geometric carry-over, logistic or Hill returns
     run = tmp_path / "run"
-    steps = ["--chains", "2", "--tune", "150", "--draws", "150"]  # small, for the test's time; folds take them too
+    steps = ["--chains", "2", "--tune", "300", "--draws", "300"]  # small, for the test's time; folds take them too
     fit = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--mode", "full",
               "--seed", "3", *steps)  # fmt: skip
     assert fit.returncode == 0, fit.stderr[-3000:]
