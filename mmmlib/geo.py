@@ -114,9 +114,9 @@ def _with_coords(data: dict[str, xr.DataArray], like: xr.Dataset, keep_geo: bool
 def spend_shares(parts: list[Any], recent: int) -> np.ndarray:
     """``(geo, channel)``: each geo's share of the channel's recent spend (equal shares for a channel none spends on):
     how national spend is split over geos when the national curves are the sum of the geos'."""
-    spend = np.array([p.spend[-recent:].sum(axis=0) for p in parts])
-    total = spend.sum(axis=0)
-    return np.where(total > 0, spend / np.where(total > 0, total, 1.0), 1.0 / len(parts))
+    from mmmlib.roas_priors import spend_weights
+
+    return spend_weights(np.array([p.spend[-recent:].sum(axis=0) for p in parts]))
 
 
 def compact(idata: Any) -> xr.DataTree:
