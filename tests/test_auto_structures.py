@@ -30,7 +30,9 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = config.replace("holdout_periods: 0", "holdout_periods: 8")  # predicted by the candidates' workers
     (data / "config.yaml").write_text(config)
     run = tmp_path_factory.mktemp("auto-store") / "clients" / "acme" / "runs" / "auto"
-    fit = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--seed", "2")
+    steps = ["--tune", "300", "--draws", "300"]  # what is tested is the four candidates' plumbing, not the ESS rule
+    fit = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--seed", "2",
+              *steps)  # fmt: skip
     assert fit.returncode == 0, fit.stderr[-3000:]
     (run.parents[3] / "fit-stdout.txt").write_text(fit.stdout)  # beside the store, not in it
     return run

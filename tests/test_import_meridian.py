@@ -39,48 +39,63 @@ def meridian_python() -> Path:
         pytest.skip(f"Meridian's environment is not installed: {exc}")
 
 
-def _in_meridian_env(python: Path, script: str, *args: str | Path, public_data: Path | None = None) -> None:
-    """Run one of the tests' scripts in Meridian's environment, with nothing of ours leaking into it."""
+def _meridian_env(public_data: Path | None = None) -> dict[str, str]:
+    """The environment of Meridian's interpreter: nothing of ours leaking into it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if public_data is not None:
         env["MMM_PUBLIC_DATA"] = str(public_data)
-    done = subprocess.run(
-        [str(python), "-I", str(HERE / script), *map(str, args)], capture_output=True, text=True, timeout=1800, env=env
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    return env
+
+
+def _together(commands: list[tuple[list[str], dict[str, str] | None]]) -> None:
+    """Run independent commands at once and wait for all: most of a tiny Meridian fit or an import is one thread
+    loading TensorFlow and tracing, so two or three side by side take little longer than one."""
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for cmd, env in commands
+    ]
+    outputs = [p.communicate(timeout=1800) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
 
 
 @pytest.fixture(scope="session")
-def meridian_model(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny national Meridian model fitted on Meridian's sample data, saved with save_mmm and save_meridian."""
-    out = tmp_path_factory.mktemp("meridian-user")
-    _in_meridian_env(meridian_python, "meridian_tiny_fit.py", out, public_data=public_data)
-    return out
-
-
-@pytest.fixture(scope="session")
-def meridian_runs(meridian_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The model imported from each of its two files."""
+def meridian_fitted(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny national and a tiny geo-level Meridian model (5 of its sample geos), fitted side by side in
+    Meridian's environment and saved with save_mmm and save_meridian; then imported, side by side: the national
+    one from each of its two files, the geo one from its .binpb."""
+    national, geo = tmp_path_factory.mktemp("meridian-user"), tmp_path_factory.mktemp("meridian-geo-user")
+    fit = [str(meridian_python), "-I", str(HERE / "meridian_tiny_fit.py")]
+    env = _meridian_env(public_data)
+    _together([([*fit, str(national)], env), ([*fit, str(geo), "--geo"], env)])
     base = tmp_path_factory.mktemp("meridian-runs")
-    runs = {}
-    for name in ("model.binpb", "saved_mmm.pkl"):
-        run_dir = base / name.replace(".", "_")
-        done = _mmm("import", "meridian", str(meridian_model / name), "--out", str(run_dir), "--client", "acme")
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs[name] = run_dir
-    return {"runs": runs, "reference": json.loads((meridian_model / "meridian_reference.json").read_text())}
+    runs = {name: base / name.replace(".", "_") for name in ("model.binpb", "saved_mmm.pkl")}
+    ours = [sys.executable, "-m", "mmmlib", "import", "meridian"]
+    imports = [([*ours, str(national / n), "--out", str(run), "--client", "acme"], None) for n, run in runs.items()]
+    imports.append(([*ours, str(geo / "model.binpb"), "--out", str(geo / "run")], None))
+    _together(imports)
+    return {"national": national, "geo": geo, "runs": runs}
 
 
 @pytest.fixture(scope="session")
-def meridian_geo_run(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A tiny geo-level Meridian model (5 of its sample geos) fitted, saved and imported."""
-    out = tmp_path_factory.mktemp("meridian-geo-user")
-    _in_meridian_env(meridian_python, "meridian_tiny_fit.py", out, "--geo", public_data=public_data)
-    run_dir = out / "run"
-    done = _mmm("import", "meridian", str(out / "model.binpb"), "--out", str(run_dir))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {"run_dir": run_dir, "reference": json.loads((out / "meridian_reference.json").read_text())}
+def meridian_model(meridian_fitted: dict) -> Path:
+    """The tiny national Meridian model's folder: its two saved files and Meridian's own numbers."""
+    return meridian_fitted["national"]
+
+
+@pytest.fixture(scope="session")
+def meridian_runs(meridian_fitted: dict, meridian_model: Path) -> dict:
+    """The model imported from each of its two files."""
+    reference = json.loads((meridian_model / "meridian_reference.json").read_text())
+    return {"runs": meridian_fitted["runs"], "reference": reference}
+
+
+@pytest.fixture(scope="session")
+def meridian_geo_run(meridian_fitted: dict) -> dict:
+    """The tiny geo-level Meridian model, imported."""
+    geo = meridian_fitted["geo"]
+    return {"run_dir": geo / "run", "reference": json.loads((geo / "meridian_reference.json").read_text())}
 
 
 def _summary(run_dir: Path) -> dict:
@@ -166,7 +181,7 @@ def test_our_allocation_scores_within_1_percent_of_meridians_optimum(
     budget = float(frame[channels].to_numpy().sum())
     split.write_text(json.dumps({"budget": budget, "shares": {c: spend[c] / sum(spend.values()) for c in channels}}))
     scored = tmp_path / "scored.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "MPLBACKEND"))}
+    env = _meridian_env()
     done = subprocess.run(
         [
             str(meridian_python),

@@ -95,7 +95,7 @@ class NewModel:
         self.status = w.HTML()
         self.mapping = w.VBox()
         self.problems = w.HTML()
-        self.mode = w.ToggleButtons(options=[("Quick (about 30 s)", "quick"), ("Full (a few minutes)", "full")])
+        self.mode = w.ToggleButtons(options=[("Quick (about 2 minutes)", "quick"), ("Full (5-10 minutes)", "full")])
         self.fit_button = w.Button(description="Start fit", button_style="primary", disabled=True)
         self.import_button = w.Button(description="Import model", button_style="primary")
         self.import_button.layout.display = "none"
