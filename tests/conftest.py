@@ -69,6 +69,16 @@ def _mmm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mmmlib", *args], capture_output=True, text=True)
 
 
+def run_side_by_side(commands: list[list[str]], env: dict[str, str] | None = None) -> None:
+    """Run independent commands at once and wait for all, each to succeed: where most of a command is one thread
+    (imports, tracing, compiling), two or three side by side take little longer than one."""
+    pipe = subprocess.PIPE
+    procs = [subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, env=env) for cmd in commands]
+    outputs = [p.communicate(timeout=1800) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err[-3000:]
+
+
 def _fit(data_dir: Path, run_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """``mmm fit`` of a generated dataset (its ``data.csv`` and ``config.yaml``) into ``run_dir``."""
     data, config = str(data_dir / "data.csv"), str(data_dir / "config.yaml")

@@ -19,6 +19,7 @@ from mmmlib.pipeline import fit_run
 from mmmlib.request import FitRequest
 from mmmlib.runs import accept_run, latest_good_run, list_runs, load_summary
 from mmmlib.sampling import StopRule
+from tests.conftest import run_side_by_side
 
 
 def mmm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -146,18 +147,8 @@ def test_same_seed_same_posterior(synth_run: dict, tmp_path: Path) -> None:
     """
     data = synth_run["data_dir"]
     args = ["--config", str(data / "config.yaml"), "--mode", "quick", "--seed", "7"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "mmmlib", "fit", str(data / "data.csv"), *args, "--out", str(tmp_path / name)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name in ("a", "b")
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=1800)
-        assert proc.returncode == 0, err[-2000:]
+    fit = [sys.executable, "-m", "mmmlib", "fit", str(data / "data.csv"), *args, "--out"]
+    run_side_by_side([[*fit, str(tmp_path / name)] for name in ("a", "b")])
     summaries = [load_summary(tmp_path / name) for name in ("a", "b")]
     first, second = summaries
     assert [c["roas"] for c in first["channels"]] == [c["roas"] for c in second["channels"]]

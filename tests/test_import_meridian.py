@@ -20,6 +20,7 @@ import pytest
 from mmmlib import analysis, meridian_runner
 from mmmlib.forecast import media
 from mmmlib.runs import RunDir
+from tests.conftest import run_side_by_side
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow  # Meridian fits and conversions in their own environment
@@ -48,18 +49,6 @@ def _meridian_env(public_data: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _together(commands: list[tuple[list[str], dict[str, str] | None]]) -> None:
-    """Run independent commands at once and wait for all: most of a tiny Meridian fit or an import is one thread
-    loading TensorFlow and tracing, so two or three side by side take little longer than one."""
-    procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for cmd, env in commands
-    ]
-    outputs = [p.communicate(timeout=1800) for p in procs]
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err[-3000:]
-
-
 @pytest.fixture(scope="session")
 def meridian_fitted(meridian_python: Path, public_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny national and a tiny geo-level Meridian model (5 of its sample geos), fitted side by side in
@@ -68,13 +57,12 @@ def meridian_fitted(meridian_python: Path, public_data: Path, tmp_path_factory: 
     national, geo = tmp_path_factory.mktemp("meridian-user"), tmp_path_factory.mktemp("meridian-geo-user")
     fit = [str(meridian_python), "-I", str(HERE / "meridian_tiny_fit.py")]
     env = _meridian_env(public_data)
-    _together([([*fit, str(national)], env), ([*fit, str(geo), "--geo"], env)])
+    run_side_by_side([[*fit, str(national)], [*fit, str(geo), "--geo"]], env)
     base = tmp_path_factory.mktemp("meridian-runs")
     runs = {name: base / name.replace(".", "_") for name in ("model.binpb", "saved_mmm.pkl")}
     ours = [sys.executable, "-m", "mmmlib", "import", "meridian"]
-    imports = [([*ours, str(national / n), "--out", str(run), "--client", "acme"], None) for n, run in runs.items()]
-    imports.append(([*ours, str(geo / "model.binpb"), "--out", str(geo / "run")], None))
-    _together(imports)
+    imports = [[*ours, str(national / n), "--out", str(run), "--client", "acme"] for n, run in runs.items()]
+    run_side_by_side([*imports, [*ours, str(geo / "model.binpb"), "--out", str(geo / "run")]])
     return {"national": national, "geo": geo, "runs": runs}
 
 
