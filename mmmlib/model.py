@@ -617,6 +617,7 @@ def fixed_rule(draws: int | None, sampler: str, settings: dict[str, Any]) -> Any
 STRUCTURE_CHOICE_ATTR = "structure_choice"  # the national fit's candidate records, kept with a geo fit
 STRUCTURE_FITTED_ATTR = "structure_fitted"  # the structure a geo fit sampled over its geos
 STRUCTURE_KEPT_ATTR = "structure_kept"  # and, when it was the previous run's, what was kept (mmmlib.refresh)
+STRUCTURE_SIMPLER_ATTR = "structure_simpler"  # or, when a simpler one within noise replaced the best (mmmlib.refresh)
 
 
 def fit_geos(
@@ -626,7 +627,8 @@ def fit_geos(
 
     The candidate structures are compared on the national sum (the same data summed over geos): fitting every
     candidate over every geo would multiply the longest step. The best-weighted one is then fitted once over the geos,
-    or the previous run's (``request.previous``) while the data cannot tell it from the best (:mod:`mmmlib.refresh`).
+    or the previous run's (``request.previous``) while the data cannot tell it from the best, or else one with a
+    simpler returns curve that the data cannot tell from the best either (:mod:`mmmlib.refresh`).
     """
     import dataclasses
     import json
@@ -641,8 +643,11 @@ def fit_geos(
     chosen = fit(national, request, progressbar, None)
     structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
     kept = _kept_structure(chosen.candidates, request.previous, dataset.config)
+    simpler = None if kept is not None else _simpler_structure(chosen.candidates, dataset.config)
     if kept is not None:
         structure = kept[0]
+    elif simpler is not None:
+        structure = simpler[0]
     cfg = dataset.config
     settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
@@ -656,6 +661,8 @@ def fit_geos(
     fitted.idata.attrs[STRUCTURE_FITTED_ATTR] = structure.name
     if kept is not None:
         fitted.idata.attrs[STRUCTURE_KEPT_ATTR] = json.dumps(kept[1])
+    if simpler is not None:
+        fitted.idata.attrs[STRUCTURE_SIMPLER_ATTR] = json.dumps(simpler[1])
     fitted.fit_seconds += chosen.fit_seconds
     return fitted
 
@@ -683,6 +690,31 @@ def _kept_structure(
         refresh.KEEP_ELPD,
     )
     return shapes[name], kept
+
+
+def _simpler_structure(
+    records: list[dict[str, Any]] | None, cfg: Any
+) -> tuple[structures.Structure, dict[str, Any]] | None:
+    """The structure with a simpler returns curve within noise of the best, and the record of why
+    (:func:`mmmlib.refresh.simpler_within_noise`); None when the best-weighted one is fitted."""
+    from mmmlib import refresh
+
+    if not records:
+        return None
+    shapes = {s.name: s for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)}
+    sizes = {name: len(structures.saturation_family(s.saturation).shape_priors) for name, s in shapes.items()}
+    simpler = refresh.simpler_within_noise(records, sizes)
+    if simpler is None:
+        return None
+    log.info(
+        "fitting %s over the geos: the best on the national sum, %s, leads it by %.1f elpd (at most %g cannot be told "
+        "apart), and its returns curve has fewer parameters",
+        simpler["structure"],
+        simpler["best"],
+        simpler["elpd_behind"],
+        refresh.KEEP_ELPD,
+    )
+    return shapes[simpler["structure"]], simpler
 
 
 def candidate_workers(candidates: int) -> int:

@@ -81,6 +81,8 @@ def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
             section["structure"] = str(idata.attrs["structure_fitted"])
         if idata.attrs.get("structure_kept"):
             section["kept"] = json.loads(idata.attrs["structure_kept"])
+        if idata.attrs.get("structure_simpler"):
+            section["simpler"] = json.loads(idata.attrs["structure_simpler"])
         return section
     return None
 
