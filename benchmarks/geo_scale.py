@@ -7,7 +7,9 @@ RSS polled every half second for the peak. Cases: Meridian's 40-geo sample (``me
     python benchmarks/geo_scale.py --cases meridian:nutpie synth10:nutpie synth100:nutpie meridian:numpyro
 
 Results append to ``benchmarks/results/geo_scale.json`` (one record per case, with the commit); ``--report`` writes
-the table ``benchmarks/results/geo_scale.md``; ``--keep DIR`` keeps each fitted run as ``DIR/CASE``.
+the table ``benchmarks/results/geo_scale.md``; ``--keep DIR`` keeps each fitted run as ``DIR/CASE``;
+``--structure ADSTOCK+SATURATION`` fixes the structure in the config (no choice on the national sum: the geo fit of
+one structure alone, e.g. the slower returns form, whichever the sum would have chosen).
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def _mmm(*args: str, **kw: object) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "mmmlib", *args], cwd=ROOT, **kw)  # type: ignore[call-overload]
 
 
+def _fix_structure(config: Path, structure: str | None) -> None:
+    if structure is None:
+        return
+    import yaml
+
+    adstock, saturation = structure.split("+")
+    cfg = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**cfg, "adstock": adstock, "saturation": saturation}, sort_keys=False))
+
+
 def _data(case: str, work: Path) -> tuple[Path, Path, int]:
     if case == "meridian":
         data = PUBLIC / "meridian_geo_all_channels.csv"
@@ -57,10 +69,13 @@ def _data(case: str, work: Path) -> tuple[Path, Path, int]:
     return out / "data.csv", out / "config.yaml", geos
 
 
-def measure(case: str, sampler: str, mode: str, keep: Path | None = None) -> dict[str, object]:
+def measure(
+    case: str, sampler: str, mode: str, keep: Path | None = None, structure: str | None = None
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, config, geos = _data(case, work)
+        _fix_structure(config, structure)
         run = work / "run"
         start = time.perf_counter()
         proc = _mmm(
@@ -98,6 +113,8 @@ def measure(case: str, sampler: str, mode: str, keep: Path | None = None) -> dic
             "commit": _commit(),
             "cpus": os.cpu_count(),
         }
+        if structure is not None:
+            record["note"] = f"structure fixed to {structure} in the config (no choice on the national sum)"
         summary = run / "summary.json"
         if summary.is_file():
             s = json.loads(summary.read_text())
@@ -157,11 +174,12 @@ def main() -> int:
     parser.add_argument("--mode", default="quick")
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--keep", type=Path, help="copy each fitted run to KEEP/CASE (the dashboards' benchmark)")
+    parser.add_argument("--structure", help="ADSTOCK+SATURATION fixed in the config, e.g. geometric+hill")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for item in [] if args.report else args.cases:
         case, sampler = item.split(":")
-        record = measure(case, sampler, args.mode, args.keep)
+        record = measure(case, sampler, args.mode, args.keep, args.structure)
         print(json.dumps(record), flush=True)
         with (RESULTS / "geo_scale.json").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
