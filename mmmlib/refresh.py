@@ -102,7 +102,12 @@ def keep_or_switch(records: list[dict[str, Any]], previous: str | None) -> tuple
     lead = best_score - prior_score
     if lead > KEEP_ELPD:
         return best["name"], None
-    return previous, {"structure": previous, "best": best["name"], "elpd_behind": round(max(lead, 0.0), 2)}
+    return previous, _behind(previous, best["name"], lead)
+
+
+def _behind(structure: str, best: str, lead: float) -> dict[str, Any]:
+    """The record of a structure fitted in the best one's place, and by how much (elpd) the best led it."""
+    return {"structure": structure, "best": best, "elpd_behind": round(max(lead, 0.0), 2)}
 
 
 def simpler_within_noise(records: list[dict[str, Any]], shape_parameters: dict[str, int]) -> dict[str, Any] | None:
@@ -125,8 +130,7 @@ def simpler_within_noise(records: list[dict[str, Any]], shape_parameters: dict[s
     if not close:
         return None
     chosen = min(close, key=lambda c: (shape_parameters[c["name"]], -(c.get("weight") or 0.0)))
-    lead = best_score - float(_score(chosen))  # type: ignore[arg-type]
-    return {"structure": chosen["name"], "best": best["name"], "elpd_behind": round(max(lead, 0.0), 2)}
+    return _behind(chosen["name"], best["name"], best_score - float(_score(chosen)))  # type: ignore[arg-type]
 
 
 def geo_structure_sentence(model: dict[str, Any]) -> str | None:
