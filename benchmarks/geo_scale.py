@@ -44,11 +44,12 @@ def _mmm(*args: str, **kw: object) -> subprocess.Popen:
 def _fix_structure(config: Path, structure: str | None) -> None:
     if structure is None:
         return
-    import yaml
+    from dataclasses import replace
+
+    from mmmlib.config import load_config, save_config
 
     adstock, saturation = structure.split("+")
-    cfg = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump({**cfg, "adstock": adstock, "saturation": saturation}, sort_keys=False))
+    save_config(replace(load_config(config), adstock=adstock, saturation=saturation), config)
 
 
 def _data(case: str, work: Path) -> tuple[Path, Path, int]:

@@ -677,7 +677,7 @@ def _kept_structure(
     if choice is None:
         return None
     name, kept = refresh.keep_or_switch(records, choice[0])  # type: ignore[arg-type]
-    shapes = {s.name: s for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)}
+    shapes = _candidate_structures(cfg)
     if kept is None or name not in shapes:
         return None
     kept["run"] = choice[1]
@@ -692,6 +692,11 @@ def _kept_structure(
     return shapes[name], kept
 
 
+def _candidate_structures(cfg: Any) -> dict[str, structures.Structure]:
+    """The config's candidate structures by name."""
+    return {s.name: s for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)}
+
+
 def _simpler_structure(
     records: list[dict[str, Any]] | None, cfg: Any
 ) -> tuple[structures.Structure, dict[str, Any]] | None:
@@ -701,7 +706,7 @@ def _simpler_structure(
 
     if not records:
         return None
-    shapes = {s.name: s for s in structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)}
+    shapes = _candidate_structures(cfg)
     sizes = {name: len(structures.saturation_family(s.saturation).shape_priors) for name, s in shapes.items()}
     simpler = refresh.simpler_within_noise(records, sizes)
     if simpler is None:
