@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from mmmlib import structures
+from mmmlib import seasonality, structures
 from mmmlib.errors import InputError, UsageError
 
 ADSTOCKS = (structures.AUTO, *structures.ADSTOCKS)
@@ -37,7 +37,7 @@ class ModelConfig:
     saturation: str = structures.AUTO
     baseline: str = structures.AUTO
     adstock_max_lag: int = 8
-    yearly_seasonality: int = 2
+    yearly_seasonality: int | str = 2  # harmonics, or auto: 2 or 4 chosen out of sample (mmmlib.seasonality)
     trend: bool = True
     holdout_periods: int = 0
     kpi_type: str | None = None
@@ -96,8 +96,11 @@ class ModelConfig:
         self._check_roas_prior(bad)
         for key, low in (("adstock_max_lag", 1), ("yearly_seasonality", 0), ("holdout_periods", 0)):
             value = getattr(self, key)
+            if key == "yearly_seasonality" and value == seasonality.AUTO:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise bad(key, f"must be a whole number ≥ {low}, not {value!r}")
+                also = f" or {seasonality.AUTO}" if key == "yearly_seasonality" else ""
+                raise bad(key, f"must be a whole number ≥ {low}{also}, not {value!r}")
         if self.kpi_type is not None and self.kpi_type not in KPI_TYPES:
             raise bad("kpi_type", f"{self.kpi_type!r} is not one of {', '.join(KPI_TYPES)}")
         if self.fill_missing_periods not in FILL_MODES:

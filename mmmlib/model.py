@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmmlib import analysis, baseline, roas_priors, structures
+from mmmlib import analysis, baseline, roas_priors, seasonality, structures
 from mmmlib.data.dataset import Dataset
 from mmmlib.request import FitRequest
 
@@ -477,7 +478,6 @@ def _record_roas(
     therefore samples the effect size, with the lognormal the ROAS prior implies at the curve's central shape, so
     pymc-marketing's curves, predictions and optimiser evaluated on our posterior draws are right.
     """
-    import json
 
     idata.attrs[roas_priors.ROAS_PRIOR_ATTR] = roas.record()
     try:
@@ -564,6 +564,12 @@ def fit(
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}")
     rule = fixed_rule(draws, sampler, settings)
+    jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
+    season = None
+    if cfg.yearly_seasonality == seasonality.AUTO:
+        dataset, members, season = _fit_choosing_seasonality(jobs, progressbar)
+    else:
+        members = _fit_jobs(jobs, candidate_workers(len(jobs)), progressbar)
     held_out = None
     if request.mode in TIME_SLICE_MODES and len(shapes) > 1:
         from mmmlib import time_slice
@@ -575,9 +581,42 @@ def fit(
             return _fit_jobs(jobs, candidate_workers(len(jobs)), score=False)  # weighed by their forecasts alone
 
         held_out = time_slice.score(dataset, shapes, fit_folds)
-    jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
-    members = _fit_jobs(jobs, candidate_workers(len(shapes)), progressbar)
-    return stacking.combine(members, seed=seed, held_out=held_out)
+    combined = stacking.combine(members, seed=seed, held_out=held_out)
+    if season is not None:
+        combined.idata.attrs[seasonality.ATTR] = json.dumps(season)
+    return combined
+
+
+def _fit_choosing_seasonality(
+    jobs: list[tuple[Any, ...]], progressbar: bool = False
+) -> tuple[Dataset, list[Fitted], dict[str, Any]]:
+    """``yearly_seasonality: auto``: the candidates' ``jobs`` fitted with the smaller of
+    :data:`mmmlib.seasonality.ORDERS` and, beside them in the same workers, the first candidate with the larger;
+    PSIS-LOO of the first candidate's two fits decides (:func:`mmmlib.seasonality.choose`). Usually the smaller is
+    kept and nothing was fitted in vain; when the larger is kept the other candidates are refitted with it. Returns
+    the data with the order kept, the candidates fitted with it, and the record."""
+    from mmmlib import stacking
+
+    small, large = seasonality.ORDERS
+    dataset = jobs[0][0]
+    variants = {k: replace(dataset, config=replace(dataset.config, yearly_seasonality=k)) for k in (small, large)}
+    at = {k: [(variants[k], *job[1:]) for job in jobs] for k in (small, large)}
+    log.info(
+        "choosing the yearly seasonality's order: %s fitted with %d and %d harmonics", jobs[0][1].name, small, large
+    )
+    fitted = _fit_jobs([at[large][0], *at[small]], candidate_workers(len(jobs) + 1), progressbar)
+    firsts = {large: fitted[0], small: fitted[1]}
+    for f in firsts.values():
+        if f.score is None:  # fitted here rather than in a worker
+            f.score = stacking.score(f)
+    order, record = seasonality.choose({k: f.score[1] for k, f in firsts.items()})  # type: ignore[index]
+    log.info("yearly seasonality: %d harmonics (%d ahead by %s ± %s elpd)", order, large, record["elpd_diff"],
+             record["diff_se"])  # fmt: skip
+    members = fitted[1:]
+    if order == large:
+        rest = at[large][1:]
+        members = [firsts[large], *(_fit_jobs(rest, candidate_workers(len(rest)), progressbar) if rest else [])]
+    return variants[order], members, record
 
 
 def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False, score: bool = True) -> list[Fitted]:
@@ -630,15 +669,12 @@ def fit_geos(
     or the previous run's (``request.previous``) while the data cannot tell it from the best, or else one with a
     simpler returns curve that the data cannot tell from the best either (:mod:`mmmlib.refresh`).
     """
-    import dataclasses
-    import json
-
     if lift_tests is not None and len(lift_tests):  # each is one geo's: they calibrate the geo fit, not the sum's
         log.info(
             "%d lift tests calibrate the geo fit; the structure is chosen on the national sum without them",
             len(lift_tests),
         )
-    national = dataclasses.replace(dataset, geo_frame=None)
+    national = replace(dataset, geo_frame=None)
     log.info("choosing the structure on the national sum of %d geos", len(dataset.geos))
     chosen = fit(national, request, progressbar, None)
     structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
@@ -648,6 +684,10 @@ def fit_geos(
         structure = kept[0]
     elif simpler is not None:
         structure = simpler[0]
+    season = chosen.idata.attrs.get(seasonality.ATTR)
+    if season:  # auto: the order kept on the national sum is the geo fit's
+        order = json.loads(season)["order"]
+        dataset = replace(dataset, config=replace(dataset.config, yearly_seasonality=order))
     cfg = dataset.config
     settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
@@ -663,6 +703,8 @@ def fit_geos(
         fitted.idata.attrs[STRUCTURE_KEPT_ATTR] = json.dumps(kept[1])
     if simpler is not None:
         fitted.idata.attrs[STRUCTURE_SIMPLER_ATTR] = json.dumps(simpler[1])
+    if season:
+        fitted.idata.attrs[seasonality.ATTR] = season
     fitted.fit_seconds += chosen.fit_seconds
     return fitted
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmmlib import analysis, identification
+from mmmlib import analysis, identification, seasonality
 from mmmlib.config import ModelConfig
 from mmmlib.data.labels import channel_label
 from mmmlib.insights import recommendations
@@ -72,10 +72,11 @@ def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
     from mmmlib.stacking import candidate_records
 
     records = candidate_records(idata)
+    season = idata.attrs.get(seasonality.ATTR)  # yearly_seasonality: auto (mmmlib.seasonality)
+    section: dict[str, Any] | None = None
     if records:
-        return {"selection": "weighted" if len(records) > 1 else "single", "candidates": valued(records, value)}
-    chosen = idata.attrs.get("structure_choice")
-    if chosen:
+        section = {"selection": "weighted" if len(records) > 1 else "single", "candidates": valued(records, value)}
+    elif chosen := idata.attrs.get("structure_choice"):
         section = {"selection": GEO_SELECTION, "candidates": valued(json.loads(chosen), value)}
         if idata.attrs.get("structure_fitted"):
             section["structure"] = str(idata.attrs["structure_fitted"])
@@ -83,8 +84,9 @@ def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
             section["kept"] = json.loads(idata.attrs["structure_kept"])
         if idata.attrs.get("structure_simpler"):
             section["simpler"] = json.loads(idata.attrs["structure_simpler"])
-        return section
-    return None
+    if section is not None and season:
+        section["seasonality"] = json.loads(season)
+    return section
 
 
 def valued(records: list[dict[str, Any]], value: float) -> list[dict[str, Any]]:

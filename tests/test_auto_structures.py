@@ -28,6 +28,8 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = (data / "config.yaml").read_text()
     config = config.replace("adstock: geometric", "adstock: auto").replace("saturation: logistic", "saturation: auto")
     config = config.replace("holdout_periods: 0", "holdout_periods: 8")  # predicted by the candidates' workers
+    # the seasonality's order chosen too: the first candidate is also fitted with 4 harmonics beside the four
+    config = config.replace("yearly_seasonality: 2", "yearly_seasonality: auto")
     (data / "config.yaml").write_text(config)
     run = tmp_path_factory.mktemp("auto-store") / "clients" / "acme" / "runs" / "auto"
     steps = ["--tune", "300", "--draws", "300"]  # what is tested is the four candidates' plumbing, not the ESS rule
@@ -54,6 +56,20 @@ def test_every_candidate_is_fitted_scored_and_weighed(auto_run: Path) -> None:
         assert ch["identification"]["prior_sd"] is not None  # the prior's ROAS, from the fit's prior group
         r = ch["roas"]
         assert 0 <= r["hdi_low"] <= r["mean"] <= r["hdi_high"]
+
+
+def test_the_seasonality_order_is_chosen_and_every_candidate_has_it(auto_run: Path) -> None:
+    summary = json.loads((auto_run / "summary.json").read_text())
+    choice = summary["model"]["seasonality"]
+    assert choice["order"] in (2, 4) and [o["order"] for o in choice["orders"]] == [2, 4]
+    assert all(o["elpd_loo"] is not None for o in choice["orders"])
+    kept_ahead = choice["elpd_diff"] > 4 and choice["elpd_diff"] > 2 * choice["diff_se"]
+    assert (choice["order"] == 4) == kept_ahead
+    post = xr.open_datatree(auto_run / "posterior.nc")
+    assert post["posterior"]["gamma_fourier"].sizes["fourier_mode"] == 2 * choice["order"]
+    assert len(summary["model"]["candidates"]) == 4
+    stdout = (auto_run.parents[3] / "fit-stdout.txt").read_text()
+    assert f"Yearly seasonality: {choice['order']} harmonics" in stdout
 
 
 def test_mmm_fit_says_how_the_structures_were_weighed(auto_run: Path) -> None:
