@@ -37,7 +37,7 @@ class ModelConfig:
     saturation: str = structures.AUTO
     baseline: str = structures.AUTO
     adstock_max_lag: int = 8
-    yearly_seasonality: int | str = 2  # harmonics, or auto: 2 or 4 chosen out of sample (mmmlib.seasonality)
+    yearly_seasonality: int | str = seasonality.AUTO  # harmonics, or auto: 2 or 4 chosen out of sample
     trend: bool = True
     holdout_periods: int = 0
     kpi_type: str | None = None

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmmlib import baseline, roas_priors, structures
+from mmmlib import baseline, roas_priors, seasonality, structures
 from mmmlib.data.dataset import Dataset
 
 GEO = "geo"  # the dimension's name in the model and the run files
@@ -127,7 +127,7 @@ def build(dataset: Dataset, structure: structures.Structure) -> tuple[Any, pd.Da
         control_columns=controls or None,
         adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
         saturation=structures.saturation_component(structure.saturation, 1.0),  # derived from ROAS: see below
-        yearly_seasonality=cfg.yearly_seasonality or None,
+        yearly_seasonality=seasonality.fourier_order(cfg.yearly_seasonality) or None,
         model_config=model_config or None,
     )
     effect = f"saturation_{structures.saturation_family(structure.saturation).effect}"

@@ -287,7 +287,7 @@ def build(
         control_columns=controls or None,
         adstock=structures.adstock_component(structure.adstock, cfg.adstock_max_lag),
         saturation=structures.saturation_component(structure.saturation, 1.0),  # derived from ROAS: see below
-        yearly_seasonality=cfg.yearly_seasonality or None,
+        yearly_seasonality=seasonality.fourier_order(cfg.yearly_seasonality) or None,
         model_config=_model_config(cfg, controls) or None,
         scaling={"target": FixedScaling(dims=(), value=target_scale)} if target_scale else None,
     )

@@ -25,6 +25,11 @@ SE_MULTIPLE = 2.0  # ...and by more than this many standard errors of the differ
 ATTR = "seasonality_choice"  # the record, kept in the posterior's attributes
 
 
+def fourier_order(value: int | str) -> int:
+    """The order a model is built with: the config's number, or for ``auto`` not yet chosen the smaller order."""
+    return ORDERS[0] if value == AUTO else int(value)
+
+
 def choose(loos: dict[int, Any]) -> tuple[int, dict[str, Any]]:
     """The order kept and the record of why, from each order's PSIS-LOO (arviz ELPDData with pointwise ``elpd_i``;
     None where it could not be computed, which keeps the smaller order)."""
