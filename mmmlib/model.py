@@ -478,7 +478,6 @@ def _record_roas(
     therefore samples the effect size, with the lognormal the ROAS prior implies at the curve's central shape, so
     pymc-marketing's curves, predictions and optimiser evaluated on our posterior draws are right.
     """
-
     idata.attrs[roas_priors.ROAS_PRIOR_ATTR] = roas.record()
     try:
         component = json.loads(idata.attrs["saturation"])
