@@ -589,42 +589,52 @@ def fit(
 def _fit_choosing_seasonality(
     jobs: list[tuple[Any, ...]], progressbar: bool = False
 ) -> tuple[Dataset, list[Fitted], dict[str, Any]]:
-    """``yearly_seasonality: auto``: the candidates' ``jobs`` fitted with the smaller of
-    :data:`mmmlib.seasonality.ORDERS` and, beside them in the same workers, the first candidate with the larger;
-    PSIS-LOO of the first candidate's two fits decides (:func:`mmmlib.seasonality.choose`). Usually the smaller is
-    kept and nothing was fitted in vain; when the larger is kept the other candidates are refitted with it. Returns
-    the data with the order kept, the candidates fitted with it, and the record."""
+    """``yearly_seasonality: auto``: the first candidate of ``jobs`` fitted with each of
+    :data:`mmmlib.seasonality.ORDERS` side by side, compared by PSIS-LOO (:func:`mmmlib.seasonality.choose`), then
+    the other candidates with the order kept, in the same worker processes; the first candidate's fit with that order
+    is reused, so the choice costs one more fit. Returns the data with the order kept, the candidates fitted with it,
+    and the record."""
     from mmmlib import stacking
 
-    small, large = seasonality.ORDERS
     dataset = jobs[0][0]
-    variants = {k: replace(dataset, config=replace(dataset.config, yearly_seasonality=k)) for k in (small, large)}
-    at = {k: [(variants[k], *job[1:]) for job in jobs] for k in (small, large)}
+    variants = {k: replace(dataset, config=replace(dataset.config, yearly_seasonality=k)) for k in seasonality.ORDERS}
+    first = [(variants[k], *jobs[0][1:]) for k in seasonality.ORDERS]
+    workers = candidate_workers(max(len(jobs), len(first)))
     log.info(
-        "choosing the yearly seasonality's order: %s fitted with %d and %d harmonics", jobs[0][1].name, small, large
+        "choosing the yearly seasonality's order: %s fitted with %s harmonics", jobs[0][1].name, seasonality.ORDERS
     )
-    fitted = _fit_jobs([at[large][0], *at[small]], candidate_workers(len(jobs) + 1), progressbar)
-    firsts = {large: fitted[0], small: fitted[1]}
-    for f in firsts.values():
-        if f.score is None:  # fitted here rather than in a worker
-            f.score = stacking.score(f)
-    order, record = seasonality.choose({k: f.score[1] for k, f in firsts.items()})  # type: ignore[index]
-    log.info("yearly seasonality: %d harmonics (%d ahead by %s ± %s elpd)", order, large, record["elpd_diff"],
-             record["diff_se"])  # fmt: skip
-    members = fitted[1:]
-    if order == large:
-        rest = at[large][1:]
-        members = [firsts[large], *(_fit_jobs(rest, candidate_workers(len(rest)), progressbar) if rest else [])]
+    with _worker_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        fits = dict(zip(seasonality.ORDERS, _fit_jobs(first, workers, progressbar, pool=pool), strict=True))
+        for f in fits.values():
+            if f.score is None:  # fitted here rather than in a worker
+                f.score = stacking.score(f)
+        order, record = seasonality.choose({k: f.score[1] for k, f in fits.items()})  # type: ignore[index]
+        log.info(
+            "yearly seasonality: %d harmonics (%d ahead by %s ± %s elpd)",
+            order,
+            seasonality.ORDERS[1],
+            record["elpd_diff"],
+            record["diff_se"],
+        )
+        rest = [(variants[order], *job[1:]) for job in jobs[1:]]
+        members = [fits[order], *(_fit_jobs(rest, workers, progressbar, pool=pool) if rest else [])]
     return variants[order], members, record
 
 
-def _fit_jobs(jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False, score: bool = True) -> list[Fitted]:
+def _fit_jobs(
+    jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False, score: bool = True, pool: Any = None
+) -> list[Fitted]:
     """Fit ``(dataset, structure, settings, sampler, seed, lift_tests, rule)`` jobs, in worker processes when
-    ``workers`` > 1, else one after another here; each comes back with its held-out periods predicted (and, from a
-    worker, scored by PSIS-LOO when ``score``). Candidates (``score``) that diverge are refitted once
-    (:func:`fit_checked`); fold fits, which only forecast, are not."""
+    ``workers`` > 1 (``pool``'s, from :func:`_worker_pool`, when given), else one after another here; each comes back
+    with its held-out periods predicted (and, from a worker, scored by PSIS-LOO when ``score``). Candidates
+    (``score``) that diverge are refitted once (:func:`fit_checked`); fold fits, which only forecast, are not."""
+    if pool is not None:
+        log.info("fitting %d candidate structures in worker processes", len(jobs))
+        return list(pool.map(functools.partial(_fit_job, score=score), jobs))
     if workers > 1:
-        return _fit_in_workers(jobs, workers, score)
+        with _worker_pool(workers) as fresh:
+            log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
+            return list(fresh.map(functools.partial(_fit_job, score=score), jobs))
     out = []
     fitter = fit_checked if score else fit_structure
     for dataset, structure, settings, sampler, seed, lift_tests, rule in jobs:
@@ -815,9 +825,11 @@ def _fit_job(job: tuple[Any, ...], score: bool = True) -> Fitted:
     return fitted
 
 
-def _fit_in_workers(jobs: list[tuple[Any, ...]], workers: int, score: bool = True) -> list[Fitted]:
-    """Fit the candidates in ``workers`` fresh processes (spawned: nothing compiled or imported is shared unsafely);
-    a worker that dies fails the fit with that reason, and the caller keeps the last good run."""
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Any:
+    """``workers`` fresh processes for candidate fits (spawned: nothing compiled or imported is shared unsafely),
+    their log records relayed to this process's log; a worker that dies fails the fit with that reason, and the caller
+    keeps the last good run."""
     import logging.handlers
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -827,12 +839,11 @@ def _fit_in_workers(jobs: list[tuple[Any, ...]], workers: int, score: bool = Tru
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Relay())
     listener.start()
-    log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,)
         ) as pool:
-            return list(pool.map(functools.partial(_fit_job, score=score), jobs))
+            yield pool
     except BrokenProcessPool as exc:
         raise RuntimeError(f"a worker process fitting a candidate structure died ({exc})") from exc
     finally:
