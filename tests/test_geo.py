@@ -189,6 +189,13 @@ def test_geo_run_reports_national_first_and_every_geo(geo_run: dict) -> None:
         assert len(g["response_curves"]) == 2
 
 
+def test_the_seasonality_order_chosen_on_the_national_sum_is_the_geo_fits(geo_run: dict) -> None:
+    choice = json.loads((geo_run["run_dir"] / "summary.json").read_text())["model"]["seasonality"]
+    assert choice["order"] in (2, 4) and all(o["elpd_loo"] is not None for o in choice["orders"])
+    post = xr.open_datatree(geo_run["run_dir"] / "posterior.nc")["posterior"]
+    assert post["gamma_fourier"].sizes["fourier_mode"] == 2 * choice["order"]
+
+
 def test_a_geo_runs_lift_tests_calibrate_the_geo_fit(geo_run: dict) -> None:
     log = (geo_run["run_dir"] / "fit.log").read_text()
     assert "calibrating with 1 lift tests" in log and "not used by geo models" not in log
