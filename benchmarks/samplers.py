@@ -5,8 +5,10 @@ Scenarios on one dataset (default: the sample, 156 weeks × 5 channels):
 - ours, the default quick fit (``adstock``/``saturation`` ``auto``: four candidate structures), nutpie, candidates
   fitted two at a time in worker processes (the default), and one after another (``MMM_FIT_WORKERS=1``, as before);
 - ours with the numpyro loop (``--sampler numpyro``: compiled programs cached on disk, stopping rule);
-- ours with one fixed structure (geometric + logistic), nutpie and numpyro, and nutpie without the compile cache
-  (``MMM_NUTPIE_CACHE=0``: nutpie compiles the model in every process, as before ``mmmlib.nutpie_cache``);
+- ours with one fixed structure (geometric + logistic, 2 harmonics: one fit), nutpie and numpyro, and nutpie
+  without the compile cache (``MMM_NUTPIE_CACHE=0``: nutpie compiles the model in every process, as before
+  ``mmmlib.nutpie_cache``);
+- ours with the four candidates and the seasonality's order named (2 harmonics: no fifth fit choosing it);
 - the peer, ``../shared/recovery_suite/peer.py``: pymc-marketing's MMM out of the box, PyMC's sampler 2 × (500 + 500).
 
 "cold" points pytensor's compile directory, numba's cache and JAX's cache at empty folders; "warm" reruns with them.
@@ -43,6 +45,8 @@ SCENARIOS: list[tuple[str, list[str], dict[str, str], str | None]] = [
     ("ours: geometric+logistic, numpyro loop", ["--sampler", "numpyro"], {}, "fixed"),
     # the same fit with nutpie compiling the model itself in every process, as before mmmlib.nutpie_cache
     ("ours: geometric+logistic, nutpie, compile cache off", [], {"MMM_NUTPIE_CACHE": "0"}, "fixed"),
+    # the default's four candidates with the seasonality's order named (no fifth fit choosing it), as before 2026-12-04
+    ("ours: auto structures, 2 harmonics named, nutpie", [], {}, "season2"),
 ]
 PEER_LABEL = "peer: pymc-marketing out of the box (peer.py)"
 
@@ -146,10 +150,12 @@ def peer_truth(config: str, out: Path) -> str:
     return str(out)
 
 
-def fixed_config(config: str, out: Path) -> str:
-    text = Path(config).read_text()
-    text = re.sub(r"(?m)^adstock: .*$", "adstock: geometric", text)
-    text = re.sub(r"(?m)^saturation: .*$", "saturation: logistic", text)
+def fixed_config(config: str, out: Path, structure: bool = True) -> str:
+    """``config`` with the seasonality's order named (2 harmonics) and, with ``structure``, one structure: one fit."""
+    text = re.sub(r"(?m)^yearly_seasonality: .*$", "yearly_seasonality: 2", Path(config).read_text())
+    if structure:
+        text = re.sub(r"(?m)^adstock: .*$", "adstock: geometric", text)
+        text = re.sub(r"(?m)^saturation: .*$", "saturation: logistic", text)
     out.write_text(text)
     return str(out)
 
@@ -209,8 +215,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mmm-samplers-") as tmp:
         work = Path(tmp)
         truth = args.truth or peer_truth(args.config, work / "truth.json")
-        fixed = fixed_config(args.config, work / "fixed.yaml")
-        plans = [(label, extra, env, fixed if shape else args.config) for label, extra, env, shape in SCENARIOS]
+        configs = {
+            "fixed": fixed_config(args.config, work / "fixed.yaml"),
+            "season2": fixed_config(args.config, work / "season2.yaml", structure=False),
+        }
+        plans = [(label, extra, env, configs.get(shape or "", args.config)) for label, extra, env, shape in SCENARIOS]
         plans.append((PEER_LABEL, [], {}, ""))
         for i, (label, extra, env, config) in enumerate(plans):
             if args.only and i not in args.only:
