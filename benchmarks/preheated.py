@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def fixed_config(config: Path, out: Path) -> Path:
     data = yaml.safe_load(config.read_text())
-    data.update({"adstock": "geometric", "saturation": "logistic"})
+    data.update({"adstock": "geometric", "saturation": "logistic", "yearly_seasonality": 2})  # one fit
     path = out / "fixed.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
