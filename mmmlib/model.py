@@ -628,13 +628,12 @@ def _fit_jobs(
     ``workers`` > 1 (``pool``'s, from :func:`_worker_pool`, when given), else one after another here; each comes back
     with its held-out periods predicted (and, from a worker, scored by PSIS-LOO when ``score``). Candidates
     (``score``) that diverge are refitted once (:func:`fit_checked`); fold fits, which only forecast, are not."""
-    if pool is not None:
-        log.info("fitting %d candidate structures in worker processes", len(jobs))
-        return list(pool.map(functools.partial(_fit_job, score=score), jobs))
-    if workers > 1:
+    if pool is None and workers > 1:
         with _worker_pool(workers) as fresh:
-            log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
-            return list(fresh.map(functools.partial(_fit_job, score=score), jobs))
+            return _fit_jobs(jobs, workers, progressbar, score, pool=fresh)
+    if pool is not None:
+        log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
+        return list(pool.map(functools.partial(_fit_job, score=score), jobs))
     out = []
     fitter = fit_checked if score else fit_structure
     for dataset, structure, settings, sampler, seed, lift_tests, rule in jobs:
