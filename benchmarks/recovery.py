@@ -67,10 +67,18 @@ def mmm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def pymc_example(out: Path) -> tuple[Path, Path, dict[str, float]]:
-    """The PyMC-Marketing example with its published truth: geometric α 0.4/0.2 (l_max 8, normalised),
-    logistic λ 4/3, β 3/2, and y ≈ 1000 × the model (a regression on the true transforms gives 3015/2081)."""
+    """The PyMC-Marketing example, its proposed config and its published truth (:func:`pymc_example_truth`)."""
     data = PUBLIC / "pymc_marketing_mmm_example.csv"
-    frame = pd.read_csv(data)
+    config = out / "config.yaml"
+    run = mmm("config", str(data), "--out", str(config))
+    assert run.returncode == 0, run.stderr
+    return data, config, pymc_example_truth(pd.read_csv(data))
+
+
+def pymc_example_truth(frame: pd.DataFrame) -> dict[str, float]:
+    """Each channel's ROAS in PyMC-Marketing's example data, from its published truth: geometric α 0.4/0.2 (l_max 8,
+    normalised), logistic λ 4/3, β 3/2, and y ≈ 1000 × the model (a regression on the true transforms gives
+    3015/2081)."""
 
     def adstock(x: np.ndarray, alpha: float) -> np.ndarray:
         w = alpha ** np.arange(8)
@@ -84,10 +92,7 @@ def pymc_example(out: Path) -> tuple[Path, Path, dict[str, float]]:
     for col, alpha, lam, beta in (("x1", 0.4, 4.0, 3.0), ("x2", 0.2, 3.0, 2.0)):
         contribution = 1000 * beta * logistic(adstock(frame[col].to_numpy(), alpha), lam)
         truth[col] = float(contribution.sum() / frame[col].sum())
-    config = out / "config.yaml"
-    run = mmm("config", str(data), "--out", str(config))
-    assert run.returncode == 0, run.stderr
-    return data, config, truth
+    return truth
 
 
 def score(summary: dict, truth: dict[str, float]) -> dict:

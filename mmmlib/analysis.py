@@ -248,8 +248,9 @@ def marginal_roas(post: Posterior, at: np.ndarray) -> np.ndarray:
     return (up - down) / (at + step - np.maximum(at - step, 0))
 
 
-def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -> list[dict[str, Any]]:
-    """Per channel: spend per period from 0 to 2× current, contribution mean and HDI band, break-even spend."""
+def response_curves(post: Posterior, points: int = 41, breakeven: float | None = 1.0) -> list[dict[str, Any]]:
+    """Per channel: spend per period from 0 to 2× current, contribution mean and HDI band, break-even spend (None
+    where ``breakeven`` is: spend and the KPI's value in different units)."""
     now = current_spend(post)
     top = np.where(now > 0, 2 * now, post.spend.max(axis=0))
     grid = np.linspace(0, 1, points)[:, None] * top[None, :]
@@ -261,7 +262,7 @@ def response_curves(post: Posterior, points: int = 41, breakeven: float = 1.0) -
     marginal = np.diff(fine_resp, axis=0) / np.where(step > 0, step, 1)
     curves = []
     for j, ch in enumerate(post.channels):
-        below = np.flatnonzero(marginal[:, j] < breakeven)
+        below = np.flatnonzero(marginal[:, j] < breakeven) if breakeven is not None else np.array([], dtype=int)
         be = float(fine[below[0], j]) if len(below) and below[0] > 0 else (0.0 if len(below) else None)
         curves.append(
             {

@@ -114,7 +114,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from mmmlib import seasonality
+    from mmmlib import roas_priors, seasonality
     from mmmlib.pipeline import fit_run
     from mmmlib.refresh import geo_structure_sentence
     from mmmlib.request import FitRequest
@@ -148,9 +148,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     geo_structure = geo_structure_sentence(summary.get("model") or {})
     if geo_structure:
         print(geo_structure[0].upper() + geo_structure[1:])
-    season = seasonality.sentence(summary.get("model") or {})
-    if season:
-        print(season)
+    for said in (seasonality.sentence(summary.get("model") or {}), roas_priors.sentence(summary.get("model") or {})):
+        if said:
+            print(said)
     unidentified = [c["label"] for c in summary["channels"] if c.get("identified") is False]
     if unidentified:
         print(f"Not identified by this data (budgets held, lift tests advised): {', '.join(unidentified)}.")

@@ -70,17 +70,15 @@ def design(dataset: Dataset, form: str | None = None) -> tuple[pd.DataFrame, pd.
     return X, y, scales
 
 
-def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def roas_prior(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Per channel ``(mu, sigma)`` of the lognormal prior of its national ROAS (``ROAS_c`` of the module's
-    docstring), from the national data as for a national fit."""
-    from mmmlib.model import _value_per_kpi
+    docstring), from the national data as for a national fit, and what it is put on
+    (:func:`mmmlib.roas_priors.prior_basis`)."""
+    from mmmlib import model
 
     cfg = dataset.config
     spend = dataset.frame[cfg.channel_columns].to_numpy(dtype=float)  # national: the ROAS prior is per channel
-    _, valued = _value_per_kpi(dataset)
-    return roas_priors.roas_lognormal(
-        list(cfg.channel_columns), spend, float(dataset.frame[cfg.target_column].sum()), valued, cfg.roas_prior
-    )
+    return model.roas_prior(dataset, spend, float(dataset.frame[cfg.target_column].sum()))
 
 
 def roas_parameterisation(dataset: Dataset, family: str) -> roas_priors.GeoRoasParameterisation:
@@ -90,7 +88,7 @@ def roas_parameterisation(dataset: Dataset, family: str) -> roas_priors.GeoRoasP
 
     cfg, frame = dataset.config, dataset.geo_frame
     assert frame is not None and cfg.geo_column
-    mu, sigma = roas_prior(dataset)
+    mu, sigma, basis = roas_prior(dataset)
     spend = frame.groupby(frame[cfg.geo_column].astype(str))[list(cfg.channel_columns)].sum()
     value, _ = _value_per_kpi(dataset)
     return roas_priors.GeoRoasParameterisation(
@@ -101,6 +99,7 @@ def roas_parameterisation(dataset: Dataset, family: str) -> roas_priors.GeoRoasP
         structures.saturation_family(family).effect,
         factor=population_factor(dataset).to_numpy(dtype=float),
         tau_sd=TAU_SD,
+        **basis,
     )
 
 

@@ -24,12 +24,13 @@ def spans_breakeven(low: float, high: float, breakeven: float) -> bool:
 
 
 def identify(
-    roas: np.ndarray, prior: np.ndarray | None, breakeven: float, prob: float = HDI_PROB
+    roas: np.ndarray, prior: np.ndarray | None, breakeven: float | None, prob: float = HDI_PROB
 ) -> list[dict[str, Any]]:
     """Per channel ``{"identified", "reasons", "roas_sd", "prior_sd"}`` from ROAS draws ``(draw, channel)``.
 
     ``prior`` holds prior ROAS draws ``(draw, channel)``, or None (an old run without prior draws): then only the
-    interval rule applies and ``prior_sd`` is None.
+    interval rule applies and ``prior_sd`` is None. ``breakeven`` None (spend and the KPI's value in different units,
+    :func:`mmmlib.roas_priors.units_differ`): there is no break-even to hold, and only the prior rule applies.
     """
     roas = np.asarray(roas, dtype=float)
     low, high = hdi(roas, prob)
@@ -44,7 +45,7 @@ def identify(
                 f"the data barely narrowed the prior: ROAS posterior sd {post_sd[j]:.2f} is more than half "
                 f"the prior sd {psd:.2f}"
             )
-        if spans_breakeven(low[j], high[j], breakeven):
+        if breakeven is not None and spans_breakeven(low[j], high[j], breakeven):
             reasons.append(
                 f"its {prob * 100:.3g}% HDI {low[j]:.2f}–{high[j]:.2f} holds both half "
                 f"({LOW_FACTOR * breakeven:.2f}) and twice "

@@ -24,6 +24,14 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
 
     breakeven = summary.get("breakeven_roas", 1.0)
     channels = summary["channels"]
+    # spend and the KPI's value in different units (mmmlib.roas_priors.units_differ): no return is money per money
+    priced = not ((summary.get("model") or {}).get("roas_prior") or {}).get("units_differ")
+    if not priced:
+        out.append(
+            "Spend and the KPI look to be in different units, so each return here is the KPI's value per unit of "
+            "spend as given, not money per money: channels are compared with each other, never with break-even. "
+            "To judge spend against break-even, give spend in the KPI's currency."
+        )
     certain = []
     for ch in channels:
         if is_identified(ch, breakeven):
@@ -33,7 +41,7 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
                 f"{ch['label']}: not identified by this data — ROAS {_iv(ch['roas'])}; hold its budget and run a "
                 "lift test."
             )
-    for ch in certain:
+    for ch in certain if priced else []:
         m = ch["mroas"]
         if m["hdi_high"] < breakeven:
             out.append(

@@ -176,14 +176,24 @@ def roas_parameterisation(
     dataset: Dataset, family: str, X: pd.DataFrame, y: pd.Series
 ) -> roas_priors.RoasParameterisation:
     """Each channel's ROAS prior on the rows the model is fitted to, sampled as the model's parameter."""
-    cfg = dataset.config
     X_fit, y_fit = _fit_rows(dataset, X, y)
     spend = channel_spend(dataset)[: len(X_fit)]
-    value, valued = _value_per_kpi(dataset)
-    mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, float(y_fit.sum()), valued, cfg.roas_prior)
+    mu, sigma, basis = roas_prior(dataset, spend, float(y_fit.sum()))
     return roas_priors.RoasParameterisation(
-        mu, sigma, spend.sum(axis=0), value, structures.saturation_family(family).effect
+        mu, sigma, spend.sum(axis=0), _value_per_kpi(dataset)[0], structures.saturation_family(family).effect, **basis
     )
+
+
+def roas_prior(dataset: Dataset, spend: np.ndarray, kpi_total: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Per channel ``(mu, sigma)`` of the lognormal ROAS prior for these rows' spend ``(period, channel)`` and KPI
+    total, and what the default is put on (:func:`mmmlib.roas_priors.basis_fields`)."""
+    cfg = dataset.config
+    value, valued = _value_per_kpi(dataset)
+    mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, kpi_total, valued, cfg.roas_prior, value)
+    worth = kpi_total * (value if valued else 1.0)
+    basis, why = roas_priors.prior_basis(float(spend.sum()), worth, valued)
+    differ = valued and roas_priors.units_differ(float(spend.sum()), worth) is not None
+    return mu, sigma, roas_priors.basis_fields(basis, why, differ)
 
 
 def media_per_money(media: np.ndarray, spend: np.ndarray) -> np.ndarray:

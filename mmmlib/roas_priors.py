@@ -5,8 +5,11 @@ pulls their estimates toward zero whatever the data say. A prior on the return i
 Meridian's default ``ROAS ~ LogNormal(0.2, 0.9)`` (median 1.2, 94 % between 0.22 and 6.7; Meridian's
 "default prior distributions", ``roi_m``). When the KPI is not revenue and has no value per unit, Meridian's
 "total paid media contribution prior" is used instead: one ROAS prior for all channels such that media's share of
-the KPI has prior mean 40 % and sd 20 %. ``roas_prior: {channel: [low, high]}`` in the config sets a channel's 94 %
-prior interval (a lognormal), e.g. from a past lift test or an industry benchmark.
+the KPI has prior mean 40 % and sd 20 %. The same prior replaces the default where spend and the KPI's value are
+plainly in different units (:func:`prior_basis`: spend in thousands or an index against revenue in units, as in
+PyMC-Marketing's example data), since a prior on money returned per money spent would then decide the answer.
+``roas_prior: {channel: [low, high]}`` in the config sets a channel's 94 % prior interval (a lognormal), e.g. from
+a past lift test or an industry benchmark.
 
 The effect size ``beta`` relates to the return through the channel's curve: ROAS = beta × value × target_scale ×
 Σ_t curve(spend_t) / Σ_t spend_t. The national model samples ROAS itself (:class:`RoasParameterisation`, Meridian's
@@ -29,6 +32,12 @@ from mmmlib import structures
 DEFAULT_ROAS = (0.2, 0.9)  # LogNormal(mu, sigma): Meridian's default roi_m
 NONREVENUE_MEDIA_SHARE = (0.4, 0.2)  # mean, sd of media's share of the KPI: Meridian's default for such KPIs
 Z94 = 1.8808  # standard normal quantile at 97 %: a 94 % interval is mu ± Z94 sigma on the log scale
+ROAS_BASIS, SHARE_BASIS = "roas", "media_share"  # what the default prior is put on (prior_basis)
+# Below this share of the KPI's value explained by media at the top of the default ROAS prior, spend and KPI are taken
+# to be in different units. The datasets met so far are far from it either way: 25-112 % for Robyn's and Meridian's
+# published data, the bundled sample and the 36 worlds of the recovery suite; 0.06 % for PyMC-Marketing's example
+# data, whose spend columns are scaled to about 1.
+MIN_MEDIA_SHARE = 0.01
 
 
 def lognormal_from_interval(low: float, high: float) -> tuple[float, float]:
@@ -41,26 +50,70 @@ def lognormal_from_moments(mean: float, sd: float) -> tuple[float, float]:
     return float(np.log(mean) - sigma**2 / 2), sigma
 
 
+def default_interval() -> tuple[float, float]:
+    """The default ROAS prior's central 94 % interval (0.22 to 6.7)."""
+    mu, sigma = DEFAULT_ROAS
+    return float(np.exp(mu - Z94 * sigma)), float(np.exp(mu + Z94 * sigma))
+
+
+def prior_basis(spend_total: float, kpi_worth: float, valued: bool) -> tuple[str, str | None]:
+    """What the default prior is put on: ROAS (:data:`ROAS_BASIS`), or media's share of the KPI
+    (:data:`SHARE_BASIS`) with the reason, where the KPI has no value per unit or where ``spend_total`` against
+    ``kpi_worth`` (the KPI's total value over the same periods) shows they cannot be in the same units: even the top
+    of the default ROAS prior would leave media under :data:`MIN_MEDIA_SHARE` of the KPI, or its bottom would
+    make media more than all of it."""
+    if not valued:
+        return SHARE_BASIS, "the KPI has no value per unit, so there is no money return to put a prior on"
+    why = units_differ(spend_total, kpi_worth)
+    return (ROAS_BASIS, None) if why is None else (SHARE_BASIS, why)
+
+
+def units_differ(spend_total: float, kpi_worth: float) -> str | None:
+    """Why spend and the KPI's value cannot be in the same units, or None where they can (:func:`prior_basis`).
+    Returns in those data are then not money per money: nothing can be compared with break-even."""
+    low, high = default_interval()
+    ratio = spend_total / kpi_worth if kpi_worth > 0 else np.inf
+    if high * ratio < MIN_MEDIA_SHARE:
+        return (
+            f"spend totals {_pct(ratio)} of the KPI's value, so even a return of {high:.1f} (the top of the default "
+            f"ROAS prior) would explain only {_pct(high * ratio)} of it: spend and KPI look to be in different units "
+            "(thousands, an index)"
+        )
+    if low * ratio > 1:
+        return (
+            f"spend totals {ratio:,.0f} × the KPI's value, so even a return of {low:.2f} (the bottom of the default "
+            "ROAS prior) would explain more than all of it: spend and KPI look to be in different units"
+        )
+    return None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2g} %" if x < 0.1 else f"{100 * x:.0f} %"
+
+
 def roas_lognormal(
     channels: list[str],
     spend: np.ndarray,
     kpi_total: float,
     valued: bool,
     overrides: dict[str, Any] | None = None,
+    value: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per channel ``(mu, sigma)`` of the lognormal ROAS prior, in the units ROAS is reported in.
 
-    ``spend`` is ``(period, channel)``; ``valued`` says whether the KPI is money (revenue, or a count with a value
-    per unit), where the default applies; otherwise ROAS is KPI units per unit of spend.
+    ``spend`` is ``(period, channel)``; ``valued`` says whether the KPI is money (revenue, or a count worth
+    ``value`` per unit), where the default applies unless :func:`prior_basis` says otherwise; ROAS is then money
+    per unit of spend, else KPI units per unit of spend.
     """
-    if valued:
+    worth = kpi_total * (value if valued else 1.0)
+    if prior_basis(float(spend.sum()), worth, valued)[0] == ROAS_BASIS:
         mu = np.full(len(channels), DEFAULT_ROAS[0])
         sigma = np.full(len(channels), DEFAULT_ROAS[1])
     else:
         share_mean, share_sd = NONREVENUE_MEDIA_SHARE
         total = spend.sum(axis=0)
-        mean = share_mean * kpi_total / total.sum()
-        sd = share_sd * kpi_total / np.sqrt(np.sum(total**2))
+        mean = share_mean * worth / total.sum()
+        sd = share_sd * worth / np.sqrt(np.sum(total**2))
         m, s = lognormal_from_moments(mean, sd)
         mu, sigma = np.full(len(channels), m), np.full(len(channels), s)
     for name, (low, high) in (overrides or {}).items():
@@ -110,14 +163,55 @@ ROAS_PRIOR_ATTR = "roas_prior"  # the posterior file's record of the sampled ROA
 GEO_ROAS_PRIOR_ATTR = "geo_roas_prior"
 
 
-def geo_record(mu: np.ndarray, sigma: np.ndarray, tau_sd: float, weights: np.ndarray | None = None) -> str:
+def geo_record(
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    tau_sd: float,
+    weights: np.ndarray | None = None,
+    basis: dict[str, Any] | None = None,
+) -> str:
     """The record of a geo fit's ROAS prior; ``weights`` ``(geo, channel)``, each geo's share of the channel's
-    spend, when the prior sits on the national return (:class:`GeoRoasParameterisation`)."""
+    spend, when the prior sits on the national return (:class:`GeoRoasParameterisation`); ``basis`` from
+    :func:`basis_fields`."""
     record: dict[str, Any] = {"mu": np.round(mu, 6).tolist(), "sigma": np.round(sigma, 6).tolist()}
     record["tau_sd"] = float(tau_sd)
     if weights is not None:
         record["weights"] = np.round(weights, 9).tolist()
-    return json.dumps(record)
+    return json.dumps({**record, **(basis or basis_fields(ROAS_BASIS, None, False))})
+
+
+def basis_fields(basis: str, reason: str | None, units_differ: bool) -> dict[str, Any]:
+    """What a ROAS prior's record says of its basis (:func:`prior_basis`, :func:`units_differ`)."""
+    return {"basis": basis, "basis_reason": reason, "units_differ": units_differ}
+
+
+def basis_record(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"basis", "reason", "units_differ"}`` of a fit's ROAS prior from its posterior's attributes (None for fits
+    recorded before the basis was, and for imported models)."""
+    for key in (ROAS_PRIOR_ATTR, GEO_ROAS_PRIOR_ATTR):
+        try:
+            record = json.loads(attrs[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("basis"):
+            return {
+                "basis": record["basis"],
+                "reason": record.get("basis_reason"),
+                "units_differ": bool(record.get("units_differ")),
+            }
+    return None
+
+
+def sentence(model: dict[str, Any]) -> str | None:
+    """What ``model.roas_prior`` says where the default prior is not on ROAS, for ``mmm fit`` and the quality view."""
+    prior = model.get("roas_prior") or {}
+    if prior.get("basis") != SHARE_BASIS:
+        return None
+    mean, sd = NONREVENUE_MEDIA_SHARE
+    return (
+        f"Prior on media's share of the KPI ({100 * mean:.0f} % ± {100 * sd:.0f} %, Meridian's default where a return "
+        f"in money cannot be priced), not on ROAS: {prior.get('reason') or 'see the config'}."
+    )
 
 
 def spend_weights(spend: np.ndarray) -> np.ndarray:
@@ -154,9 +248,13 @@ class RoasParameterisation:
     predicts_new_data: bool = True
 
     def record(self) -> str:
-        return json.dumps({"mu": np.round(self.mu, 6).tolist(), "sigma": np.round(self.sigma, 6).tolist()})
+        record = {"mu": np.round(self.mu, 6).tolist(), "sigma": np.round(self.sigma, 6).tolist()}
+        return json.dumps({**record, **basis_fields(self.basis, self.basis_reason, self.units_differ)})
 
     dims: tuple[str, ...] = ("channel",)  # of ``spend``, the sampled ROAS and the effect size
+    basis: str = ROAS_BASIS  # what the default prior is on, and why when not ROAS (prior_basis)
+    basis_reason: str | None = None
+    units_differ: bool = False  # spend and the KPI's value in different units (units_differ)
 
     def kpi_worth(self, target_scale: float) -> Any:
         """What one unit of the fitted (scaled) KPI is worth, broadcastable against ``spend``."""
@@ -241,7 +339,8 @@ class GeoRoasParameterisation(RoasParameterisation):
         return spend_weights(self.spend)
 
     def record(self) -> str:
-        return geo_record(self.mu, self.sigma, self.tau_sd, self.weights)
+        basis = basis_fields(self.basis, self.basis_reason, self.units_differ)
+        return geo_record(self.mu, self.sigma, self.tau_sd, self.weights, basis)
 
     def kpi_worth(self, target_scale: float) -> Any:
         return self.value * target_scale * self.factor[:, None]  # a geo's fitted KPI is per capita

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmmlib import analysis, identification, seasonality
+from mmmlib import analysis, identification, roas_priors, seasonality
 from mmmlib.config import ModelConfig
 from mmmlib.data.labels import channel_label
 from mmmlib.insights import recommendations
@@ -86,6 +86,9 @@ def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
             section["simpler"] = json.loads(idata.attrs["structure_simpler"])
     if section is not None and season:
         section["seasonality"] = json.loads(season)
+    prior = roas_priors.basis_record(idata.attrs)  # what the default prior is put on (mmmlib.roas_priors.prior_basis)
+    if section is not None and prior:
+        section["roas_prior"] = prior
     return section
 
 
@@ -107,7 +110,7 @@ def geo_section(
     post: analysis.Posterior,
     kpi_type: str,
     rpk: float | None,
-    breakeven: float,
+    breakeven: float | None,
     priors: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Per geo of a hierarchical fit (largest KPI first): KPI, spend, media contribution, and per channel the
@@ -169,7 +172,7 @@ def identify_channels(
     post: analysis.Posterior,
     channels: list[dict[str, Any]],
     value: float,
-    breakeven: float,
+    breakeven: float | None,
     prior: np.ndarray | None = None,
 ) -> None:
     """Mark each channel row ``identified`` (:mod:`mmmlib.identification`), from the posterior's ROAS draws and the
@@ -208,7 +211,10 @@ def build_summary(
         row["label"] = channel_label(row["name"], config.label_aliases, config.channel_labels)
     geo_prior = geo_prior_roas(post)
     national_prior = None if geo_prior is None else national_prior_roas(post, geo_prior)
-    identify_channels(post, channels, value, config.breakeven_roas, national_prior)
+    prior_basis = roas_priors.basis_record(idata.attrs) or {}
+    # spend and the KPI's value in different units: returns are not money per money, so nothing holds a break-even
+    breakeven = None if prior_basis.get("units_differ") else config.breakeven_roas
+    identify_channels(post, channels, value, breakeven, national_prior)
     diag = dict(diagnostics) if diagnostics else analysis.diagnostics(idata)
     quality = analysis.fit_quality(post)
     diag.update({"r2": quality["r2"], "mape": quality["mape"], "holdout_mape": holdout_mape})
@@ -239,7 +245,7 @@ def build_summary(
         },
         "channels": channels,
         "diagnostics": diag,
-        "response_curves": analysis.response_curves(post, breakeven=config.breakeven_roas),
+        "response_curves": analysis.response_curves(post, breakeven=breakeven),
         "adstock": analysis.adstock_weights(post, config.adstock_max_lag),
         "decomposition": analysis.decomposition(post),
         "fit": {
@@ -253,7 +259,7 @@ def build_summary(
     summary["totals"]["blended_roas"] = {k: v * value / summary["totals"]["spend"] for k, v in media.items()}
     summary["model"] = model_section(idata, value)
     if post.parts is not None:
-        summary["geos"] = geo_section(post, kpi_type, rpk, config.breakeven_roas, geo_prior)
+        summary["geos"] = geo_section(post, kpi_type, rpk, breakeven, geo_prior)
     from mmmlib.optimize import Curves
 
     held = {c["name"] for c in channels if not c["identified"]}

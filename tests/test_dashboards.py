@@ -105,7 +105,7 @@ def test_new_model_fit_finishes_after_the_page_is_closed(voila: dict, browser, s
         time.sleep(1)
     assert "Culling" in log.read_text()  # the page's kernel is gone
     runs = voila["home"] / "clients" / "acme" / "runs"
-    deadline = time.time() + 300
+    deadline = time.time() + 900  # the default fit (candidates and the seasonality's order): 2-4 minutes cold
     while time.time() < deadline and not list(runs.glob("*-new/summary.json")):
         time.sleep(2)
     done = list(runs.glob("*-new/summary.json"))

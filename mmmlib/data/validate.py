@@ -96,6 +96,7 @@ def check(raw: RawTable, config: ModelConfig) -> Checked:
         _check_spend_coverage(numbers[col], col, report)
     if config.target_column in numbers:
         _check_target_values(numbers[config.target_column], config.target_column, report)
+        _check_units(numbers, config, report)
     for col in present(config.control_columns):
         v = numbers[col].dropna()
         if len(v) and v.nunique() == 1:
@@ -470,6 +471,34 @@ def _check_spend_coverage(values: pd.Series, col: str, report: Report) -> None:
             "sparse_spend",
             f"the channel spends in only {active:.0%} of periods; its effect will be very uncertain.",
             column=col,
+        )
+
+
+def _check_units(numbers: dict[str, pd.Series], config: ModelConfig, report: Report) -> None:
+    """Spend and the KPI's value plainly in different units, where the fit puts its prior on media's share of the
+    KPI instead of on ROAS (:func:`mmmlib.roas_priors.prior_basis`): said before the fit, not only after."""
+    from mmmlib import roas_priors
+    from mmmlib.summary import resolve_kpi_type
+
+    spend = [numbers[c] for c in config.channel_columns if c in numbers]
+    kpi, rpk = numbers[config.target_column], config.revenue_per_kpi
+    kpi_type = resolve_kpi_type(config)
+    if not spend or not (kpi_type == "revenue" or rpk):
+        return  # a KPI with no value per unit gets the share prior anyway, and says so
+    if kpi_type == "count" and isinstance(rpk, str):
+        if rpk not in numbers:
+            return
+        worth = float(np.nansum(kpi * numbers[rpk]))
+    else:
+        worth = float(np.nansum(kpi)) * (float(rpk) if kpi_type == "count" and rpk else 1.0)
+    basis, reason = roas_priors.prior_basis(float(sum(np.nansum(v) for v in spend)), worth, valued=True)
+    if basis != roas_priors.ROAS_BASIS:
+        mean, sd = roas_priors.NONREVENUE_MEDIA_SHARE
+        report.warn(
+            "spend_units",
+            f"{reason}. The fit puts its prior on media's share of the KPI ({100 * mean:.0f} % ± {100 * sd:.0f} %) "
+            "instead of on the return; to price returns in money, give spend in the KPI's currency or set roas_prior "
+            "per channel.",
         )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from mmmlib import seasonality
+from mmmlib import roas_priors, seasonality
 from mmmlib.errors import MMMError
 from mmmlib.identification import is_identified
 from mmmlib.markup import text as esc
@@ -106,9 +106,9 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
     fitted = geo_structure_sentence(model)
     if fitted:
         how = f"{how}. {fitted[:-1]}"
-    season = seasonality.sentence(model)
-    if season:
-        how = f"{how}. {season[:-1]}"
+    for said in (seasonality.sentence(model), roas_priors.sentence(model)):
+        if said:
+            how = f"{how}. {said[:-1]}"
     header = [
         "carry-over",
         "returns",
