@@ -190,9 +190,10 @@ def roas_prior(dataset: Dataset, spend: np.ndarray, kpi_total: float) -> tuple[n
     cfg = dataset.config
     value, valued = _value_per_kpi(dataset)
     mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, kpi_total, valued, cfg.roas_prior, value)
-    worth = kpi_total * (value if valued else 1.0)
-    basis, why = roas_priors.prior_basis(float(spend.sum()), worth, valued)
-    differ = valued and roas_priors.units_differ(float(spend.sum()), worth) is not None
+    basis, why = roas_priors.prior_basis(float(spend.sum()), kpi_total * (value if valued else 1.0), valued)
+    differ = valued and basis == roas_priors.SHARE_BASIS  # a valued KPI leaves ROAS only where units differ
+    if set(cfg.channel_columns) <= set(cfg.roas_prior):  # every channel's prior is the config's own
+        basis, why = roas_priors.ROAS_BASIS, None
     return mu, sigma, roas_priors.basis_fields(basis, why, differ)
 
 

@@ -110,3 +110,22 @@ def test_pymc_marketings_example_recovers_its_published_returns(public_data: Pat
         roas, true = row["roas"], truth[row["name"]]
         assert roas["hdi_low"] <= true <= roas["hdi_high"], (row["name"], roas, true)
         assert abs(roas["mean"] - true) / true < 0.15 and row["identified"]
+
+
+def test_a_config_that_prices_every_channel_itself_keeps_its_roas_priors(public_data: Path) -> None:
+    from dataclasses import replace
+
+    from mmmlib import model
+    from mmmlib.data.dataset import load_dataset
+
+    path = public_data / "pymc_marketing_mmm_example.csv"
+    config = propose_config(read_raw(path))[0]
+    dataset = load_dataset(path, config)
+    spend = model.channel_spend(dataset)
+    kpi = float(dataset.frame[config.target_column].sum())
+    _, _, basis = model.roas_prior(dataset, spend, kpi)
+    assert basis["basis"] == roas_priors.SHARE_BASIS and basis["units_differ"]
+    priced = replace(dataset, config=replace(config, roas_prior={"x1": [1000, 9000], "x2": [500, 5000]}))
+    mu, sigma, basis = model.roas_prior(priced, spend, kpi)
+    assert basis == roas_priors.basis_fields(roas_priors.ROAS_BASIS, None, True)  # units still differ: no break-even
+    assert (mu[0], sigma[0]) == pytest.approx(roas_priors.lognormal_from_interval(1000, 9000))
