@@ -308,6 +308,10 @@ def test_views_mark_unidentified_channels_and_show_the_structures(hand_run: Path
     summary["model"]["candidates"][0].update({"elpd_cv": -45.25, "elpd_cv_se": 3.5, "weighted_by": "time-slice CV"})
     shown = structures_table(summary).value  # full mode: the quarters ahead decide the weights
     assert "-45.2 ± 3.5" in shown and "time-slice cross-validation" in shown and "quarters ahead" in shown
+    assert "break-even" in identification_table(summary).value and "Prior on media" not in shown
+    summary["model"]["roas_prior"] = {"basis": "media_share", "reason": "spend in thousands", "units_differ": True}
+    assert "share of the KPI (40 % ± 20 %" in structures_table(summary).value  # said where the structures are
+    assert "break-even" not in identification_table(summary).value  # no break-even in those units
 
     planner = BudgetPlanner(summary, load_curves(hand_run))
     low, high = planner.bounds["c1"]

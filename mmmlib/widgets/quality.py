@@ -180,12 +180,15 @@ def identification_table(summary: dict[str, Any]) -> w.HTML:
     title = "<h3>Channels this data does not identify</h3>"
     if not rows:
         return w.HTML(f"{title}<div class='mmm-identification'>Every channel is identified by this data.</div>")
-    rule = (
-        "Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior), or a "
-        f"{interval_label(summary)} "
-        f"holding both {0.5 * breakeven:.2f} and {2 * breakeven:.2f} (half and twice break-even). Their budgets are "
-        "held and a lift test is the way to learn their return."
-    )
+    held = "Their budgets are held and a lift test is the way to learn their return."
+    if ((summary.get("model") or {}).get("roas_prior") or {}).get("units_differ"):  # no break-even in these units
+        rule = f"Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior). {held}"
+    else:
+        rule = (
+            "Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior), or a "
+            f"{interval_label(summary)} holding both {0.5 * breakeven:.2f} and {2 * breakeven:.2f} (half and twice "
+            f"break-even). {held}"
+        )
     header = ["channel", f"ROAS ({interval_label(summary)})", "posterior sd", "prior sd", "why"]
     return w.HTML(f"{title}<div style='color:#666'>{esc(rule)}</div>{_html_table('mmm-identification', header, rows)}")
 
