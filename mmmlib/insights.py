@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmmlib import roas_priors
 from mmmlib.identification import is_identified
 from mmmlib.policy import REALLOCATION_LIMIT_PCT
 from mmmlib.wording import health_sentence, is_healthy, labelled, money, refit_advice, span
@@ -24,8 +25,7 @@ def recommendations(summary: dict[str, Any]) -> list[str]:
 
     breakeven = summary.get("breakeven_roas", 1.0)
     channels = summary["channels"]
-    # spend and the KPI's value in different units (mmmlib.roas_priors.units_differ): no return is money per money
-    priced = not ((summary.get("model") or {}).get("roas_prior") or {}).get("units_differ")
+    priced = roas_priors.priced(summary)  # else spend and the KPI's value are in different units
     if not priced:
         out.append(
             "Spend and the KPI look to be in different units, so each return here is the KPI's value per unit of "

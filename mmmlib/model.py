@@ -163,13 +163,10 @@ def _fit_rows(dataset: Dataset, X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataF
 
 
 def _value_per_kpi(dataset: Dataset) -> tuple[float, bool]:
-    """What one KPI unit is worth for ROAS, and whether ROAS is in money (the default ROAS prior applies)."""
-    from mmmlib.analysis import kpi_value
-    from mmmlib.summary import resolve_kpi_type, revenue_per_kpi_value
+    """What one KPI unit is worth for ROAS, and whether ROAS is in money (:func:`mmmlib.summary.value_per_kpi`)."""
+    from mmmlib.summary import value_per_kpi
 
-    kpi_type = resolve_kpi_type(dataset.config)
-    rpk = revenue_per_kpi_value(dataset.config, dataset.frame)
-    return kpi_value(kpi_type, rpk), kpi_type == "revenue" or bool(rpk)
+    return value_per_kpi(dataset.config, dataset.frame)
 
 
 def roas_parameterisation(
@@ -189,8 +186,9 @@ def roas_prior(dataset: Dataset, spend: np.ndarray, kpi_total: float) -> tuple[n
     total, and what the default is put on (:func:`mmmlib.roas_priors.basis_fields`)."""
     cfg = dataset.config
     value, valued = _value_per_kpi(dataset)
-    mu, sigma = roas_priors.roas_lognormal(list(cfg.channel_columns), spend, kpi_total, valued, cfg.roas_prior, value)
     basis, why = roas_priors.prior_basis(float(spend.sum()), kpi_total * (value if valued else 1.0), valued)
+    channels = list(cfg.channel_columns)
+    mu, sigma = roas_priors.roas_lognormal(channels, spend, kpi_total, valued, cfg.roas_prior, value, basis)
     differ = valued and basis == roas_priors.SHARE_BASIS  # a valued KPI leaves ROAS only where units differ
     if set(cfg.channel_columns) <= set(cfg.roas_prior):  # every channel's prior is the config's own
         basis, why = roas_priors.ROAS_BASIS, None

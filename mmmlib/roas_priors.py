@@ -98,15 +98,16 @@ def roas_lognormal(
     valued: bool,
     overrides: dict[str, Any] | None = None,
     value: float = 1.0,
+    basis: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per channel ``(mu, sigma)`` of the lognormal ROAS prior, in the units ROAS is reported in.
 
     ``spend`` is ``(period, channel)``; ``valued`` says whether the KPI is money (revenue, or a count worth
     ``value`` per unit), where the default applies unless :func:`prior_basis` says otherwise; ROAS is then money
-    per unit of spend, else KPI units per unit of spend.
+    per unit of spend, else KPI units per unit of spend; ``basis``, when the caller has it already.
     """
     worth = kpi_total * (value if valued else 1.0)
-    if prior_basis(float(spend.sum()), worth, valued)[0] == ROAS_BASIS:
+    if (basis or prior_basis(float(spend.sum()), worth, valued)[0]) == ROAS_BASIS:
         mu = np.full(len(channels), DEFAULT_ROAS[0])
         sigma = np.full(len(channels), DEFAULT_ROAS[1])
     else:
@@ -200,6 +201,19 @@ def basis_record(attrs: dict[str, Any]) -> dict[str, Any] | None:
                 "units_differ": bool(record.get("units_differ")),
             }
     return None
+
+
+def priced(summary: dict[str, Any]) -> bool:
+    """Whether a run's returns are money per money, so that they can be held against break-even (False where
+    spend and the KPI's value are in different units: :func:`units_differ`)."""
+    return not ((summary.get("model") or {}).get("roas_prior") or {}).get("units_differ")
+
+
+SHARE_PRIOR_INSTEAD = (
+    f"The fit puts its prior on media's share of the KPI ({100 * NONREVENUE_MEDIA_SHARE[0]:.0f} % ± "
+    f"{100 * NONREVENUE_MEDIA_SHARE[1]:.0f} %) instead of on the return; to price returns in money, give spend in "
+    "the KPI's currency or set roas_prior per channel."
+)
 
 
 def sentence(model: dict[str, Any]) -> str | None:

@@ -36,6 +36,13 @@ def revenue_per_kpi_value(config: ModelConfig, frame: Any) -> float | None:
     return float(rpk)
 
 
+def value_per_kpi(config: ModelConfig, frame: Any) -> tuple[float, bool]:
+    """What one KPI unit is worth for ROAS, and whether ROAS is in money (the default ROAS prior can apply)."""
+    kpi_type = resolve_kpi_type(config)
+    rpk = revenue_per_kpi_value(config, frame)
+    return analysis.kpi_value(kpi_type, rpk), kpi_type == "revenue" or bool(rpk)
+
+
 def reallocation(curves: Curves, hold: set[str]) -> dict[str, Any]:
     """The best split of today's budget with every channel within the reallocation limit of today's spend
     (:data:`mmmlib.policy.REALLOCATION_LIMIT_PCT`, either way), and its expected gain.

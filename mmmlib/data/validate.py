@@ -478,28 +478,22 @@ def _check_units(numbers: dict[str, pd.Series], config: ModelConfig, report: Rep
     """Spend and the KPI's value plainly in different units, where the fit puts its prior on media's share of the
     KPI instead of on ROAS (:func:`mmmlib.roas_priors.prior_basis`): said before the fit, not only after."""
     from mmmlib import roas_priors
-    from mmmlib.summary import resolve_kpi_type
+    from mmmlib.summary import value_per_kpi
 
-    spend = [numbers[c] for c in config.channel_columns if c in numbers]
-    kpi, rpk = numbers[config.target_column], config.revenue_per_kpi
-    kpi_type = resolve_kpi_type(config)
-    if not spend or not (kpi_type == "revenue" or rpk):
+    spend = [c for c in config.channel_columns if c in numbers]
+    rpk = config.revenue_per_kpi
+    if not spend or (isinstance(rpk, str) and rpk not in numbers):
+        return
+    used = [*spend, config.target_column, *([rpk] if isinstance(rpk, str) else [])]
+    frame = pd.DataFrame({c: numbers[c] for c in used}).dropna()
+    value, valued = value_per_kpi(config, frame)
+    if not valued:
         return  # a KPI with no value per unit gets the share prior anyway, and says so
-    if kpi_type == "count" and isinstance(rpk, str):
-        if rpk not in numbers:
-            return
-        worth = float(np.nansum(kpi * numbers[rpk]))
-    else:
-        worth = float(np.nansum(kpi)) * (float(rpk) if kpi_type == "count" and rpk else 1.0)
-    basis, reason = roas_priors.prior_basis(float(sum(np.nansum(v) for v in spend)), worth, valued=True)
-    if basis != roas_priors.ROAS_BASIS:
-        mean, sd = roas_priors.NONREVENUE_MEDIA_SHARE
-        report.warn(
-            "spend_units",
-            f"{reason}. The fit puts its prior on media's share of the KPI ({100 * mean:.0f} % ± {100 * sd:.0f} %) "
-            "instead of on the return; to price returns in money, give spend in the KPI's currency or set roas_prior "
-            "per channel.",
-        )
+    reason = roas_priors.units_differ(
+        float(frame[spend].to_numpy().sum()), float(frame[config.target_column].sum()) * value
+    )
+    if reason is not None:
+        report.warn("spend_units", f"{reason}. {roas_priors.SHARE_PRIOR_INSTEAD}")
 
 
 def _check_target_values(values: pd.Series, col: str, report: Report) -> None:

@@ -181,7 +181,7 @@ def identification_table(summary: dict[str, Any]) -> w.HTML:
     if not rows:
         return w.HTML(f"{title}<div class='mmm-identification'>Every channel is identified by this data.</div>")
     held = "Their budgets are held and a lift test is the way to learn their return."
-    if ((summary.get("model") or {}).get("roas_prior") or {}).get("units_differ"):  # no break-even in these units
+    if not roas_priors.priced(summary):  # no break-even in these units
         rule = f"Not identified: ROAS posterior sd above half its prior sd (the data barely moved the prior). {held}"
     else:
         rule = (
