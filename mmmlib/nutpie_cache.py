@@ -225,17 +225,28 @@ def _compile(model: Any, **kwargs: Any) -> Any:
     )
 
 
+# PyTensor compiles its numba code with LLVM's fast-math flags by default. A function compiled in the process and the
+# same function loaded from the disk cache are then optimised differently and round differently; the sampler grows
+# that last bit into a different chain, so the first fit of a new shape (compiled cold) gave other numbers than every
+# later fit of it with the same seed (docs/benchmarks.md, Reproducibility). Strict IEEE arithmetic makes both the
+# same; on the sample it cost no measurable sampling time (29-32 s per fit either way, 2026-12-04).
+NUMBA_FASTMATH = False
+
+
 @contextlib.contextmanager
 def installed() -> Iterator[None]:
-    """:func:`compile_pymc_model` in nutpie's place while PyMC compiles a model for it."""
+    """:func:`compile_pymc_model` in nutpie's place while PyMC compiles a model for it, with PyTensor's numba code
+    compiled without fast-math (:data:`NUMBA_FASTMATH`) whether or not the cache is switched on."""
     import nutpie
+    import pytensor
 
-    if not enabled():
-        yield
-        return
-    original = nutpie.compile_pymc_model
-    nutpie.compile_pymc_model = compile_pymc_model
-    try:
-        yield
-    finally:
-        nutpie.compile_pymc_model = original
+    with pytensor.config.change_flags(numba__fastmath=NUMBA_FASTMATH):
+        if not enabled():
+            yield
+            return
+        original = nutpie.compile_pymc_model
+        nutpie.compile_pymc_model = compile_pymc_model
+        try:
+            yield
+        finally:
+            nutpie.compile_pymc_model = original
