@@ -1,0 +1,212 @@
+"""Benchmark: nutpie's mass-matrix adaptation, diagonal (the default) or low-rank, on our models (issue 13).
+
+NUTS takes as many gradient steps per draw as the posterior's correlations force on it. nutpie adapts a diagonal
+mass matrix by default; ``adaptation="low_rank"`` adds the directions in which the draws and their gradients are
+correlated (Seyboldt et al., nutpie's "low-rank modified mass matrix"). Whether that pays here is a question of our
+posteriors: the intercept, the trend and the largest channel trade off against each other, and long, low-noise
+series sharpen that ridge.
+
+For each dataset and structure the model is built as ``mmm fit`` builds it (``mmmlib.model.build``: ROAS prior,
+changepoint baseline, the config's controls and seasonality), compiled once, and sampled with each adaptation and
+seed at a quick candidate's settings (2 chains, 600 tuning steps, 1,000 draws, target acceptance 0.95; no stopping
+rule, so the draws are comparable). Reported per run: seconds of sampling, mean step size and gradient steps per
+draw, divergences, min bulk and tail ESS and max R-hat over the parameters the product's diagnostics check
+(``mmmlib.analysis.diagnosed_names``), and bulk ESS per second.
+
+Cases are ``DATA:STRUCTURE``, DATA being ``sample`` (the bundled sample and its config with fixed seasonality) or a
+recovery-suite world such as ``strong/world_2002`` (generated into .cache/recovery if missing, config from its
+truth as the suite benchmark writes it).
+
+Run: `.venv/bin/python benchmarks/adaptation.py [CASE ...] [--seeds 1 2]`.
+Writes `adaptation.json` and `adaptation.md` to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import recovery  # noqa: E402  (the suite's worlds and configs, as the suite benchmark makes them)
+
+DEFAULT_CASES = [
+    "sample:geometric+logistic+changepoints",
+    "sample:delayed+hill+changepoints",
+    *(
+        f"{world}:{structure}"
+        for world in (
+            "mixed/world_1000",
+            "mixed/world_1010",
+            "mixed/world_1020",
+            "strong/world_2002",
+            "strong/world_2006",
+            "strong/world_2011",
+        )
+        for structure in ("geometric+logistic+changepoints", "delayed+hill+changepoints")
+    ),
+]
+ADAPTATIONS = ("diag", "low_rank")
+SETTINGS = {"chains": 2, "tune": 600, "draws": 1000, "target_accept": 0.95}  # a quick fit's candidate, no stop
+
+
+def sample_config(folder: Path) -> tuple[Path, Path]:
+    """The sample and its config with the seasonality's order named (the structure is named per case)."""
+    text = (ROOT / "sample_data" / "sample_config.yaml").read_text()
+    path = folder / "sample_config.yaml"
+    path.write_text(text.replace("yearly_seasonality: auto", "yearly_seasonality: 2"))
+    return ROOT / "sample_data" / "sample_weekly.csv", path
+
+
+def world_config(where: str, folder: Path) -> tuple[Path, Path]:
+    """A suite world's data and the config the suite benchmark fits it with."""
+    suite, name = where.split("/")
+    seed = int(name.removeprefix("world_"))
+    (world,) = recovery.ensure_worlds(recovery.SUITE_SCRIPTS, recovery.SUITE_CACHE / suite, suite, [seed])
+    truth = json.loads((world / "truth.json").read_text())
+    config = recovery.config_from_truth(truth, folder / f"{suite}_{name}.yaml")
+    text = config.read_text().replace("yearly_seasonality: auto", "yearly_seasonality: 2")
+    config.write_text(text)
+    return world / "data.csv", config
+
+
+def diagnostics(posterior: object) -> tuple[float, float, float]:
+    """Min bulk and tail ESS and max R-hat over the parameters the run's diagnostics check."""
+    import arviz as az
+
+    from mmmlib.analysis import diagnosed_names
+
+    post = posterior.to_dataset()[diagnosed_names(posterior)]
+    bulk, tail, rhat = az.ess(post), az.ess(post, method="tail"), az.rhat(post)
+    low = min(float(np.min(bulk[v].values)) for v in bulk.data_vars)
+    low_tail = min(float(np.min(tail[v].values)) for v in tail.data_vars)
+    return low, low_tail, max(float(np.max(rhat[v].values)) for v in rhat.data_vars)
+
+
+def run_case(case: str, seeds: list[int], folder: Path) -> list[dict]:
+    """Compile the case's model once; sample it with each adaptation and seed."""
+    import nutpie
+    import pytensor
+
+    from mmmlib import model, nutpie_cache, structures
+    from mmmlib.config import load_config
+    from mmmlib.data.dataset import load_dataset
+
+    where, structure = case.split(":")
+    data, config = sample_config(folder) if where == "sample" else world_config(where, folder)
+    dataset = load_dataset(data, load_config(config))
+    mmm, X, y, _ = model.build(dataset, structures.Structure(*structure.split("+")))
+    X, y = model._fit_rows(dataset, X, y)
+    mmm.build_model(X, y)
+    rows = []
+    with pytensor.config.change_flags(numba__fastmath=nutpie_cache.NUMBA_FASTMATH):
+        start = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(mmm.model)
+        compile_seconds = time.perf_counter() - start
+        for adaptation in ADAPTATIONS:
+            for seed in seeds:
+                start = time.perf_counter()
+                trace = nutpie.sample(
+                    compiled,
+                    chains=SETTINGS["chains"],
+                    cores=SETTINGS["chains"],
+                    tune=SETTINGS["tune"],
+                    draws=SETTINGS["draws"],
+                    target_accept=SETTINGS["target_accept"],
+                    seed=seed,
+                    progress_bar=False,
+                    adaptation=adaptation,
+                )
+                seconds = time.perf_counter() - start
+                stats = trace["sample_stats"]
+                bulk, tail, rhat = diagnostics(trace["posterior"])
+                row = {
+                    "case": case,
+                    "weeks": len(y),
+                    "channels": len(dataset.config.channel_columns),
+                    "adaptation": adaptation,
+                    "seed": seed,
+                    "compile_seconds": round(compile_seconds, 1),
+                    "seconds": round(seconds, 2),
+                    "step_size": round(float(stats["step_size"].mean()), 4),
+                    "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
+                    "divergences": int(stats["diverging"].sum()),
+                    "ess_bulk_min": round(bulk, 1),
+                    "ess_tail_min": round(tail, 1),
+                    "r_hat_max": round(rhat, 4),
+                    "ess_per_second": round(bulk / seconds, 2),
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "# nutpie's adaptation: diagonal or low-rank mass matrix",
+        "",
+        f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. Each case compiled once, sampled 2 chains × "
+        f"({SETTINGS['tune']} tuning + {SETTINGS['draws']} draws) at target acceptance {SETTINGS['target_accept']}, "
+        "no stopping rule. ESS and R-hat over the parameters the product's diagnostics check; ESS/s is min bulk "
+        "ESS per second of sampling.",
+        "",
+        "| case | weeks × channels | adaptation | seed | s | step | steps/draw | div | ESS bulk / tail | R-hat |"
+        " ESS/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['weeks']} × {r['channels']} | {r['adaptation']} | {r['seed']} | {r['seconds']:.1f} "
+            f"| {r['step_size']:.3f} | {r['steps_per_draw']:.0f} | {r['divergences']} "
+            f"| {r['ess_bulk_min']:.0f} / {r['ess_tail_min']:.0f} | {r['r_hat_max']:.3f} | {r['ess_per_second']:.1f} |"
+        )
+    lines += ["", "Per case, summed over its seeds:", ""]
+    lines += ["| case | diag: s, div, ESS/s | low_rank: s, div, ESS/s | low-rank ÷ diag ESS/s |", "|---|---|---|---|"]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        cells = []
+        rates = []
+        for adaptation in ADAPTATIONS:
+            mine = [r for r in rows if r["case"] == case and r["adaptation"] == adaptation]
+            secs = sum(r["seconds"] for r in mine)
+            rate = sum(r["ess_bulk_min"] for r in mine) / secs if secs else float("nan")
+            rates.append(rate)
+            cells.append(f"{secs:.0f}, {sum(r['divergences'] for r in mine)}, {rate:.1f}")
+        lines.append(f"| {case} | {cells[0]} | {cells[1]} | {rates[1] / rates[0]:.2f} × |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", default=DEFAULT_CASES, help="DATA:STRUCTURE (default: seven datasets)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.platform()}, {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "commit": commit.stdout.strip(),
+    }
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases:
+            rows += run_case(case, args.seeds, Path(tmp))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "adaptation.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (args.out / "adaptation.md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""benchmarks/adaptation.py: its per-case summary and the sample's config, on known rows (no sampling)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.benchtools import load_benchmark
+
+adaptation = load_benchmark("adaptation")
+
+
+def _row(adaptation_name: str, seed: int, seconds: float, ess: float, divergences: int) -> dict:
+    return {
+        "case": "sample:geometric+logistic+changepoints",
+        "weeks": 156,
+        "channels": 5,
+        "adaptation": adaptation_name,
+        "seed": seed,
+        "compile_seconds": 20.0,
+        "seconds": seconds,
+        "step_size": 0.1,
+        "steps_per_draw": 100.0,
+        "divergences": divergences,
+        "ess_bulk_min": ess,
+        "ess_tail_min": ess,
+        "r_hat_max": 1.01,
+        "ess_per_second": ess / seconds,
+    }
+
+
+def test_the_summary_pools_seeds_per_adaptation_and_divides_their_ess_per_second() -> None:
+    rows = [
+        _row("diag", 1, 10.0, 200.0, 0),
+        _row("diag", 2, 10.0, 200.0, 1),  # diag: 400 ESS in 20 s, 1 divergence
+        _row("low_rank", 1, 2.5, 100.0, 3),
+        _row("low_rank", 2, 7.5, 300.0, 4),  # low rank: 400 ESS in 10 s, 7 divergences
+    ]
+    text = adaptation.markdown(rows, {"date": "d", "machine": "m", "commit": "c"})
+    summary = text.split("Per case, summed over its seeds:")[1]
+    assert "| sample:geometric+logistic+changepoints | 20, 1, 20.0 | 10, 7, 40.0 | 2.00 × |" in summary
+    assert text.count("| sample:geometric+logistic+changepoints | 156 × 5 |") == 4
+
+
+def test_the_sample_case_names_the_seasonality_and_leaves_the_structure_to_the_case(tmp_path: Path) -> None:
+    data, config = adaptation.sample_config(tmp_path)
+    text = config.read_text()
+    assert data.name == "sample_weekly.csv" and data.is_file()
+    assert "yearly_seasonality: 2" in text and "yearly_seasonality: auto" not in text
+    assert "adstock: auto" in text  # each case builds its own structure
