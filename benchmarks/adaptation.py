@@ -17,8 +17,9 @@ Cases are ``DATA:STRUCTURE``, DATA being ``sample`` (the bundled sample and its 
 recovery-suite world such as ``strong/world_2002`` (generated into .cache/recovery if missing, config from its
 truth as the suite benchmark writes it).
 
-Run: `.venv/bin/python benchmarks/adaptation.py [CASE ...] [--seeds 1 2]`.
-Writes `adaptation.json` and `adaptation.md` to benchmarks/results/.
+Run: `.venv/bin/python benchmarks/adaptation.py [CASE ...] [--seeds 1 2] [--variants diag@0.95 low_rank@0.99]
+[--name adaptation]`. Writes `NAME.json` and `NAME.md` to benchmarks/results/ (each variant is an adaptation at a
+target acceptance; ratios are against the first).
 """
 
 from __future__ import annotations
@@ -56,8 +57,14 @@ DEFAULT_CASES = [
         for structure in ("geometric+logistic+changepoints", "delayed+hill+changepoints")
     ),
 ]
-ADAPTATIONS = ("diag", "low_rank")
-SETTINGS = {"chains": 2, "tune": 600, "draws": 1000, "target_accept": 0.95}  # a quick fit's candidate, no stop
+VARIANTS = ("diag@0.95", "low_rank@0.95")  # adaptation@target acceptance; 0.95 is a quick candidate's
+SETTINGS = {"chains": 2, "tune": 600, "draws": 1000}  # a quick fit's candidate, no stopping rule
+
+
+def variant(text: str) -> tuple[str, float]:
+    """``low_rank@0.99`` → ``("low_rank", 0.99)``."""
+    adaptation, _, target = text.partition("@")
+    return adaptation, float(target or 0.95)
 
 
 def sample_config(folder: Path) -> tuple[Path, Path]:
@@ -93,8 +100,8 @@ def diagnostics(posterior: object) -> tuple[float, float, float]:
     return low, low_tail, max(float(np.max(rhat[v].values)) for v in rhat.data_vars)
 
 
-def run_case(case: str, seeds: list[int], folder: Path) -> list[dict]:
-    """Compile the case's model once; sample it with each adaptation and seed."""
+def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> list[dict]:
+    """Compile the case's model once; sample it with each variant and seed."""
     import nutpie
     import pytensor
 
@@ -113,7 +120,8 @@ def run_case(case: str, seeds: list[int], folder: Path) -> list[dict]:
         start = time.perf_counter()
         compiled = nutpie.compile_pymc_model(mmm.model)
         compile_seconds = time.perf_counter() - start
-        for adaptation in ADAPTATIONS:
+        for name in variants:
+            adaptation, target_accept = variant(name)
             for seed in seeds:
                 start = time.perf_counter()
                 trace = nutpie.sample(
@@ -122,7 +130,7 @@ def run_case(case: str, seeds: list[int], folder: Path) -> list[dict]:
                     cores=SETTINGS["chains"],
                     tune=SETTINGS["tune"],
                     draws=SETTINGS["draws"],
-                    target_accept=SETTINGS["target_accept"],
+                    target_accept=target_accept,
                     seed=seed,
                     progress_bar=False,
                     adaptation=adaptation,
@@ -135,6 +143,8 @@ def run_case(case: str, seeds: list[int], folder: Path) -> list[dict]:
                     "weeks": len(y),
                     "channels": len(dataset.config.channel_columns),
                     "adaptation": adaptation,
+                    "target_accept": target_accept,
+                    "variant": name,
                     "seed": seed,
                     "compile_seconds": round(compile_seconds, 1),
                     "seconds": round(seconds, 2),
@@ -156,32 +166,38 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "# nutpie's adaptation: diagonal or low-rank mass matrix",
         "",
         f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. Each case compiled once, sampled 2 chains × "
-        f"({SETTINGS['tune']} tuning + {SETTINGS['draws']} draws) at target acceptance {SETTINGS['target_accept']}, "
+        f"({SETTINGS['tune']} tuning + {SETTINGS['draws']} draws) at each variant's target acceptance, "
         "no stopping rule. ESS and R-hat over the parameters the product's diagnostics check; ESS/s is min bulk "
         "ESS per second of sampling.",
         "",
-        "| case | weeks × channels | adaptation | seed | s | step | steps/draw | div | ESS bulk / tail | R-hat |"
+        "| case | weeks × channels | adaptation@target | seed | s | step | steps/draw | div | ESS bulk / tail | R-hat |"
         " ESS/s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['weeks']} × {r['channels']} | {r['adaptation']} | {r['seed']} | {r['seconds']:.1f} "
+            f"| {r['case']} | {r['weeks']} × {r['channels']} | {r['variant']} | {r['seed']} | {r['seconds']:.1f} "
             f"| {r['step_size']:.3f} | {r['steps_per_draw']:.0f} | {r['divergences']} "
             f"| {r['ess_bulk_min']:.0f} / {r['ess_tail_min']:.0f} | {r['r_hat_max']:.3f} | {r['ess_per_second']:.1f} |"
         )
-    lines += ["", "Per case, summed over its seeds:", ""]
-    lines += ["| case | diag: s, div, ESS/s | low_rank: s, div, ESS/s | low-rank ÷ diag ESS/s |", "|---|---|---|---|"]
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    first = names[0] if names else ""
+    lines += ["", "Per case, summed over its seeds (s, divergences, min bulk ESS per second):", ""]
+    lines += [
+        "| case | " + " | ".join(names) + " | " + " | ".join(f"{n} ÷ {first} ESS/s" for n in names[1:]) + " |",
+        "|---|" + "---|" * (2 * len(names) - 1),
+    ]
     for case in dict.fromkeys(r["case"] for r in rows):
         cells = []
         rates = []
-        for adaptation in ADAPTATIONS:
-            mine = [r for r in rows if r["case"] == case and r["adaptation"] == adaptation]
+        for name in names:
+            mine = [r for r in rows if r["case"] == case and r["variant"] == name]
             secs = sum(r["seconds"] for r in mine)
             rate = sum(r["ess_bulk_min"] for r in mine) / secs if secs else float("nan")
             rates.append(rate)
             cells.append(f"{secs:.0f}, {sum(r['divergences'] for r in mine)}, {rate:.1f}")
-        lines.append(f"| {case} | {cells[0]} | {cells[1]} | {rates[1] / rates[0]:.2f} × |")
+        ratios = [f"{rate / rates[0]:.2f} ×" for rate in rates[1:]]
+        lines.append(f"| {case} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -189,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=DEFAULT_CASES, help="DATA:STRUCTURE (default: seven datasets)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="ADAPTATION@TARGET_ACCEPT")
+    parser.add_argument("--name", default="adaptation", help="results file stem")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -201,10 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            rows += run_case(case, args.seeds, Path(tmp))
+            rows += run_case(case, args.seeds, Path(tmp), args.variants)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "adaptation.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (args.out / "adaptation.md").write_text(markdown(rows, meta))
+    (args.out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(rows, meta))
     print(markdown(rows, meta))
 
 

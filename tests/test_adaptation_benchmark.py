@@ -15,6 +15,8 @@ def _row(adaptation_name: str, seed: int, seconds: float, ess: float, divergence
         "weeks": 156,
         "channels": 5,
         "adaptation": adaptation_name,
+        "target_accept": 0.95,
+        "variant": f"{adaptation_name}@0.95",
         "seed": seed,
         "compile_seconds": 20.0,
         "seconds": seconds,
@@ -36,9 +38,15 @@ def test_the_summary_pools_seeds_per_adaptation_and_divides_their_ess_per_second
         _row("low_rank", 2, 7.5, 300.0, 4),  # low rank: 400 ESS in 10 s, 7 divergences
     ]
     text = adaptation.markdown(rows, {"date": "d", "machine": "m", "commit": "c"})
-    summary = text.split("Per case, summed over its seeds:")[1]
+    summary = text.split("Per case, summed over its seeds")[1]
+    assert "| case | diag@0.95 | low_rank@0.95 | low_rank@0.95 ÷ diag@0.95 ESS/s |" in summary
     assert "| sample:geometric+logistic+changepoints | 20, 1, 20.0 | 10, 7, 40.0 | 2.00 × |" in summary
     assert text.count("| sample:geometric+logistic+changepoints | 156 × 5 |") == 4
+
+
+def test_a_variant_is_an_adaptation_at_a_target_acceptance() -> None:
+    assert adaptation.variant("low_rank@0.99") == ("low_rank", 0.99)
+    assert adaptation.variant("diag") == ("diag", 0.95)
 
 
 def test_the_sample_case_names_the_seasonality_and_leaves_the_structure_to_the_case(tmp_path: Path) -> None:
