@@ -55,3 +55,10 @@ def test_the_sample_case_names_the_seasonality_and_leaves_the_structure_to_the_c
     assert data.name == "sample_weekly.csv" and data.is_file()
     assert "yearly_seasonality: 2" in text and "yearly_seasonality: auto" not in text
     assert "adstock: auto" in text  # each case builds its own structure
+
+
+def test_the_model_helpers_it_builds_with_still_exist() -> None:
+    """The benchmark builds each case as ``mmm fit`` does; a renamed helper should fail here, not in an hour's run."""
+    from mmmlib import model
+
+    assert callable(model.build) and callable(model._fit_rows)
