@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -88,7 +89,11 @@ def world_config(where: str, folder: Path) -> tuple[Path, Path]:
 
 
 def diagnostics(posterior: object) -> tuple[float, float, float]:
-    """Min bulk and tail ESS and max R-hat over the parameters the run's diagnostics check."""
+    """Min bulk and tail ESS and max R-hat over the parameters the run's diagnostics check.
+
+    Bulk ESS and R-hat equal the product's (:func:`mmmlib.sampling.convergence`); tail ESS is arviz's default, whose
+    quantiles are not the product's (0.05, 0.95), so this column is not the stopping rule's tail ESS.
+    """
     import arviz as az
 
     from mmmlib.analysis import diagnosed_names
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.platform()}, {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "machine": f"{platform.platform()}, {platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         "commit": commit.stdout.strip(),
     }
     rows: list[dict] = []
