@@ -119,6 +119,7 @@ def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> 
     dataset = load_dataset(data, load_config(config))
     mmm, X, y, _ = model.build(dataset, structures.Structure(*structure.split("+")))
     X, y = model._fit_rows(dataset, X, y)
+    mmm.centre_intercept = True  # as model.fit_structure builds it
     mmm.build_model(X, y)
     rows = []
     with pytensor.config.change_flags(numba__fastmath=nutpie_cache.NUMBA_FASTMATH):

@@ -265,6 +265,16 @@ def mmm_class() -> Any:
                 return sampling.sample(self._get_sampling_model(), **self.engine)
 
             roas: roas_priors.RoasParameterisation | None = None  # ROAS sampled, the effect size derived from it
+            # the intercept sampled as baseline + media (mmmlib.centring): set for fitting (fit_structure), off
+            # otherwise, since PyMC cannot draw the flat level from the prior
+            centre_intercept: bool = False
+            early_roas: Any = None
+
+            def build_model(self, X: Any, y: Any, **kwargs: Any) -> None:
+                from mmmlib import centring
+
+                with centring.centred(self):
+                    super().build_model(X, y, **kwargs)
 
             def forward_pass(self, x: Any, dims: tuple[str, ...]) -> Any:
                 if self.roas is None or not self.adstock_first:
@@ -334,6 +344,7 @@ def fit_structure(
     else:
         mmm, X, y, scales = build(dataset, structure, target_scale)
         X_fit, y_fit = _fit_rows(dataset, X, y)
+    mmm.centre_intercept = True  # NUTS moves along baseline + media, not the intercept (mmmlib.centring)
     mmm.build_model(X_fit, y_fit)
     if lift_tests is not None and len(lift_tests):
         mmm.add_lift_test_measurements(lift_measurements(dataset, lift_tests))

@@ -242,6 +242,11 @@ def geo_returns(national: np.ndarray, spread: np.ndarray, offset: np.ndarray, we
     return national[..., None, :] * relative / (weights * relative).sum(axis=-2, keepdims=True)
 
 
+def target_scale_of(mmm: Any) -> float:
+    """The number pymc-marketing divided the KPI by (its max scaling)."""
+    return float(np.asarray(mmm.scalers["_target"]).reshape(-1)[0])
+
+
 @dataclass(frozen=True)
 class RoasParameterisation:
     """ROAS as the sampled parameter of each channel, the effect size derived from it (Meridian's ROI prior type).
@@ -316,8 +321,10 @@ class RoasParameterisation:
         else:  # the model's own input is the fitted rows: one forward pass
             unit_fit = unit
         total = pmd.math.maximum(unit_fit.sum("date"), 1e-12)
-        roas = self.roas_variable(saturation.prefix)
-        target_scale = float(np.asarray(mmm.scalers["_target"]).reshape(-1)[0])
+        roas = getattr(mmm, "early_roas", None)  # made with the centred intercept (mmmlib.centring), or now
+        if roas is None:
+            roas = self.roas_variable(saturation.prefix)
+        target_scale = target_scale_of(mmm)
         beta = pmd.Deterministic(saturation.variable_mapping[self.effect], roas * self.per_roas(target_scale) / total)
         return unit * beta
 
