@@ -1,4 +1,4 @@
-"""Benchmark: nutpie's mass-matrix adaptation, diagonal (the default) or low-rank, on our models (issue 13).
+"""Benchmark: nutpie's mass-matrix adaptation (diagonal or low-rank) and the intercept's form, on our models (#13).
 
 NUTS takes as many gradient steps per draw as the posterior's correlations force on it. nutpie adapts a diagonal
 mass matrix by default; ``adaptation="low_rank"`` adds the directions in which the draws and their gradients are
@@ -17,9 +17,14 @@ Cases are ``DATA:STRUCTURE``, DATA being ``sample`` (the bundled sample and its 
 recovery-suite world such as ``strong/world_2002`` (generated into .cache/recovery if missing, config from its
 truth as the suite benchmark writes it).
 
+A variant may also name the intercept's form: ``diag@0.95/plain`` (the default: the intercept itself, as fits
+sample) or ``diag@0.95/centred`` (the level, baseline + media, :mod:`mmmlib.centring`: measured, not adopted); the
+case is then built and compiled once per form. Steps per draw are reported for the kept draws and for warm-up, where
+a badly scaled ridge costs most.
+
 Run: `.venv/bin/python benchmarks/adaptation.py [CASE ...] [--seeds 1 2] [--variants diag@0.95 low_rank@0.99]
 [--name adaptation]`. Writes `NAME.json` and `NAME.md` to benchmarks/results/ (each variant is an adaptation at a
-target acceptance; ratios are against the first).
+target acceptance, optionally with the intercept's form; ratios are against the first).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,10 +68,17 @@ VARIANTS = ("diag@0.95", "low_rank@0.95")  # adaptation@target acceptance; 0.95 
 SETTINGS = {"chains": 2, "tune": 600, "draws": 1000}  # a quick fit's candidate, no stopping rule
 
 
-def variant(text: str) -> tuple[str, float]:
-    """``low_rank@0.99`` → ``("low_rank", 0.99)``."""
-    adaptation, _, target = text.partition("@")
-    return adaptation, float(target or 0.95)
+INTERCEPTS = ("plain", "centred")  # the intercept itself (what fits sample), or mmmlib.centring's level
+
+
+def variant(text: str) -> tuple[str, float, str]:
+    """``low_rank@0.99`` → ``("low_rank", 0.99, "plain")``; ``diag@0.95/centred`` → ``("diag", 0.95, "centred")``."""
+    body, _, intercept = text.partition("/")
+    adaptation, _, target = body.partition("@")
+    intercept = intercept or INTERCEPTS[0]
+    if intercept not in INTERCEPTS:
+        raise ValueError(f"the intercept's form is one of {', '.join(INTERCEPTS)}, not {intercept!r}")
+    return adaptation, float(target or 0.95), intercept
 
 
 def sample_config(folder: Path) -> tuple[Path, Path]:
@@ -106,7 +119,7 @@ def diagnostics(posterior: object) -> tuple[float, float, float]:
 
 
 def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> list[dict]:
-    """Compile the case's model once; sample it with each variant and seed."""
+    """Compile the case's model once per intercept form; sample it with each variant and seed."""
     import nutpie
     import pytensor
 
@@ -117,73 +130,91 @@ def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> 
     where, structure = case.split(":")
     data, config = sample_config(folder) if where == "sample" else world_config(where, folder)
     dataset = load_dataset(data, load_config(config))
-    mmm, X, y, _ = model.build(dataset, structures.Structure(*structure.split("+")))
-    X, y = model._fit_rows(dataset, X, y)
-    mmm.centre_intercept = True  # as model.fit_structure builds it
-    mmm.build_model(X, y)
     rows = []
-    with pytensor.config.change_flags(numba__fastmath=nutpie_cache.NUMBA_FASTMATH):
-        start = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(mmm.model)
-        compile_seconds = time.perf_counter() - start
-        for name in variants:
-            adaptation, target_accept = variant(name)
-            for seed in seeds:
-                start = time.perf_counter()
-                trace = nutpie.sample(
-                    compiled,
-                    chains=SETTINGS["chains"],
-                    cores=SETTINGS["chains"],
-                    tune=SETTINGS["tune"],
-                    draws=SETTINGS["draws"],
-                    target_accept=target_accept,
-                    seed=seed,
-                    progress_bar=False,
-                    adaptation=adaptation,
-                )
-                seconds = time.perf_counter() - start
-                stats = trace["sample_stats"]
-                bulk, tail, rhat = diagnostics(trace["posterior"])
-                row = {
-                    "case": case,
-                    "weeks": len(y),
-                    "channels": len(dataset.config.channel_columns),
-                    "adaptation": adaptation,
-                    "target_accept": target_accept,
-                    "variant": name,
-                    "seed": seed,
-                    "compile_seconds": round(compile_seconds, 1),
-                    "seconds": round(seconds, 2),
-                    "step_size": round(float(stats["step_size"].mean()), 4),
-                    "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
-                    "divergences": int(stats["diverging"].sum()),
-                    "ess_bulk_min": round(bulk, 1),
-                    "ess_tail_min": round(tail, 1),
-                    "r_hat_max": round(rhat, 4),
-                    "ess_per_second": round(bulk / seconds, 2),
-                }
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+    for form in dict.fromkeys(variant(name)[2] for name in variants):
+        mmm, X, y, _ = model.build(dataset, structures.Structure(*structure.split("+")))
+        X, y = model._fit_rows(dataset, X, y)
+        mmm.centre_intercept = form == "centred"  # plain: as model.fit_structure builds it
+        mmm.build_model(X, y)
+        with pytensor.config.change_flags(numba__fastmath=nutpie_cache.NUMBA_FASTMATH):
+            start = time.perf_counter()
+            compiled = nutpie.compile_pymc_model(mmm.model)
+            compile_seconds = time.perf_counter() - start
+            mine = [name for name in variants if variant(name)[2] == form]
+            rows += _sample_variants(case, dataset, len(y), compiled, compile_seconds, mine, seeds)
+    return rows
+
+
+def _sample_variants(
+    case: str, dataset: Any, weeks: int, compiled: Any, compile_seconds: float, variants: list[str], seeds: list[int]
+) -> list[dict]:
+    """Sample one compiled model with each variant and seed; one row each."""
+    import nutpie
+
+    rows = []
+    for name in variants:
+        adaptation, target_accept, form = variant(name)
+        for seed in seeds:
+            start = time.perf_counter()
+            trace = nutpie.sample(
+                compiled,
+                chains=SETTINGS["chains"],
+                cores=SETTINGS["chains"],
+                tune=SETTINGS["tune"],
+                draws=SETTINGS["draws"],
+                target_accept=target_accept,
+                seed=seed,
+                progress_bar=False,
+                adaptation=adaptation,
+            )
+            seconds = time.perf_counter() - start
+            stats = trace["sample_stats"]
+            warmup = trace["warmup_sample_stats"] if "warmup_sample_stats" in trace.children else None
+            bulk, tail, rhat = diagnostics(trace["posterior"])
+            row = {
+                "case": case,
+                "weeks": weeks,
+                "channels": len(dataset.config.channel_columns),
+                "adaptation": adaptation,
+                "target_accept": target_accept,
+                "intercept": form,
+                "variant": name,
+                "seed": seed,
+                "compile_seconds": round(compile_seconds, 1),
+                "seconds": round(seconds, 2),
+                "step_size": round(float(stats["step_size"].mean()), 4),
+                "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
+                "warmup_steps_per_draw": round(float(warmup["n_steps"].mean()), 1) if warmup is not None else None,
+                "divergences": int(stats["diverging"].sum()),
+                "ess_bulk_min": round(bulk, 1),
+                "ess_tail_min": round(tail, 1),
+                "r_hat_max": round(rhat, 4),
+                "ess_per_second": round(bulk / seconds, 2),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
-        "# nutpie's adaptation: diagonal or low-rank mass matrix",
+        "# nutpie's adaptation (diagonal or low-rank mass matrix) and the intercept's form",
         "",
         f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. Each case compiled once, sampled 2 chains × "
         f"({SETTINGS['tune']} tuning + {SETTINGS['draws']} draws) at each variant's target acceptance, "
         "no stopping rule. ESS and R-hat over the parameters the product's diagnostics check; ESS/s is min bulk "
         "ESS per second of sampling.",
         "",
-        "| case | weeks × channels | adaptation@target | seed | s | step | steps/draw | div | ESS bulk / tail | R-hat |"
+        "| case | weeks × channels | variant | seed | s | step | steps/draw (warm-up) | div | ESS bulk / tail | R-hat |"
         " ESS/s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        warmup = r.get("warmup_steps_per_draw")
+        steps = f"{r['steps_per_draw']:.0f}" + (f" ({warmup:.0f})" if warmup is not None else "")
         lines.append(
             f"| {r['case']} | {r['weeks']} × {r['channels']} | {r['variant']} | {r['seed']} | {r['seconds']:.1f} "
-            f"| {r['step_size']:.3f} | {r['steps_per_draw']:.0f} | {r['divergences']} "
+            f"| {r['step_size']:.3f} | {steps} | {r['divergences']} "
             f"| {r['ess_bulk_min']:.0f} / {r['ess_tail_min']:.0f} | {r['r_hat_max']:.3f} | {r['ess_per_second']:.1f} |"
         )
     names = list(dict.fromkeys(r["variant"] for r in rows))

@@ -1,5 +1,10 @@
 """The intercept sampled as the baseline plus the media's mean contribution: the same model without its ridge.
 
+Measured on 2026-12-04 and not adopted (off unless ``centre_intercept`` is set; ``benchmarks/adaptation.py``'s
+``/centred`` variants set it): it cut a quick fit's time on the mixed recovery suite by about a quarter, but the
+candidates' ESS per draw fell where the changepoint slopes set the pace, and six worlds' fits fell below quick mode's
+ESS threshold (docs/speed.md).
+
 Spend that runs most weeks contributes a nearly constant amount, which the intercept can take over. On the sample and
 on the recovery suite's worlds the posterior correlation of the intercept with the media's mean contribution is
 -0.99 to -0.999: the data pin only their sum, and NUTS with a diagonal mass matrix crawls along that ridge in many

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.benchtools import load_benchmark
 
 adaptation = load_benchmark("adaptation")
@@ -44,9 +46,12 @@ def test_the_summary_pools_seeds_per_adaptation_and_divides_their_ess_per_second
     assert text.count("| sample:geometric+logistic+changepoints | 156 × 5 |") == 4
 
 
-def test_a_variant_is_an_adaptation_at_a_target_acceptance() -> None:
-    assert adaptation.variant("low_rank@0.99") == ("low_rank", 0.99)
-    assert adaptation.variant("diag") == ("diag", 0.95)
+def test_a_variant_is_an_adaptation_at_a_target_acceptance_with_the_intercepts_form() -> None:
+    assert adaptation.variant("low_rank@0.99") == ("low_rank", 0.99, "plain")  # what fits sample
+    assert adaptation.variant("diag") == ("diag", 0.95, "plain")
+    assert adaptation.variant("diag@0.95/centred") == ("diag", 0.95, "centred")
+    with pytest.raises(ValueError, match="plain, centred"):
+        adaptation.variant("diag@0.95/uncentred")
 
 
 def test_the_sample_case_names_the_seasonality_and_leaves_the_structure_to_the_case(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""The intercept sampled as baseline + media (mmmlib.centring, #13): the same posterior density in other coordinates,
-the level it samples is the intercept plus the media's mean contribution, and models that do not fit keep the
-intercept as a parameter (so PyMC can still draw them from the prior)."""
+"""The intercept sampled as baseline + media (mmmlib.centring, #13; measured by benchmarks/adaptation.py, not the
+default): the same posterior density in other coordinates, the level it samples is the intercept plus the media's
+mean contribution, and models keep the intercept as a parameter unless asked (so PyMC can draw them from the prior)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_only_a_normal_intercept_of_fixed_numbers_with_sampled_roas_is_centred()
 
     dataset = _dataset()
     mmm, *_ = model.build(dataset, structures.Structure("geometric", "logistic"))
-    assert not centring.applies(mmm)  # built, not fitting: PyMC must be able to draw it from the prior
+    assert not centring.applies(mmm)  # off unless asked: fits keep the intercept, and PyMC can draw it from the prior
     mmm.centre_intercept = True
     assert centring.applies(mmm)
     mmm.model_config["intercept"] = Prior("StudentT", mu=0, sigma=2, nu=4)
