@@ -200,7 +200,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# nutpie's adaptation (diagonal or low-rank mass matrix) and the intercept's form",
         "",
-        f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. Each case compiled once, sampled 2 chains × "
+        f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. Each case compiled once per intercept form, "
+        "sampled 2 chains × "
         f"({SETTINGS['tune']} tuning + {SETTINGS['draws']} draws) at each variant's target acceptance, "
         "no stopping rule. ESS and R-hat over the parameters the product's diagnostics check; ESS/s is min bulk "
         "ESS per second of sampling.",
