@@ -1,7 +1,7 @@
 """The intercept sampled as the baseline plus the media's mean contribution: the same model without its ridge.
 
 Measured on 2026-12-04 and not adopted (off unless ``centre_intercept`` is set; ``benchmarks/adaptation.py``'s
-``/centred`` variants set it): it cut a quick fit's time on the mixed recovery suite by about a quarter, but the
+``/centred`` variants set it): it cut a quick fit's time on the mixed recovery suite by about a fifth, but the
 candidates' ESS per draw fell where the changepoint slopes set the pace, and six worlds' fits fell below quick mode's
 ESS threshold (docs/speed.md).
 
