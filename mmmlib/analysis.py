@@ -344,9 +344,7 @@ def diagnostics(idata: Any) -> dict[str, Any]:
     """Max R-hat, min bulk and tail ESS over the sampled parameters, and divergences.
 
     For a combined posterior (``mmmlib.stacking``), R-hat is the worst of the candidates that contributed draws and
-    divergences their sum, each measured on its own chains; ESS is the mixture's: a candidate holding a share ``w`` of
-    the draws contributes a random ``w`` of its own, so the mixture's ESS is ``1 / Σ (w / ESS)``, the weighted
-    harmonic mean of theirs.
+    divergences their sum, each measured on its own chains; ESS is the mixture's (:func:`mixture_ess`).
     """
     import arviz as az
 
@@ -355,8 +353,8 @@ def diagnostics(idata: Any) -> dict[str, Any]:
         used = [r for r in records if r.get("draws_per_chain", 1) > 0] or records
         return {
             "r_hat_max": max(r["r_hat_max"] for r in used),
-            "ess_bulk_min": _mixture_ess(used, "ess_bulk_min"),
-            "ess_tail_min": _mixture_ess(used, "ess_tail_min"),
+            "ess_bulk_min": mixture_ess(used, "ess_bulk_min"),
+            "ess_tail_min": mixture_ess(used, "ess_tail_min"),
             "divergences": int(sum(r["divergences"] for r in used)),
         }
 
@@ -378,9 +376,35 @@ def diagnostics(idata: Any) -> dict[str, Any]:
     }
 
 
-def _mixture_ess(records: list[dict[str, Any]], key: str) -> float:
+def mixture_ess(records: list[dict[str, Any]], key: str) -> float:
+    """Effective draws of a stacking mixture, from its candidates' ``key`` (``ess_bulk_min`` or ``ess_tail_min``).
+
+    Candidate ``m`` holds ``n`` of the mixture's draws per chain, a share ``w``, picked at random from the ``N`` it
+    drew, whose ESS is ``E`` (all over ``C`` chains). Given its chains, the mean of a random ``n`` of ``N`` draws
+    varies around theirs by ``σ² (1/(nC) − 1/(NC))`` (sampling without replacement), and their mean around the
+    posterior's by ``σ²/E``; so the kept draws are worth ``E' = 1 / (1/E + 1/(nC) − 1/(NC))`` effective draws, and
+    the mixture's mean, ``Σ w × (candidate's mean)``, is worth ``1 / Σ (w² / E')``. Keeping a random share of an
+    autocorrelated chain keeps most of its ESS (draws close together carry the same information), and independent
+    candidates add up. It takes every candidate's spread ``σ`` as the mixture's, which a mixture's can only exceed
+    (``tests/test_mixture_ess.py`` checks it against simulated chains). Records without ``drawn_per_chain`` (runs
+    before it was stored) get ``E' = w E``: the ESS of the weighted harmonic mean those runs reported.
+    """
     total = sum(r.get("draws_per_chain", 1) for r in records) or 1
-    return 1.0 / sum((r.get("draws_per_chain", 1) / total) / max(r[key], 1e-9) for r in records)
+    inverse = 0.0
+    for r in records:
+        n = r.get("draws_per_chain", 1)
+        w = n / total
+        if w <= 0:
+            continue
+        ess = max(r[key], 1e-9)
+        drawn, chains = r.get("drawn_per_chain"), r.get("chains")
+        if drawn and chains:
+            resampling = 1 / (n * chains) - (1 / (drawn * chains) if n <= drawn else 0.0)  # with replacement past N
+            kept = 1 / (1 / ess + resampling)
+        else:
+            kept = w * ess
+        inverse += w * w / kept
+    return 1.0 / inverse if inverse > 0 else 0.0
 
 
 def status_of(diag: dict[str, Any], mode: str) -> tuple[str, list[str]]:

@@ -64,6 +64,8 @@ def score(member: Any) -> tuple[dict[str, Any], Any]:
         "ess_bulk_min": diag["ess_bulk_min"],
         "ess_tail_min": diag["ess_tail_min"],
         "divergences": diag["divergences"],
+        "chains": int(member.idata["posterior"].sizes["chain"]),
+        "drawn_per_chain": int(member.idata["posterior"].sizes["draw"]),  # its own; draws_per_chain is the mixture's
         "elpd_loo": None,
         "elpd_se": None,
         "p_loo": None,
