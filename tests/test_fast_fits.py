@@ -306,10 +306,11 @@ def test_quick_candidates_stop_at_their_own_targets_and_a_single_fit_at_the_repo
 
     candidate = stop_rule(sampler_settings("quick", candidates=4))
     met = {"ess_bulk_min": 260.0, "ess_tail_min": 300.0, "r_hat_max": 1.02}
-    assert candidate.max_draws == 1000 and candidate.done(750, met)
+    assert candidate.max_draws == 2000 and candidate.done(750, met)
     assert not candidate.done(750, {**met, "ess_bulk_min": 240.0})  # short of 250: draws on
     assert not candidate.done(750, {**met, "r_hat_max": 1.06})  # chains disagree beyond quick mode's 1.05
-    assert not candidate.done(200, met) and candidate.done(1000, {**met, "ess_bulk_min": 10.0})  # 250 .. 1000
+    assert not candidate.done(1000, {**met, "ess_bulk_min": 10.0})  # a hard candidate draws on past 1000
+    assert not candidate.done(200, met) and candidate.done(2000, {**met, "ess_bulk_min": 10.0})  # 250 .. 2000
     single = stop_rule(sampler_settings("quick", candidates=1))
     assert single.max_draws == 1500 and not single.done(750, met)  # one structure: ESS 400 and R-hat 1.01
     assert single.done(750, {"ess_bulk_min": 410.0, "ess_tail_min": 420.0, "r_hat_max": 1.005})
