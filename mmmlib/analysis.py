@@ -385,8 +385,9 @@ def mixture_ess(records: list[dict[str, Any]], key: str) -> float:
     posterior's by ``σ²/E``; so the kept draws are worth ``E' = 1 / (1/E + 1/(nC) − 1/(NC))`` effective draws, and
     the mixture's mean, ``Σ w × (candidate's mean)``, is worth ``1 / Σ (w² / E')``. Keeping a random share of an
     autocorrelated chain keeps most of its ESS (draws close together carry the same information), and independent
-    candidates add up. It takes every candidate's spread ``σ`` as the mixture's, which a mixture's can only exceed
-    (``tests/test_mixture_ess.py`` checks it against simulated chains). Records without ``drawn_per_chain`` (runs
+    candidates add up. It takes the candidates' spreads ``σ`` as equal; the mixture's spread is then at least that
+    (their means may differ), so the figure errs low (``tests/test_mixture_ess.py`` checks it against simulated
+    chains). Records without ``drawn_per_chain`` (runs
     before it was stored) get ``E' = w E``: the ESS of the weighted harmonic mean those runs reported.
     """
     total = sum(r.get("draws_per_chain", 1) for r in records) or 1
