@@ -387,8 +387,8 @@ def mixture_ess(records: list[dict[str, Any]], key: str) -> float:
     autocorrelated chain keeps most of its ESS (draws close together carry the same information), and independent
     candidates add up. It takes the candidates' spreads ``σ`` as equal; the mixture's spread is then at least that
     (their means may differ), so the figure errs low (``tests/test_mixture_ess.py`` checks it against simulated
-    chains). Records without ``drawn_per_chain`` (runs
-    before it was stored) get ``E' = w E``: the ESS of the weighted harmonic mean those runs reported.
+    chains). Records without ``drawn_per_chain`` (runs before it was stored) get ``E' = w E``: the ESS of the
+    weighted harmonic mean those runs reported.
     """
     total = sum(r.get("draws_per_chain", 1) for r in records) or 1
     inverse = 0.0
@@ -399,9 +399,8 @@ def mixture_ess(records: list[dict[str, Any]], key: str) -> float:
             continue
         ess = max(r[key], 1e-9)
         drawn, chains = r.get("drawn_per_chain"), r.get("chains")
-        if drawn and chains:
-            resampling = 1 / (n * chains) - (1 / (drawn * chains) if n <= drawn else 0.0)  # with replacement past N
-            kept = 1 / (1 / ess + resampling)
+        if drawn and chains:  # n ≤ drawn: stacking.mixture_draws never uses a draw twice
+            kept = 1 / (1 / ess + 1 / (n * chains) - 1 / (drawn * chains))
         else:
             kept = w * ess
         inverse += w * w / kept

@@ -22,8 +22,7 @@ def ar1(rng: np.random.Generator, rho: float, draws: int) -> np.ndarray:
     """``(CHAINS, draws)`` stationary AR(1) chains with unit variance and lag-1 autocorrelation ``rho``."""
     noise = rng.standard_normal((CHAINS, draws)) * np.sqrt(1 - rho**2)
     start = rng.standard_normal((CHAINS, 1))
-    out = lfilter([1.0], [1.0, -rho], noise, axis=1, zi=rho * start)[0]
-    return out
+    return lfilter([1.0], [1.0, -rho], noise, axis=1, zi=rho * start)[0]
 
 
 def mixture_mean(rng: np.random.Generator, chains: list[np.ndarray], counts: list[int]) -> float:
