@@ -37,8 +37,9 @@ def text_report(summary: dict[str, Any]) -> str:
     lines += [table.to_string(), ""]
     if not all(_identified(summary)):
         lines += [
-            "identified NO: not identified by this data — the ROAS interval cannot tell a loss from a gain, or the",
-            "data barely narrowed the prior; hold the channel's budget and run a lift test.",
+            "identified NO: not identified by this data — the ROAS interval cannot tell a loss from a gain, the",
+            "data barely narrowed the prior, or the ROAS's sd exceeds half its mean; hold the channel's budget and",
+            "run a lift test.",
             "",
         ]
     geos = geo_table(summary)

@@ -61,6 +61,32 @@ def test_an_interval_holding_half_and_twice_break_even_is_not_identified() -> No
     assert identify(post, prior, breakeven=0.5)[0]["identified"] is True
 
 
+def lognormal_draws(median: float, sigma: float, n: int = N) -> np.ndarray:
+    """A lognormal's quantiles: a positive ROAS posterior with known relative sd ``sqrt(exp(sigma²) − 1)``."""
+    return median * np.exp(norm.ppf((np.arange(n) + 0.5) / n, 0.0, sigma))
+
+
+def test_a_return_too_imprecise_to_act_on_is_not_identified() -> None:
+    """The relative-precision rule alone: sd > half the mean (relative sd 0.59) with an HDI of about [0.2, 1.9],
+    which holds half break-even but not twice, and a prior far wider, so neither other rule fires."""
+    post = lognormal_draws(0.8, 0.55)[:, None]
+    prior = lognormal_draws(1.0, 3.0)[:, None]
+    low, high = analysis.hdi(post)
+    assert low[0] < 0.5 < high[0] < 2.0
+    (verdict,) = identify(post, prior, breakeven=1.0)
+    assert not verdict["identified"]
+    assert len(verdict["reasons"]) == 1 and "too imprecise" in verdict["reasons"][0]
+    # it needs no break-even and no prior: it applies to every run
+    assert not identify(post, None, breakeven=None)[0]["identified"]
+    # just inside the bound (relative sd 0.47) the same median is identified
+    assert identify(lognormal_draws(0.8, 0.45)[:, None], prior, breakeven=1.0)[0]["identified"] is True
+
+
+def test_a_posterior_at_zero_has_no_relative_precision() -> None:
+    (verdict,) = identify(np.zeros((N, 1)), None, breakeven=None)
+    assert not verdict["identified"] and "too imprecise" in verdict["reasons"][0]
+
+
 def test_without_prior_draws_only_the_interval_rule_applies() -> None:
     narrow, wide = normal_draws(3.0, 0.3), normal_draws(1.45, 0.558)
     verdicts = identify(np.c_[narrow, wide], None, breakeven=1.0)

@@ -47,7 +47,7 @@ def test_spend_far_above_the_kpis_value_too() -> None:
     assert basis == roas_priors.SHARE_BASIS and why is not None and "more than all of it" in why
 
 
-def test_without_a_break_even_only_the_prior_half_of_the_identification_rule_applies() -> None:
+def test_without_a_break_even_the_interval_half_of_the_identification_rule_is_dropped() -> None:
     rng = np.random.default_rng(0)
     roas = rng.lognormal(np.log([0.9, 1.0]), [0.05, 0.6], size=(4000, 2))  # both span 0.5-2 only if wide
     prior = rng.lognormal(0.0, 0.6, size=(4000, 2))  # the second posterior is as wide as its prior

@@ -15,7 +15,8 @@ from mmmlib.wording import interval_label
 NOT_IDENTIFIED = "not identified"  # appended to a channel's label where its return is shown
 NOT_IDENTIFIED_LEGEND = (
     "Faded bars marked “not identified”: this data cannot tell the channel's return (its interval holds both half "
-    "and twice break-even, or the data barely narrowed the prior); hold its budget and run a lift test."
+    "and twice break-even, the data barely narrowed the prior, or its sd exceeds half its value); hold its budget "
+    "and run a lift test."
 )
 
 
