@@ -35,9 +35,9 @@ def identify(
 
     The relative-precision rule needs neither prior nor break-even, so it applies to every run.
 
-    ``prior`` holds prior ROAS draws ``(draw, channel)``, or None (an old run without prior draws): then only the
-    interval rule applies and ``prior_sd`` is None. ``breakeven`` None (spend and the KPI's value in different units,
-    :func:`mmmlib.roas_priors.units_differ`): there is no break-even to hold, and only the prior rule applies.
+    ``prior`` holds prior ROAS draws ``(draw, channel)``, or None (an old run without prior draws): then the prior
+    rule is skipped and ``prior_sd`` is None. ``breakeven`` None (spend and the KPI's value in different units,
+    :func:`mmmlib.roas_priors.units_differ`): there is no break-even to hold, and the interval rule is skipped.
     """
     roas = np.asarray(roas, dtype=float)
     low, high = hdi(roas, prob)
