@@ -13,6 +13,8 @@ hierarchical fit, per geo × channel. Results append to ``benchmarks/results/geo
 ``--report`` writes ``geo_recovery.md``.
 
     python benchmarks/geo_recovery.py --seeds 1 2 3 --geos 10 --weeks 104 --channels 4
+    python benchmarks/geo_recovery.py --hierarchical-only   # a change to the geo model alone: the same data, the
+                                                             # stored national and peer rows
 """
 
 from __future__ import annotations
@@ -75,7 +77,17 @@ def _national_rows(summary: dict, truth: dict) -> list[tuple[float, float, float
     ]
 
 
-def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path) -> dict:
+def _stored(seed: int, geos: int, weeks: int, channels: int) -> dict | None:
+    """The newest stored record of the same seed and sizes, or None."""
+    path = RESULTS / "geo_recovery.json"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    same = [r for r in records if (r["seed"], r["geos"], r["weeks"], r["channels"]) == (seed, geos, weeks, channels)]
+    return same[-1] if same else None
+
+
+def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path, reuse: dict | None = None) -> dict:
+    """Fit and score one seed; ``reuse``: a stored record whose national and peer fits stand for this run's (only
+    the hierarchical model changed: its data are the same draws of ``mmm synth``)."""
     from mmmlib.config import load_config, save_config
     from mmmlib.data.dataset import load_dataset
 
@@ -109,6 +121,15 @@ def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path) -> dic
     cfg = load_config(data / "config.yaml")
     seconds = {}
     seconds["hierarchical"] = _fit(data, "config.yaml", "run_h", "hierarchical.log")
+    if reuse is not None:
+        summary = json.loads((data / "run_h" / "summary.json").read_text())
+        record = {"seed": seed, "geos": geos, "weeks": weeks, "channels": channels}
+        record["seconds"] = {**reuse["seconds"], "hierarchical": seconds["hierarchical"]}
+        record["hierarchical"] = {"rows": _national_rows(summary, truth), "diagnostics": summary.get("diagnostics")}
+        record.update({"national": reuse["national"], "peer": reuse["peer"], "reused_from": reuse["commit"]})
+        record["hierarchical_per_geo"] = _per_geo_rows(summary, truth)
+        record["commit"] = _commit()
+        return record
     aggregate = load_config(data / "config.yaml")
     aggregate.geo_model = "aggregate"
     save_config(aggregate, data / "config_national.yaml")
@@ -133,7 +154,12 @@ def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path) -> dic
     for name, folder in (("hierarchical", "run_h"), ("national", "run_n"), ("peer", "peer")):
         summary = json.loads((data / folder / "summary.json").read_text())
         record[name] = {"rows": _national_rows(summary, truth), "diagnostics": summary.get("diagnostics")}
-    summary = json.loads((data / "run_h" / "summary.json").read_text())
+    record["hierarchical_per_geo"] = _per_geo_rows(json.loads((data / "run_h" / "summary.json").read_text()), truth)
+    record["commit"] = _commit()
+    return record
+
+
+def _per_geo_rows(summary: dict, truth: dict) -> list[tuple[float, float, float, float]]:
     per_geo = []
     for g in summary["geos"]:
         true = next(t for t in truth["geos"] if t["name"] == g["name"])
@@ -141,9 +167,7 @@ def run_seed(seed: int, geos: int, weeks: int, channels: int, work: Path) -> dic
             t = next(x["roas"] for x in true["channels"] if x["name"] == c["name"])
             if t:
                 per_geo.append((t, c["roas"]["mean"], c["roas"]["hdi_low"], c["roas"]["hdi_high"]))
-    record["hierarchical_per_geo"] = per_geo
-    record["commit"] = _commit()
-    return record
+    return per_geo
 
 
 def report(commit: str | None = None) -> str:
@@ -154,7 +178,13 @@ def report(commit: str | None = None) -> str:
     lines = [
         f"Seeds {', '.join(str(r['seed']) for r in records)}; "
         f"{records[0]['geos']} geos × {records[0]['weeks']} weeks × {records[0]['channels']} channels "
-        f"(Weibull carry-over, Hill curves, per-geo returns); commit {records[-1]['commit']}.",
+        f"(Weibull carry-over, Hill curves, per-geo returns); commit {records[-1]['commit']}"
+        + (
+            f"; the national and peer rows are those of commit {reused} (same data; only the hierarchical model "
+            "was refitted)."
+            if (reused := records[-1].get("reused_from"))
+            else "."
+        ),
         "",
         "| fit | scored on | channels | coverage | within 20 % | within 35 % | median error | median width ÷ truth | "
         "median seconds |",
@@ -184,13 +214,21 @@ def main() -> int:
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--work", default=str(ROOT / ".cache" / "geo_recovery"))
     parser.add_argument("--report", action="store_true")
+    parser.add_argument(
+        "--hierarchical-only",
+        action="store_true",
+        help="refit the hierarchical model only; the national and peer rows are the newest stored ones of each seed",
+    )
     parser.add_argument("--commit", help="with --report: this commit's records (default: the last record's)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for seed in [] if args.report else args.seeds:
-        record = run_seed(seed, args.geos, args.weeks, args.channels, work)
+        reuse = _stored(seed, args.geos, args.weeks, args.channels) if args.hierarchical_only else None
+        if args.hierarchical_only and reuse is None:
+            parser.error(f"--hierarchical-only: no stored record of seed {seed} at these sizes")
+        record = run_seed(seed, args.geos, args.weeks, args.channels, work, reuse)
         print(json.dumps({k: record[k] for k in ("seed", "seconds")}), flush=True)
         with (RESULTS / "geo_recovery.json").open("a") as fh:
             fh.write(json.dumps(record) + "\n")

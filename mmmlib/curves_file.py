@@ -117,8 +117,9 @@ def read(run_dir: str | Path, value_per_kpi: float, hdi_prob: float) -> Curves |
             return None
         curves = _build(meta, "", arrays, value_per_kpi, hdi_prob)
         curves._mean_table = (arrays["table.xs"], arrays["table.ys"], arrays["table.slope"])
-        # a mixture's parameters are NaN where a draw's family lacks them: only the rest must be numbers
-        if not all(np.isfinite(v).all() for k, v in arrays.items() if ".param." not in f".{k}"):
+        # a mixture's parameters (a geo's under its prefix) are NaN where a draw's family lacks them: only the rest
+        # must be numbers
+        if not all(np.isfinite(v).all() for k, v in arrays.items() if ".param." not in f".{k.rsplit('/', 1)[-1]}"):
             return None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError):
         return None

@@ -686,6 +686,7 @@ STRUCTURE_CHOICE_ATTR = "structure_choice"  # the national fit's candidate recor
 STRUCTURE_FITTED_ATTR = "structure_fitted"  # the structure a geo fit sampled over its geos
 STRUCTURE_KEPT_ATTR = "structure_kept"  # and, when it was the previous run's, what was kept (mmmlib.refresh)
 STRUCTURE_SIMPLER_ATTR = "structure_simpler"  # or, when a simpler one within noise replaced the best (mmmlib.refresh)
+STRUCTURE_SECOND_ATTR = "structure_second"  # and the one fitted beside it, which the sum cannot tell apart either
 
 
 def fit_geos(
@@ -694,9 +695,13 @@ def fit_geos(
     """The hierarchical geo fit (:mod:`mmmlib.geo_model`) of the structure the national sum prefers.
 
     The candidate structures are compared on the national sum (the same data summed over geos): fitting every
-    candidate over every geo would multiply the longest step. The best-weighted one is then fitted once over the geos,
-    or the previous run's (``request.previous``) while the data cannot tell it from the best, or else one with a
-    simpler returns curve that the data cannot tell from the best either (:mod:`mmmlib.refresh`).
+    candidate over every geo would multiply the longest step. The best-weighted one is then fitted over the geos, or
+    the previous run's (``request.previous``) while the data cannot tell it from the best, or else one with a simpler
+    returns curve that the data cannot tell from the best either (:mod:`mmmlib.refresh`); and beside it the
+    highest-weighted other structure the sum cannot tell from the best, if any: the two geo fits are weighed by
+    PSIS-LOO on the geos' data and combined (:mod:`mmmlib.stacking`). On synthetic geos with Hill curves the sum
+    could not tell Hill from logistic returns, and the logistic fit alone pinned the largest channel's ROAS a few
+    per cent off the truth with an interval a few per cent wide (docs/geo.md).
     """
     if lift_tests is not None and len(lift_tests):  # each is one geo's: they calibrate the geo fit, not the sum's
         log.info(
@@ -721,17 +726,30 @@ def fit_geos(
     settings = sampler_settings(request.mode, len(cfg.channel_columns), 1, geo=True, **request.overrides)
     sampler = request.sampler or DEFAULT_SAMPLER
     rule = fixed_rule(request.draws, sampler, settings)
-    log.info("fitting %s over %d geos", structure.name, len(dataset.geos))
-    # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still draining
-    # minutes after a 40-geo fit had finished (the run failed on that wait); the log says when sampling ends
-    fitted = fit_structure(dataset, structure, settings, sampler, request.seed, False, lift_tests, rule=rule)
     records = chosen.candidates or [{"name": structure.name, "weight": 1.0}]
+    second = _second_structure(chosen.candidates, structure, dataset.config)
+    members = []
+    for shape in [structure] + ([second[0]] if second else []):
+        log.info("fitting %s over %d geos", shape.name, len(dataset.geos))
+        # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still
+        # draining minutes after a 40-geo fit had finished (the run failed on that wait); the log says when it ends
+        members.append(fit_structure(dataset, shape, settings, sampler, request.seed, False, lift_tests, rule=rule))
+    if len(members) == 1:
+        fitted = members[0]
+    else:  # weighed by PSIS-LOO on the geos' own data and combined, as a national fit's candidates are
+        from mmmlib import stacking
+
+        fitted = stacking.combine(members, seed=request.seed)
+        fitted.members, fitted.mmm = None, None  # each member's per-geo draws: hundreds of MB at 40 geos
+        fitted.structure = structure
     fitted.idata.attrs[STRUCTURE_CHOICE_ATTR] = json.dumps(records)
     fitted.idata.attrs[STRUCTURE_FITTED_ATTR] = structure.name
     if kept is not None:
         fitted.idata.attrs[STRUCTURE_KEPT_ATTR] = json.dumps(kept[1])
     if simpler is not None:
         fitted.idata.attrs[STRUCTURE_SIMPLER_ATTR] = json.dumps(simpler[1])
+    if second is not None:
+        fitted.idata.attrs[STRUCTURE_SECOND_ATTR] = json.dumps(second[1])
     if season:
         fitted.idata.attrs[seasonality.ATTR] = season
     fitted.fit_seconds += chosen.fit_seconds
@@ -791,6 +809,30 @@ def _simpler_structure(
         refresh.KEEP_ELPD,
     )
     return shapes[simpler["structure"]], simpler
+
+
+def _second_structure(
+    records: list[dict[str, Any]] | None, fitted: structures.Structure, cfg: Any
+) -> tuple[structures.Structure, dict[str, Any]] | None:
+    """The structure fitted over the geos beside ``fitted`` and the record of why
+    (:func:`mmmlib.refresh.second_within_noise`); None when the national sum tells every other one apart."""
+    from mmmlib import refresh
+
+    if not records:
+        return None
+    second = refresh.second_within_noise(records, fitted.name)
+    shapes = _candidate_structures(cfg)
+    if second is None or second["structure"] not in shapes:
+        return None
+    log.info(
+        "fitting %s over the geos as well: the national sum's best, %s, leads it by %.1f elpd (at most %g cannot be "
+        "told apart), so the geos' own data weigh the two",
+        second["structure"],
+        second["best"],
+        second["elpd_behind"],
+        refresh.KEEP_ELPD,
+    )
+    return shapes[second["structure"]], second
 
 
 def candidate_workers(candidates: int) -> int:

@@ -106,11 +106,13 @@ class Curves:
 
         if self.parts is None or self.geos is None:
             raise UsageError("Only a geo run can be allocated by geo (its config has geo_model: hierarchical).")
-        effect = SATURATION_FAMILIES[self.kind].effect
+        # a combined posterior (kind "mixed") holds every family's effect size, NaN in the other families' draws
+        kinds = SATURATION_FAMILIES if self.kind == "mixed" else [self.kind]
+        effects = {SATURATION_FAMILIES[k].effect for k in kinds}
         ref = self.target_scale
         params = {
             k: np.concatenate(
-                [p.params[k] * (p.target_scale / ref if k == effect else 1.0) for p in self.parts], axis=1
+                [p.params[k] * (p.target_scale / ref if k in effects else 1.0) for p in self.parts], axis=1
             )
             for k in self.parts[0].params
         }

@@ -133,8 +133,47 @@ def simpler_within_noise(records: list[dict[str, Any]], shape_parameters: dict[s
     return _behind(chosen["name"], best["name"], best_score - float(_score(chosen)))  # type: ignore[arg-type]
 
 
+def second_within_noise(records: list[dict[str, Any]], fitted: str) -> dict[str, Any] | None:
+    """The candidate to fit over the geos beside ``fitted``: the highest-weighted other one that scores within
+    :data:`KEEP_ELPD` of the national sum's best (the best itself when ``fitted`` is not it), as
+    ``{"structure", "best", "elpd_behind"}``; None when the sum tells every other one apart. Excluded and unscored
+    candidates never. The sum cannot choose between such structures, and the geos, with many times its data, can."""
+    best = max(records, key=lambda c: c.get("weight") or 0.0)
+    best_score = _score(best)
+    if best_score is None:
+        return None
+    close = [
+        c
+        for c in records
+        if c["name"] != fitted
+        and not c.get("excluded")
+        and (score := _score(c)) is not None
+        and best_score - score <= KEEP_ELPD
+    ]
+    if not close:
+        return None
+    chosen = max(close, key=lambda c: c.get("weight") or 0.0)
+    return _behind(chosen["name"], best["name"], best_score - float(_score(chosen)))  # type: ignore[arg-type]
+
+
 def geo_structure_sentence(model: dict[str, Any]) -> str | None:
     """What a geo run fitted over its geos and why, for the quality view and ``mmm fit`` (None: not a geo run)."""
+    first = _first_structure_sentence(model)
+    second = model.get("second")
+    if first is None or not second:
+        return first
+    weights = {c["name"]: c.get("weight") for c in model.get("geo_candidates") or []}
+    weighed = ""
+    if weights.get(model.get("structure")) is not None and weights.get(second["structure"]) is not None:
+        weighed = f" (weights {weights[model['structure']]:.2f} and {weights[second['structure']]:.2f})"
+    why = "the best-weighted on the national sum"
+    if second["structure"] != second["best"]:
+        why = f"which the national sum cannot tell from its best ({second['elpd_behind']:.1f} elpd behind)"
+    fitted = f"{second['structure']}, {why}, was fitted over the geos too"
+    return f"{first} {fitted}; the geos' own data weighed the two{weighed}."
+
+
+def _first_structure_sentence(model: dict[str, Any]) -> str | None:
     kept = model.get("kept")
     if kept:
         return (

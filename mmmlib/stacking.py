@@ -44,6 +44,7 @@ KEEP_PREFIXES = (
     "control_contribution",
     "yearly_seasonality_contribution",
     "fourier",
+    "lift_measurements",  # the lift tests' likelihood terms: evidence that they calibrated the model sampled
 )
 
 

@@ -73,7 +73,7 @@ GEO_SELECTION = "national sum"  # a geo fit's structure, chosen among candidates
 def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
     """The candidate structures, their out-of-sample scores, weights and each one's ROAS (valued at ``value`` per KPI
     unit, as the run's ROAS) (``mmmlib.stacking``); for a geo fit, those of the national sum that chose its structure
-    (``mmmlib.model.fit_geos``)."""
+    (``mmmlib.model.fit_geos``) and, where two were fitted over the geos, theirs (``geo_candidates``)."""
     import json
 
     from mmmlib.stacking import candidate_records
@@ -81,16 +81,17 @@ def model_section(idata: Any, value: float = 1.0) -> dict[str, Any] | None:
     records = candidate_records(idata)
     season = idata.attrs.get(seasonality.ATTR)  # yearly_seasonality: auto (mmmlib.seasonality)
     section: dict[str, Any] | None = None
-    if records:
-        section = {"selection": "weighted" if len(records) > 1 else "single", "candidates": valued(records, value)}
-    elif chosen := idata.attrs.get("structure_choice"):
+    if chosen := idata.attrs.get("structure_choice"):
         section = {"selection": GEO_SELECTION, "candidates": valued(json.loads(chosen), value)}
         if idata.attrs.get("structure_fitted"):
             section["structure"] = str(idata.attrs["structure_fitted"])
-        if idata.attrs.get("structure_kept"):
-            section["kept"] = json.loads(idata.attrs["structure_kept"])
-        if idata.attrs.get("structure_simpler"):
-            section["simpler"] = json.loads(idata.attrs["structure_simpler"])
+        for key in ("kept", "simpler", "second"):
+            if idata.attrs.get(f"structure_{key}"):
+                section[key] = json.loads(idata.attrs[f"structure_{key}"])
+        if records:  # two structures fitted over the geos, weighed on the geos' data
+            section["geo_candidates"] = valued(records, value)
+    elif records:
+        section = {"selection": "weighted" if len(records) > 1 else "single", "candidates": valued(records, value)}
     if section is not None and season:
         section["seasonality"] = json.loads(season)
     prior = roas_priors.basis_record(idata.attrs)  # what the default prior is put on (mmmlib.roas_priors.prior_basis)

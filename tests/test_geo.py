@@ -189,6 +189,29 @@ def test_geo_run_reports_national_first_and_every_geo(geo_run: dict) -> None:
         assert len(g["response_curves"]) == 2
 
 
+def test_a_second_structure_the_national_sum_cannot_tell_apart_is_weighed_on_the_geos(geo_run: dict) -> None:
+    """Where the national sum cannot tell another structure from its best, both are fitted over the geos, weighed by
+    PSIS-LOO on the geos' data, and the run's posterior is their mixture (mmmlib.model.fit_geos)."""
+    from mmmlib.refresh import second_within_noise
+
+    model = json.loads((geo_run["run_dir"] / "summary.json").read_text())["model"]
+    second = second_within_noise(model["candidates"], model["structure"])
+    post = xr.open_datatree(geo_run["run_dir"] / "posterior.nc")["posterior"]
+    if second is None:
+        assert "geo_candidates" not in model and "second" not in model and "structure" not in post
+        return
+    assert model["second"] == second
+    weighed = {c["name"]: c for c in model["geo_candidates"]}
+    assert set(weighed) == {model["structure"], second["structure"]}
+    assert sum(c["weight"] for c in weighed.values()) == pytest.approx(1.0, abs=1e-3)
+    assert all(c["elpd_loo"] is not None and c["divergences"] == 0 for c in weighed.values())
+    # each draw is one structure's, in proportion to the weights
+    index = np.asarray(post["structure"].values).ravel()
+    for i, c in enumerate(model["geo_candidates"]):
+        assert np.mean(index == i) == pytest.approx(c["weight"], abs=0.01)
+    assert "the geos' own data weigh the two" in (geo_run["run_dir"] / "fit.log").read_text()
+
+
 def test_the_seasonality_order_chosen_on_the_national_sum_is_the_geo_fits(geo_run: dict) -> None:
     choice = json.loads((geo_run["run_dir"] / "summary.json").read_text())["model"]["seasonality"]
     assert choice["order"] in (2, 4) and all(o["elpd_loo"] is not None for o in choice["orders"])

@@ -18,6 +18,7 @@ from mmmlib.refresh import (
     geo_structure_sentence,
     keep_or_switch,
     previous_run,
+    second_within_noise,
     simpler_within_noise,
     with_previous,
 )
@@ -74,6 +75,23 @@ def test_a_simpler_returns_curve_within_noise_of_the_best_is_fitted_over_the_geo
     assert _simpler_structure(_records(**{"geometric+logistic+changepoints": 50.0}), config) is None
 
 
+def test_the_geos_weigh_a_second_structure_the_national_sum_cannot_tell_apart() -> None:
+    tied = _records(gh=100.0, gl=100.0 - KEEP_ELPD, dh=99.0, dl=90.0)
+    # the simpler one was fitted in the best's place: the best itself goes beside it
+    assert second_within_noise(tied, "gl") == {"structure": "gh", "best": "gh", "elpd_behind": 0.0}
+    # the best was fitted: the highest-weighted other one within noise
+    weighted = [dict(r, weight=0.5) if r["name"] == "gl" else r for r in tied]
+    assert second_within_noise(weighted, "gh") == {"structure": "gl", "best": "gh", "elpd_behind": KEEP_ELPD}
+    assert second_within_noise(_records(gh=100.0, gl=90.0), "gh") is None  # 10 behind: the sum tells them apart
+    assert second_within_noise(_records(gh=100.0), "gh") is None
+    excluded = [dict(r, excluded="diverged") if r["name"] in ("gl", "dh") else r for r in tied]
+    assert second_within_noise(excluded, "gh") is None
+    unscored = [dict(r, elpd_loo=None) if r["name"] in ("gl", "dh") else r for r in tied]
+    assert second_within_noise(unscored, "gh") is None
+    cv = [dict(r, elpd_cv=r["elpd_loo"] - (20 if r["name"] != "gh" else 0)) for r in tied]
+    assert second_within_noise(cv, "gh") is None  # full mode scores by time-slice CV: so does the rule
+
+
 def test_sentences_say_what_was_fitted_and_why() -> None:
     kept = {"structure": "b", "best": "a", "elpd_behind": 1.25, "run": "r1"}
     said = geo_structure_sentence({"structure": "b", "kept": kept})
@@ -86,6 +104,13 @@ def test_sentences_say_what_was_fitted_and_why() -> None:
     said = geo_structure_sentence({"structure": "gl", "simpler": simpler})
     assert said is not None and said.startswith("gl was fitted") and "gh, leads it by 2.5 elpd" in said
     assert "fewer parameters" in said
+    second = {"structure": "gh", "best": "gh", "elpd_behind": 0.0}
+    weighed = [{"name": "gl", "weight": 0.25}, {"name": "gh", "weight": 0.75}]
+    said = geo_structure_sentence({"structure": "gl", "simpler": simpler, "second": second, "geo_candidates": weighed})
+    assert said is not None and said.startswith("gl was fitted") and "gh, the best-weighted on the national sum" in said
+    assert said.endswith("the geos' own data weighed the two (weights 0.25 and 0.75).")
+    said = geo_structure_sentence({"structure": "gh", "second": {"structure": "dh", "best": "gh", "elpd_behind": 1.5}})
+    assert said is not None and "dh, which the national sum cannot tell from its best (1.5 elpd behind)" in said
 
 
 def test_a_refit_beside_a_geo_run_keeps_its_structure_while_the_data_cannot_tell(
