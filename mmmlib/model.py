@@ -728,19 +728,22 @@ def fit_geos(
     rule = fixed_rule(request.draws, sampler, settings)
     records = chosen.candidates or [{"name": structure.name, "weight": 1.0}]
     second = _second_structure(chosen.candidates, structure, dataset.config)
+    from mmmlib import stacking
+
     members = []
     for shape in [structure] + ([second[0]] if second else []):
         log.info("fitting %s over %d geos", shape.name, len(dataset.geos))
         # no progress bar: in a papermill kernel it is a widget whose thousands of updates papermill was still
         # draining minutes after a 40-geo fit had finished (the run failed on that wait); the log says when it ends
-        members.append(fit_structure(dataset, shape, settings, sampler, request.seed, False, lift_tests, rule=rule))
+        member = fit_structure(dataset, shape, settings, sampler, request.seed, False, lift_tests, rule=rule)
+        if second is not None:  # scored, then only what the mixture needs kept while the other one samples
+            stacking.slim(member)
+        members.append(member)
     if len(members) == 1:
         fitted = members[0]
     else:  # weighed by PSIS-LOO on the geos' own data and combined, as a national fit's candidates are
-        from mmmlib import stacking
-
         fitted = stacking.combine(members, seed=request.seed)
-        fitted.members, fitted.mmm = None, None  # each member's per-geo draws: hundreds of MB at 40 geos
+        fitted.members, fitted.mmm = None, None
         fitted.structure = structure
     fitted.idata.attrs[STRUCTURE_CHOICE_ATTR] = json.dumps(records)
     fitted.idata.attrs[STRUCTURE_FITTED_ATTR] = structure.name

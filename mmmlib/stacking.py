@@ -299,6 +299,28 @@ def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None =
     )
 
 
+def slim(member: Any) -> None:
+    """Score a fitted candidate, then keep of it only what :func:`combine` reads, in float32: a geo fit's per-geo,
+    per-period draws and pointwise likelihood are held while the next candidate samples (two 40-geo fits held
+    9.95 GB together, docs/geo.md). Its model object, which holds the full draws too, is let go."""
+    if getattr(member, "score", None) is None:
+        member.score = score(member)
+    groups: dict[str, xr.Dataset] = {}
+    for name in member.idata.children:
+        if name == "log_likelihood":
+            continue
+        ds = member.idata[name].to_dataset()
+        if name == "posterior":
+            ds = _kept(ds)
+            ds = ds.astype({v: np.float32 for v in ds.data_vars if ds[v].dtype == np.float64})
+        elif name == "sample_stats":
+            ds = ds[["diverging"]]
+        groups[name] = ds
+    tree = xr.DataTree.from_dict(groups)
+    tree.attrs.update(member.idata.attrs)
+    member.idata, member.mmm = tree, None
+
+
 def _kept(ds: xr.Dataset) -> xr.Dataset:
     keep = [v for v in ds.data_vars if str(v).startswith(KEEP_PREFIXES)]
     return ds[keep]
