@@ -120,12 +120,8 @@ def simpler_within_noise(records: list[dict[str, Any]], shape_parameters: dict[s
         return None
     close = [
         c
-        for c in records
-        if not c.get("excluded")
-        and c["name"] in shape_parameters
-        and shape_parameters[c["name"]] < shape_parameters[best["name"]]
-        and (score := _score(c)) is not None
-        and best_score - score <= KEEP_ELPD
+        for c in _within_noise(records, best_score)
+        if c["name"] in shape_parameters and shape_parameters[c["name"]] < shape_parameters[best["name"]]
     ]
     if not close:
         return None
@@ -142,18 +138,20 @@ def second_within_noise(records: list[dict[str, Any]], fitted: str) -> dict[str,
     best_score = _score(best)
     if best_score is None:
         return None
-    close = [
-        c
-        for c in records
-        if c["name"] != fitted
-        and not c.get("excluded")
-        and (score := _score(c)) is not None
-        and best_score - score <= KEEP_ELPD
-    ]
+    close = [c for c in _within_noise(records, best_score) if c["name"] != fitted]
     if not close:
         return None
     chosen = max(close, key=lambda c: c.get("weight") or 0.0)
     return _behind(chosen["name"], best["name"], best_score - float(_score(chosen)))  # type: ignore[arg-type]
+
+
+def _within_noise(records: list[dict[str, Any]], best_score: float) -> list[dict[str, Any]]:
+    """The candidates scored within :data:`KEEP_ELPD` of ``best_score`` (the best among them), never an excluded one."""
+    return [
+        c
+        for c in records
+        if not c.get("excluded") and (score := _score(c)) is not None and best_score - score <= KEEP_ELPD
+    ]
 
 
 def geo_structure_sentence(model: dict[str, Any]) -> str | None:
