@@ -119,7 +119,7 @@ def read(run_dir: str | Path, value_per_kpi: float, hdi_prob: float) -> Curves |
         curves._mean_table = (arrays["table.xs"], arrays["table.ys"], arrays["table.slope"])
         # a mixture's parameters (a geo's under its prefix) are NaN where a draw's family lacks them: only the rest
         # must be numbers
-        if not all(np.isfinite(v).all() for k, v in arrays.items() if ".param." not in f".{k.rsplit('/', 1)[-1]}"):
+        if not all(np.isfinite(v).all() for k, v in arrays.items() if not k.rsplit("/", 1)[-1].startswith("param.")):
             return None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError):
         return None
