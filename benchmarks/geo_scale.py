@@ -29,6 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PUBLIC = ROOT.parent / "shared" / "public_data"
+TIMELINE_STEP = 15  # seconds between the memory timeline's samples
 
 
 def _commit() -> str:
@@ -93,12 +94,17 @@ def measure(
             stdout=subprocess.DEVNULL,
             stderr=open(work / "stderr.log", "w"),
         )
-        peak = 0
+        peak, timeline, last = 0, [], -TIMELINE_STEP
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
                 procs = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                peak = max(peak, rss)
+                now = time.perf_counter() - start
+                if now - last >= TIMELINE_STEP:  # when memory rose and fell, to match with the run's fit.log
+                    timeline.append([round(now), round(rss / 2**30, 2), len(procs)])
+                    last = now
             except psutil.Error:
                 pass
             time.sleep(0.5)
@@ -110,6 +116,7 @@ def measure(
             "mode": mode,
             "seconds": round(seconds, 1),
             "peak_rss_gb": round(peak / 2**30, 2),
+            "memory_timeline": timeline,  # [seconds since start, GB of the process tree, processes in it]
             "rc": proc.returncode,
             "commit": _commit(),
             "cpus": os.cpu_count(),

@@ -4,6 +4,7 @@ hierarchical fit (``geo_run``) read by the summary, the optimiser, forecasts, th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -209,7 +210,73 @@ def test_a_second_structure_the_national_sum_cannot_tell_apart_is_weighed_on_the
     index = np.asarray(post["structure"].values).ravel()
     for i, c in enumerate(model["geo_candidates"]):
         assert np.mean(index == i) == pytest.approx(c["weight"], abs=0.01)
-    assert "the geos' own data weigh the two" in (geo_run["run_dir"] / "fit.log").read_text()
+    log = (geo_run["run_dir"] / "fit.log").read_text()
+    assert "the geos' own data weigh the two" in log
+    # each in a process of its own (its memory returned before the other samples), unless one core is all there is
+    assert log.count("over 4 geos in a worker process of its own") == (2 if (os.cpu_count() or 1) > 1 else 0)
+    from mmmlib.widgets.quality import structure_roas_table, structures_table
+
+    summary = json.loads((geo_run["run_dir"] / "summary.json").read_text())
+    shown = structures_table(summary).value
+    assert "Fitted over the geos" in shown and "two structures were then fitted over every geo" in shown
+    geo_table = shown.split("mmm-geo-structures", 1)[1]
+    assert all(f"{c['weight']:.2f}" in geo_table for c in model["geo_candidates"])
+    by_structure = structure_roas_table(summary).value  # the ROAS of the two geo fits the posterior mixes
+    assert "fitted over every geo" in by_structure
+    for c in model["geo_candidates"]:
+        assert f"{c['adstock']}+{c['saturation']} (weight {c['weight']:.2f})" in by_structure
+
+
+def _pair_member(name: str, divergences: int, seconds: float = 10.0):
+    from mmmlib import structures
+    from mmmlib.model import Fitted
+
+    adstock, saturation = name.split("+")
+    member = Fitted(None, None, None, None, {}, "nutpie", 2, 100, seconds)  # type: ignore[arg-type]
+    member.structure = structures.candidates(adstock, saturation, "changepoints")[0]
+    member.score = ({"name": member.structure.name, "divergences": divergences}, None)
+    return member
+
+
+@pytest.mark.parametrize(
+    ("divergences", "refitted"),
+    [((0, 0), None), ((0, 13), 1), ((4, 0), 0), ((1, 10), None)],
+    ids=["clean", "second-diverged", "first-diverged", "both-diverged"],
+)
+def test_a_geo_pair_refits_the_one_member_that_diverged(monkeypatch, divergences, refitted) -> None:
+    """A member that diverged would be left out of the weighing, so the other structure would stand alone: it is
+    refitted once with smaller steps. Where both diverged, both are kept (the run is flagged): refitting two geo
+    fits would double the longest step."""
+    from mmmlib import model
+
+    names = ["geometric+logistic", "geometric+hill"]
+    calls: list[tuple[str, float, dict | None, float]] = []
+
+    def member(job, retried=None, earlier_seconds=0.0):
+        name = job[1].name
+        calls.append((name, job[2]["target_accept"], retried, earlier_seconds))
+        short = f"{job[1].adstock}+{job[1].saturation}"
+        again = retried is not None
+        return _pair_member(short, 0 if again else divergences[names.index(short)], 20.0 if again else 10.0)
+
+    monkeypatch.setattr(model, "_geo_member", member)
+    shapes = [_pair_member(n, 0).structure for n in names]
+    jobs = [(None, s, {"target_accept": 0.95}, "nutpie", 1, None, None) for s in shapes]
+    members = model._fit_geo_pair(jobs)
+    assert [m.structure.name for m in members] == [s.name for s in shapes]
+    assert calls[:2] == [(s.name, 0.95, None, 0.0) for s in shapes]
+    if refitted is None:
+        assert len(calls) == 2
+        return
+    assert calls[2:] == [
+        (
+            shapes[refitted].name,
+            model.RETRY_TARGET_ACCEPT,
+            {"divergences": divergences[refitted], "target_accept": 0.95},
+            10.0,
+        )
+    ]
+    assert members[refitted].score[0]["divergences"] == 0
 
 
 def test_the_seasonality_order_chosen_on_the_national_sum_is_the_geo_fits(geo_run: dict) -> None:

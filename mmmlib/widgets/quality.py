@@ -74,24 +74,6 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
             "(it was fitted with one fixed structure, before candidates were compared).</div>"
         )
     cv = any("elpd_cv" in c for c in model["candidates"])
-    rows = []
-    for c in model["candidates"]:
-        elpd = "—" if c.get("elpd_loo") is None else f"{c['elpd_loo']:,.1f} ± {_number(c.get('elpd_se'), ',.1f')}"
-        cv_elpd = f"{c['elpd_cv']:,.1f} ± {_number(c.get('elpd_cv_se'), ',.1f')}" if "elpd_cv" in c else "—"
-        ahead = [cv_elpd] if cv else []
-        rows.append(
-            [
-                c.get("adstock", "—"),
-                c.get("saturation", "—"),
-                c.get("baseline", "—"),
-                elpd,
-                *ahead,
-                _number(c.get("weight"), ".2f"),
-                _number(c.get("r_hat_max"), ".3f"),
-                _number(c.get("divergences"), "d"),
-                sampling_note(c),
-            ]
-        )
     how = {
         "weighted": "the candidates' posterior draws are combined by these weights (pseudo-BMA+ on "
         + (
@@ -100,8 +82,12 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
             if cv
             else "PSIS-LOO: candidates that predict held-out weeks equally well share the draws)"
         ),
-        GEO_SELECTION: "on the national sum of the geos; one structure was then fitted over every geo "
-        "(the diagnostics above are that geo fit's)",
+        GEO_SELECTION: "on the national sum of the geos; "
+        + (
+            "two structures were then fitted over every geo (below; the diagnostics above are their mixture's)"
+            if model.get("geo_candidates")
+            else "one structure was then fitted over every geo (the diagnostics above are that geo fit's)"
+        ),
     }.get(model.get("selection"), "one structure was fitted")
     fitted = geo_structure_sentence(model)
     if fitted:
@@ -109,6 +95,38 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
     for said in (seasonality.sentence(model), roas_priors.sentence(model)):
         if said:
             how = f"{how}. {said[:-1]}"
+    html = (
+        f"<h3>Model structures</h3><div style='color:#666'>Compared out of sample; {esc(how)}. Higher elpd predicts "
+        f"unseen weeks better.</div>{_structure_rows_table('mmm-structures', model['candidates'], cv)}"
+    )
+    if model.get("geo_candidates"):
+        html += (
+            "<h4>Fitted over the geos</h4><div style='color:#666'>The run's posterior mixes these two geo fits by "
+            "their weights (PSIS-LOO on every geo's weeks); the diagnostics are each geo fit's own.</div>"
+            + _structure_rows_table("mmm-geo-structures", model["geo_candidates"], False)
+        )
+    return w.HTML(html)
+
+
+def _structure_rows_table(css: str, candidates: list[dict[str, Any]], cv: bool) -> str:
+    """One row per candidate structure: what it is, its scores, weight and sampling diagnostics."""
+    rows = []
+    for c in candidates:
+        elpd = "—" if c.get("elpd_loo") is None else f"{c['elpd_loo']:,.1f} ± {_number(c.get('elpd_se'), ',.1f')}"
+        cv_elpd = f"{c['elpd_cv']:,.1f} ± {_number(c.get('elpd_cv_se'), ',.1f')}" if "elpd_cv" in c else "—"
+        rows.append(
+            [
+                c.get("adstock", "—"),
+                c.get("saturation", "—"),
+                c.get("baseline", "—"),
+                elpd,
+                *([cv_elpd] if cv else []),
+                _number(c.get("weight"), ".2f"),
+                _number(c.get("r_hat_max"), ".3f"),
+                _number(c.get("divergences"), "d"),
+                sampling_note(c),
+            ]
+        )
     header = [
         "carry-over",
         "returns",
@@ -120,16 +138,15 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
         "divergences",
         "note",
     ]
-    return w.HTML(
-        f"<h3>Model structures</h3><div style='color:#666'>Compared out of sample; {esc(how)}. Higher elpd predicts "
-        f"unseen weeks better.</div>{_html_table('mmm-structures', header, rows)}"
-    )
+    return _html_table(css, header, rows)
 
 
 def structure_roas_table(summary: dict[str, Any]) -> w.HTML | None:
     """Each channel's ROAS under each candidate structure alone, beside the combined one: where the structures
     disagree, the combined interval is wide because of it (None when the run records no per-candidate ROAS)."""
-    candidates = [c for c in (summary.get("model") or {}).get("candidates") or [] if c.get("roas")]
+    model = summary.get("model") or {}
+    on_geos = bool(model.get("geo_candidates"))  # the run's posterior mixes the geo fits, not the sum's candidates
+    candidates = [c for c in model.get("geo_candidates" if on_geos else "candidates") or [] if c.get("roas")]
     if len(candidates) < 2:
         return None
 
@@ -150,7 +167,9 @@ def structure_roas_table(summary: dict[str, Any]) -> w.HTML | None:
         f"ROAS (mean, {interval_label(prob)}) each candidate structure gives on its own; the combined posterior "
         "mixes them by weight, so where they disagree its interval spans them."
     )
-    if summary.get("model", {}).get("selection") == GEO_SELECTION:
+    if on_geos:
+        note += " Both structures fitted over every geo; national ROAS summed over the geos."
+    elif model.get("selection") == GEO_SELECTION:
         note += " Candidates fitted to the national sum of the geos."
     return w.HTML(
         f"<h3>ROAS under each structure</h3><div style='color:#666'>{esc(note)}</div>"
