@@ -29,7 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PUBLIC = ROOT.parent / "shared" / "public_data"
-TIMELINE_STEP = 15  # seconds between the memory timeline's samples
+TIMELINE_STEP = 10  # seconds between the memory timeline's samples
 
 
 def _commit() -> str:
@@ -94,17 +94,17 @@ def measure(
             stdout=subprocess.DEVNULL,
             stderr=open(work / "stderr.log", "w"),
         )
-        peak, timeline, last = 0, [], -TIMELINE_STEP
+        peak, window, timeline, last = 0, 0, [], 0.0
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
                 procs = [root, *root.children(recursive=True)]
                 rss = sum(p.memory_info().rss for p in procs if p.is_running())
-                peak = max(peak, rss)
+                peak, window = max(peak, rss), max(window, rss)
                 now = time.perf_counter() - start
                 if now - last >= TIMELINE_STEP:  # when memory rose and fell, to match with the run's fit.log
-                    timeline.append([round(now), round(rss / 2**30, 2), len(procs)])
-                    last = now
+                    timeline.append([round(now), round(window / 2**30, 2), len(procs)])
+                    window, last = 0, now
             except psutil.Error:
                 pass
             time.sleep(0.5)
@@ -116,7 +116,8 @@ def measure(
             "mode": mode,
             "seconds": round(seconds, 1),
             "peak_rss_gb": round(peak / 2**30, 2),
-            "memory_timeline": timeline,  # [seconds since start, GB of the process tree, processes in it]
+            # [seconds since start, the process tree's peak GB in the TIMELINE_STEP before, processes in it then]
+            "memory_timeline": timeline,
             "rc": proc.returncode,
             "commit": _commit(),
             "cpus": os.cpu_count(),

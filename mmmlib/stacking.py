@@ -48,16 +48,17 @@ KEEP_PREFIXES = (
 )
 
 
-def score(member: Any) -> tuple[dict[str, Any], Any]:
+def score(member: Any, diag: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
     """One candidate's record (structure, diagnostics, PSIS-LOO elpd ± se, effective parameters, worst Pareto k) and
     its LOO object (None when it cannot be computed: too few draws, a degenerate tail). Computed where the candidate
-    was fitted, so candidates fitted in parallel are scored in parallel."""
+    was fitted, so candidates fitted in parallel are scored in parallel. ``diag``: its diagnostics, when measured
+    before the posterior was slimmed (:func:`slim`)."""
     import arviz as az
 
     from mmmlib.analysis import diagnostics
 
     name = member.structure.name
-    diag = diagnostics(member.idata)
+    diag = diag if diag is not None else diagnostics(member.idata)
     rec = {
         **member.structure.to_dict(),
         "name": name,
@@ -302,23 +303,38 @@ def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None =
 def slim(member: Any) -> None:
     """Score a fitted candidate, then keep of it only what :func:`combine` reads, in float32: a geo fit's per-geo,
     per-period draws and pointwise likelihood are held while the next candidate samples (two 40-geo fits held
-    9.95 GB together, docs/geo.md). Its model object, which holds the full draws too, is let go."""
-    if getattr(member, "score", None) is None:
-        member.score = score(member)
+    9.95 GB together, docs/geo.md). Its model object, which holds the full draws too, is let go. The diagnostics
+    are measured on every sampled parameter first; the ROAS and PSIS-LOO of the score then read the slimmed draws, so
+    the full ones are not held beside the score's own arrays (a 40-geo fit's per-geo roll-up)."""
+    import gc
+
+    from mmmlib.analysis import diagnostics
+
+    scored = getattr(member, "score", None)
+    diag = diagnostics(member.idata) if scored is None else None
+    member.idata, member.mmm = _slimmed(member.idata, keep_log_likelihood=scored is None), None
+    gc.collect()  # a PyMC model's reference cycles hold the full draws until collected
+    if scored is None:
+        member.score = score(member, diag)
+        member.idata = _slimmed(member.idata, keep_log_likelihood=False)
+
+
+def _slimmed(idata: Any, keep_log_likelihood: bool) -> xr.DataTree:
     groups: dict[str, xr.Dataset] = {}
-    for name in member.idata.children:
-        if name == "log_likelihood":
+    for name in idata.children:
+        if name == "log_likelihood" and not keep_log_likelihood:
             continue
-        ds = member.idata[name].to_dataset()
+        ds = idata[name].to_dataset()
         if name == "posterior":
             ds = _kept(ds)
-            ds = ds.astype({v: np.float32 for v in ds.data_vars if ds[v].dtype == np.float64})
+            wide = {v: np.float32 for v in ds.data_vars if ds[v].dtype == np.float64}
+            ds = ds.astype(wide) if wide else ds  # xarray refuses an empty mapping
         elif name == "sample_stats":
             ds = ds[["diverging"]]
         groups[name] = ds
     tree = xr.DataTree.from_dict(groups)
-    tree.attrs.update(member.idata.attrs)
-    member.idata, member.mmm = tree, None
+    tree.attrs.update(idata.attrs)
+    return tree
 
 
 def _kept(ds: xr.Dataset) -> xr.Dataset:

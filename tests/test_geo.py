@@ -563,3 +563,35 @@ def test_geo_fits_take_their_own_steps_and_overrides_still_win() -> None:
     assert (quick["tune"], quick["draws"]) == (GEO_STEPS["quick"]["tune"], GEO_STEPS["quick"]["draws"])
     assert sampler_settings("quick", 5, 1, geo=True, draws=300)["draws"] == 300
     assert sampler_settings("quick", 5, 1)["draws"] != quick["draws"]  # national fits keep the mode's
+
+
+def test_a_slimmed_geo_fit_keeps_the_diagnostics_of_every_sampled_parameter() -> None:
+    """A geo pair's fit is slimmed before its score's ROAS and PSIS-LOO (the full draws are not held beside them), but
+    its R-hat is measured on every sampled parameter first, also those the mixture does not keep."""
+    from mmmlib import stacking
+
+    rng = np.random.default_rng(0)
+    chains, draws = 2, 200
+    stuck = np.stack([rng.normal(0, 1, draws), rng.normal(5, 1, draws)])  # two chains apart: R-hat far above 1
+    posterior = xr.Dataset(
+        {
+            "intercept": (("chain", "draw"), rng.normal(size=(chains, draws))),
+            "roas_geo_offset": (("chain", "draw"), stuck),  # sampled, not kept
+            "channel_contribution": (("chain", "draw", "date"), rng.normal(size=(chains, draws, 6))),
+        }
+    )
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": posterior,
+            "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))}),
+            "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), rng.normal(-1, 0.1, (chains, draws, 6)))}),
+        }
+    )
+    member = _pair_member("geometric+logistic", 0)
+    member.idata, member.score, member.mmm = tree, None, object()
+    stacking.slim(member)
+    assert member.score[0]["r_hat_max"] > 1.5
+    assert member.score[0]["elpd_loo"] is not None  # PSIS-LOO read the pointwise likelihood before it was dropped
+    assert set(member.idata["posterior"].data_vars) == {"intercept", "channel_contribution"}
+    assert all(v.dtype == np.float32 for v in member.idata["posterior"].data_vars.values())
+    assert "log_likelihood" not in member.idata.children and member.mmm is None
