@@ -565,6 +565,18 @@ def test_geo_fits_take_their_own_steps_and_overrides_still_win() -> None:
     assert sampler_settings("quick", 5, 1)["draws"] != quick["draws"]  # national fits keep the mode's
 
 
+def test_a_geo_pairs_fits_stop_at_a_candidates_targets_and_a_single_geo_fit_at_the_modes() -> None:
+    from mmmlib.model import PER_CANDIDATE, pair_settings, sampler_settings, stop_rule
+
+    quick = sampler_settings("quick", 5, 1, geo=True)
+    single, pair = stop_rule(quick), stop_rule(pair_settings(quick, "quick"))
+    assert (pair.ess, pair.r_hat) == (PER_CANDIDATE["quick"]["stop"]["ess"], PER_CANDIDATE["quick"]["stop"]["r_hat"])
+    assert pair.ess < single.ess and pair.r_hat > single.r_hat  # a mixture's member, not the whole posterior
+    assert pair.max_draws == single.max_draws == quick["draws"]  # within the geo fit's own draws
+    full = sampler_settings("full", 5, 1, geo=True)
+    assert stop_rule(pair_settings(full, "full")) == stop_rule(full)  # full mode's candidates have no looser targets
+
+
 def test_a_slimmed_geo_fit_keeps_the_diagnostics_of_every_sampled_parameter() -> None:
     """A geo pair's fit is slimmed before its score's ROAS and PSIS-LOO (the full draws are not held beside them), but
     its R-hat is measured on every sampled parameter first, also those the mixture does not keep."""
