@@ -135,7 +135,7 @@ def measure(
                     "posterior_mb": round((run / "posterior.nc").stat().st_size / 2**20, 1),
                     "tune": s["run"]["tune"],
                     "draws": s["run"]["draws"],
-                    "structure": max(s["model"]["candidates"], key=lambda c: c.get("weight", 0))["name"],
+                    "structure": _fitted_structures(s["model"]),
                     "summary_kb": round(summary.stat().st_size / 2**10, 1),
                     "national_roas": {c["name"]: c["roas"] for c in s["channels"]},
                 }
@@ -146,6 +146,15 @@ def measure(
             shutil.rmtree(keep / case, ignore_errors=True)
             shutil.copytree(run, keep / case)
         return record
+
+
+def _fitted_structures(model: dict) -> str:
+    """What was fitted over the geos: the pair with their weights, else the one structure."""
+    if model.get("geo_candidates"):
+        return " & ".join(f"{c['name']} ({c['weight']:.2f})" for c in model["geo_candidates"])
+    if model.get("structure"):
+        return model["structure"]
+    return max(model["candidates"], key=lambda c: c.get("weight", 0))["name"]
 
 
 def report() -> str:

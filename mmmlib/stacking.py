@@ -148,6 +148,14 @@ def compare(members: list[Any], held_out: dict[str, Any] | None = None) -> tuple
     return weights, records
 
 
+def loo_weights(members: list[Any]) -> list[float]:
+    """Pseudo-BMA+ weights by the members' PSIS-LOO (:func:`score`) as they are, divergent ones included: which
+    structure the data prefer, before :func:`compare` leaves out a fit whose sampler diverged."""
+    names = [m.structure.name for m in members]
+    loos = {n: m.score[1] for n, m in zip(names, members, strict=True) if m.score and m.score[1] is not None}
+    return _weights(names, loos, None)
+
+
 def _weights(names: list[str], loos: dict[str, Any], held_out: dict[str, Any] | None) -> list[float]:
     """Pseudo-BMA+ weights of ``names`` by their time-slice scores when given, else by PSIS-LOO (equal weights when
     any LOO is missing)."""

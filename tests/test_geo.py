@@ -239,15 +239,24 @@ def _pair_member(name: str, divergences: int, seconds: float = 10.0):
 
 
 @pytest.mark.parametrize(
-    ("divergences", "refitted"),
-    [((0, 0), None), ((0, 13), 1), ((4, 0), 0), ((1, 10), None)],
-    ids=["clean", "second-diverged", "first-diverged", "both-diverged"],
+    ("divergences", "weights", "refitted"),
+    [
+        ((0, 0), (0.5, 0.5), None),
+        ((0, 13), (0.0, 1.0), 1),
+        ((4, 0), (0.5, 0.5), 0),
+        ((0, 10), (0.94, 0.06), None),
+        ((1, 10), (0.0, 1.0), None),
+    ],
+    ids=["clean", "preferred-diverged", "tie-diverged", "minority-diverged", "both-diverged"],
 )
-def test_a_geo_pair_refits_the_one_member_that_diverged(monkeypatch, divergences, refitted) -> None:
-    """A member that diverged would be left out of the weighing, so the other structure would stand alone: it is
-    refitted once with smaller steps. Where both diverged, both are kept (the run is flagged): refitting two geo
-    fits would double the longest step."""
-    from mmmlib import model
+def test_a_geo_pair_refits_the_one_member_that_diverged_where_the_geos_prefer_it(
+    monkeypatch, divergences, weights, refitted
+) -> None:
+    """A member that diverged would be left out of the weighing, so the other structure would stand alone: where the
+    geos prefer it (its PSIS-LOO weight as it is, at least half) it is refitted once with smaller steps; a minority
+    one is left out. Where both diverged, both are kept (the run is flagged): refitting two geo fits would double the
+    longest step."""
+    from mmmlib import model, stacking
 
     names = ["geometric+logistic", "geometric+hill"]
     calls: list[tuple[str, float, dict | None, float]] = []
@@ -260,6 +269,7 @@ def test_a_geo_pair_refits_the_one_member_that_diverged(monkeypatch, divergences
         return _pair_member(short, 0 if again else divergences[names.index(short)], 20.0 if again else 10.0)
 
     monkeypatch.setattr(model, "_geo_member", member)
+    monkeypatch.setattr(stacking, "loo_weights", lambda members: list(weights))
     shapes = [_pair_member(n, 0).structure for n in names]
     jobs = [(None, s, {"target_accept": 0.95}, "nutpie", 1, None, None) for s in shapes]
     members = model._fit_geo_pair(jobs)
@@ -268,14 +278,8 @@ def test_a_geo_pair_refits_the_one_member_that_diverged(monkeypatch, divergences
     if refitted is None:
         assert len(calls) == 2
         return
-    assert calls[2:] == [
-        (
-            shapes[refitted].name,
-            model.RETRY_TARGET_ACCEPT,
-            {"divergences": divergences[refitted], "target_accept": 0.95},
-            10.0,
-        )
-    ]
+    retried = {"divergences": divergences[refitted], "target_accept": 0.95}
+    assert calls[2:] == [(shapes[refitted].name, model.RETRY_TARGET_ACCEPT, retried, 10.0)]
     assert members[refitted].score[0]["divergences"] == 0
 
 
@@ -607,3 +611,28 @@ def test_a_slimmed_geo_fit_keeps_the_diagnostics_of_every_sampled_parameter() ->
     assert set(member.idata["posterior"].data_vars) == {"intercept", "channel_contribution"}
     assert all(v.dtype == np.float32 for v in member.idata["posterior"].data_vars.values())
     assert "log_likelihood" not in member.idata.children and member.mmm is None
+
+
+def test_loo_weights_say_which_fit_the_data_prefer_even_one_that_diverged() -> None:
+    from mmmlib import stacking
+
+    rng = np.random.default_rng(1)
+
+    def scored(name: str, level: float, divergent: int) -> object:
+        member = _pair_member(name, divergent)
+        diverging = np.zeros((2, 200), bool)
+        diverging[0, :divergent] = True
+        member.idata = xr.DataTree.from_dict(
+            {
+                "posterior": xr.Dataset({"intercept": (("chain", "draw"), rng.normal(size=(2, 200)))}),
+                "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), diverging)}),
+                "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), rng.normal(level, 0.05, (2, 200, 40)))}),
+            }
+        )
+        member.score = stacking.score(member)
+        return member
+
+    members = [scored("geometric+logistic", -1.0, 0), scored("geometric+hill", -0.5, 13)]  # hill: 20 elpd better
+    weights = stacking.loo_weights(members)
+    assert weights[1] > 0.9 and sum(weights) == pytest.approx(1.0)
+    assert stacking.compare(members)[0][1] == 0.0  # the weighing itself leaves the divergent fit out
