@@ -103,6 +103,14 @@ def sample_until(original: Any, rule: StopRule, compiled: Any, **kwargs: Any) ->
         diag = diagnostics_at(snapshot, n)
         if rule.done(n, diag):
             return _stopped(first_draws(sampler.abort(), n), n, ceiling, diag, start)
+        log.info(  # where a long (geo) fit is, and why it draws on
+            "nutpie at %d draws per chain after %.1f s: min ESS %.0f/%.0f, max R-hat %.3f; drawing on",
+            n,
+            time.perf_counter() - start,
+            diag["ess_bulk_min"],
+            diag["ess_tail_min"],
+            diag["r_hat_max"],
+        )
         n += rule.block
     trace = sampler.wait()
     while n < ceiling:  # the chains finished before these checks were due: the same checks on the whole trace
