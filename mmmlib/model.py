@@ -770,45 +770,48 @@ def pair_settings(settings: dict[str, Any], mode: str) -> dict[str, Any]:
 
 def _fit_geo_pair(jobs: list[tuple[Any, ...]]) -> list[Fitted]:
     """The two structures' geo fits, each in a fresh worker process that exits when it is done (so one fit's memory
-    is returned before the next samples: two 40-geo fits in one process held 8.68 GB, one alone 5.67 GB), each scored
-    and slimmed there (:func:`mmmlib.stacking.slim`). The weighing leaves out a fit whose sampler diverged, so where
-    exactly one did and the geos prefer it (``GEO_REFIT_WEIGHT`` of the weight by its PSIS-LOO as it is), it is
-    refitted once at ``RETRY_TARGET_ACCEPT`` rather than leaving the structure they predict worse alone (on synthetic
-    geos that cost a channel's coverage). A minority fit that diverged is left out (on Meridian's 40 geos a 0.06
-    weight's refit cost 10 minutes), and where both diverged both are kept and the run is flagged: refitting two geo
-    fits would double the longest step. ``$MMM_FIT_WORKERS=1`` fits them here, one after the other."""
+    is returned before the next samples: two 40-geo fits in one process held 8.68 GB), scored and slimmed there
+    (:func:`mmmlib.stacking.slim`). The weighing leaves out a fit whose sampler diverged, so where exactly one did and
+    the geos prefer it (``GEO_REFIT_WEIGHT`` of the weight by its PSIS-LOO as it is), it is refitted once at
+    ``RETRY_TARGET_ACCEPT`` rather than leaving the structure they predict worse alone (on synthetic geos that cost a
+    channel's coverage). A minority fit that diverged is left out (on Meridian's 40 geos its refit would have cost
+    over 9 minutes for a twentieth of the weight); where both diverged both are kept and the run is flagged, since
+    refitting two geo fits would double the longest step. ``$MMM_FIT_WORKERS=1`` fits them here, one after the
+    other."""
     from mmmlib import stacking
 
     members = [_geo_member(job) for job in jobs]
     diverged = [i for i, m in enumerate(members) if m.score is not None and m.score[0]["divergences"]]
     settings = jobs[0][2]
-    if len(diverged) == 1 and settings["target_accept"] < RETRY_TARGET_ACCEPT:
-        i = diverged[0]
-        first = members[i]
-        weight = stacking.loo_weights(members)[i]
-        if weight < GEO_REFIT_WEIGHT:
-            log.info(
-                "%s over the geos: %d divergent transitions; left out rather than refitted, since the geos prefer "
-                "%s (weight %.2f against %.2f by PSIS-LOO)",
-                first.structure.name,
-                first.score[0]["divergences"],  # type: ignore[index]
-                members[1 - i].structure.name,
-                1 - weight,
-                weight,
-            )
-            return members
-        log.warning(
-            "%s over the geos: %d divergent transitions at target_accept %s; refitting it with smaller steps "
-            "(target_accept %s) rather than leaving %s alone",
+    if len(diverged) != 1 or settings["target_accept"] >= RETRY_TARGET_ACCEPT:
+        return members
+    i = diverged[0]
+    first, other = members[i], members[1 - i].structure.name
+    count = first.score[0]["divergences"]  # type: ignore[index]
+    weight = stacking.loo_weights(members)[i]
+    if weight < GEO_REFIT_WEIGHT:
+        log.info(
+            "%s over the geos: %d divergent transitions; left out rather than refitted, since the geos prefer %s "
+            "(weight %.2f against %.2f by PSIS-LOO)",
             first.structure.name,
-            first.score[0]["divergences"],  # type: ignore[index]
-            settings["target_accept"],
-            RETRY_TARGET_ACCEPT,
-            members[1 - i].structure.name,
+            count,
+            other,
+            1 - weight,
+            weight,
         )
-        retried = {"divergences": first.score[0]["divergences"], "target_accept": settings["target_accept"]}  # type: ignore[index]
-        job = (*jobs[i][:2], {**settings, "target_accept": RETRY_TARGET_ACCEPT}, *jobs[i][3:])
-        members[i] = _geo_member(job, retried=retried, earlier_seconds=first.fit_seconds)
+        return members
+    log.warning(
+        "%s over the geos: %d divergent transitions at target_accept %s; refitting it with smaller steps "
+        "(target_accept %s) rather than leaving %s alone",
+        first.structure.name,
+        count,
+        settings["target_accept"],
+        RETRY_TARGET_ACCEPT,
+        other,
+    )
+    job = (*jobs[i][:2], {**settings, "target_accept": RETRY_TARGET_ACCEPT}, *jobs[i][3:])
+    retried = {"divergences": count, "target_accept": settings["target_accept"]}
+    members[i] = _geo_member(job, retried=retried, earlier_seconds=first.fit_seconds)
     return members
 
 
@@ -824,6 +827,7 @@ def _geo_member(job: tuple[Any, ...], retried: dict[str, Any] | None = None, ear
 
 
 def _slim_geo_fit(job: tuple[Any, ...], retried: dict[str, Any] | None, earlier_seconds: float) -> Fitted:
+    """Fitted, its refit recorded (``retried``, the first attempt's seconds added), scored and slimmed."""
     from mmmlib import stacking
 
     dataset, structure, settings, sampler, seed, lift_tests, rule = job
