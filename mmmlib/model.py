@@ -455,19 +455,19 @@ def fit_checked(
         settings["target_accept"],
         RETRY_TARGET_ACCEPT,
     )
-    again = fit_structure(
-        dataset,
-        structure,
-        {**settings, "target_accept": RETRY_TARGET_ACCEPT},
-        sampler,
-        seed,
-        progressbar,
-        lift_tests,
-        rule=rule,
-    )
+    smaller, retried = retry_settings(settings, first)
+    again = fit_structure(dataset, structure, smaller, sampler, seed, progressbar, lift_tests, rule=rule)
     again.fit_seconds += fitted.fit_seconds
-    again.retried = {"divergences": first, "target_accept": settings["target_accept"]}
+    again.retried = retried
     return again
+
+
+def retry_settings(settings: dict[str, Any], divergent: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A refit's settings (smaller steps: ``RETRY_TARGET_ACCEPT``) and the record of the attempt it replaces."""
+    return {**settings, "target_accept": RETRY_TARGET_ACCEPT}, {
+        "divergences": divergent,
+        "target_accept": settings["target_accept"],
+    }
 
 
 def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
@@ -809,9 +809,8 @@ def _fit_geo_pair(jobs: list[tuple[Any, ...]]) -> list[Fitted]:
         RETRY_TARGET_ACCEPT,
         other,
     )
-    job = (*jobs[i][:2], {**settings, "target_accept": RETRY_TARGET_ACCEPT}, *jobs[i][3:])
-    retried = {"divergences": count, "target_accept": settings["target_accept"]}
-    members[i] = _geo_member(job, retried=retried, earlier_seconds=first.fit_seconds)
+    smaller, retried = retry_settings(settings, count)
+    members[i] = _geo_member((*jobs[i][:2], smaller, *jobs[i][3:]), retried=retried, earlier_seconds=first.fit_seconds)
     return members
 
 

@@ -320,18 +320,20 @@ def slim(member: Any) -> None:
 
     scored = getattr(member, "score", None)
     diag = diagnostics(member.idata) if scored is None else None
-    member.idata, member.mmm = _slimmed(member.idata, keep_log_likelihood=scored is None), None
+    groups, attrs = _slim_groups(member.idata), dict(member.idata.attrs)
+    member.idata, member.mmm = _tree(groups, attrs), None
     gc.collect()  # a PyMC model's reference cycles hold the full draws until collected
     if scored is None:
         member.score = score(member, diag)
-        member.idata = _slimmed(member.idata, keep_log_likelihood=False)
+    groups.pop("log_likelihood", None)  # read by PSIS-LOO only
+    member.idata = _tree(groups, attrs)
 
 
-def _slimmed(idata: Any, keep_log_likelihood: bool) -> xr.DataTree:
+def _slim_groups(idata: Any) -> dict[str, xr.Dataset]:
+    """Every group, the posterior cut to what :func:`combine` reads in float32, the sample statistics to
+    ``diverging``."""
     groups: dict[str, xr.Dataset] = {}
     for name in idata.children:
-        if name == "log_likelihood" and not keep_log_likelihood:
-            continue
         ds = idata[name].to_dataset()
         if name == "posterior":
             ds = _kept(ds)
@@ -340,8 +342,12 @@ def _slimmed(idata: Any, keep_log_likelihood: bool) -> xr.DataTree:
         elif name == "sample_stats":
             ds = ds[["diverging"]]
         groups[name] = ds
+    return groups
+
+
+def _tree(groups: dict[str, xr.Dataset], attrs: dict[str, Any]) -> xr.DataTree:
     tree = xr.DataTree.from_dict(groups)
-    tree.attrs.update(idata.attrs)
+    tree.attrs.update(attrs)
     return tree
 
 
