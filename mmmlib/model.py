@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -378,6 +379,7 @@ def fit_structure(
         with (
             nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
             nutpie_stop.installed(rule) if nutpie else contextlib.nullcontext(),
+            _deterministics_quietly(),
         ):
             idata = mmm.fit(
                 X_fit,
@@ -422,6 +424,21 @@ def fit_structure(
         settings["target_accept"],
         structure=structure,
     )
+
+
+@contextlib.contextmanager
+def _deterministics_quietly() -> Iterator[None]:
+    """pymc-marketing's pass over the deterministics after sampling (``pm.compute_deterministics``) without PyMC's
+    progress bar: its terminal-control lines filled every run's fit.log; the pass takes seconds and the log says when
+    sampling ended."""
+    import pymc as pm
+
+    original = pm.compute_deterministics
+    pm.compute_deterministics = functools.partial(original, progressbar=False)
+    try:
+        yield
+    finally:
+        pm.compute_deterministics = original
 
 
 def divergences(idata: Any) -> int:

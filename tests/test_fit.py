@@ -66,6 +66,7 @@ def test_holdout_and_lift_tests_are_used(synth_run: dict) -> None:
     assert summary["diagnostics"]["holdout_mape"] is not None and summary["diagnostics"]["holdout_mape"] < 0.15
     log = (run / "fit.log").read_text()
     assert "calibrating with 1 lift tests" in log and "held-out MAPE" in log
+    assert "Computing ..." not in log  # no progress bars of pymc-marketing's pass over the deterministics
     assert (run / "lift_tests.csv").is_file()
     post = xr.open_datatree(run / "posterior.nc")
     assert "lift_measurements" in post["observed_data"].data_vars

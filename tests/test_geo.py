@@ -213,6 +213,7 @@ def test_a_second_structure_the_national_sum_cannot_tell_apart_is_weighed_on_the
         assert np.mean(index == i) == pytest.approx(c["weight"], abs=0.01)
     log = (geo_run["run_dir"] / "fit.log").read_text()
     assert "the geos' own data weigh the two" in log
+    assert "Computing ..." not in log  # workers' deterministics pass writes no progress bar into the log
     # each in a process of its own (its memory returned before the other samples), unless one core is all there is
     assert log.count("over 4 geos in a worker process of its own") == (2 if (os.cpu_count() or 1) > 1 else 0)
     from mmmlib.widgets.quality import structure_roas_table, structures_table
