@@ -80,6 +80,9 @@ TIME_SLICE_MODES = ("full",)
 # Hamiltonian Monte Carlo", §6), and a higher target_accept (smaller steps) is the standard remedy. On the recovery
 # suite (commit d9fb4ea) 9 of 36 worlds had 1–4 divergences at 0.95, every one from a Hill candidate.
 RETRY_TARGET_ACCEPT = 0.99
+# A geo pair's fit that diverged is refitted where it would take at least this share of the weight (the geos
+# prefer it); a minority one is left out of the mixture instead (mmmlib.model._fit_geo_pair).
+GEO_REFIT_WEIGHT = 0.5
 
 
 def sampler_settings(
@@ -477,12 +480,11 @@ def fit_checked(
 
 
 def retry_settings(settings: dict[str, Any], divergent: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A refit's settings (smaller steps: ``RETRY_TARGET_ACCEPT``; being the last attempt, it draws on through a
-    divergence) and the record of the attempt it replaces."""
-    smaller = {**settings, "target_accept": RETRY_TARGET_ACCEPT}
-    if "stop" in settings:
-        smaller["stop"] = {k: v for k, v in settings["stop"].items() if k != "stop_diverged"}
-    return smaller, {"divergences": divergent, "target_accept": settings["target_accept"]}
+    """A refit's settings (smaller steps: ``RETRY_TARGET_ACCEPT``) and the record of the attempt it replaces."""
+    return {**settings, "target_accept": RETRY_TARGET_ACCEPT}, {
+        "divergences": divergent,
+        "target_accept": settings["target_accept"],
+    }
 
 
 def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
@@ -778,57 +780,54 @@ def pair_settings(settings: dict[str, Any], mode: str) -> dict[str, Any]:
     """A geo pair's fits stop at a national candidate's targets (``PER_CANDIDATE``'s ``stop``: bulk and tail ESS 250,
     the mode's R-hat), within the geo fit's draws: like candidates they are members of a mixture, which keeps quick
     mode's ESS 200 from them (on Meridian's 40 geos each drew all 1,000 draws, 7–9 minutes, against a single geo
-    fit's ESS 400 and R-hat 1.01). They also stop at the first check once they diverged: such a fit is refitted or
-    left out (:func:`_fit_geo_pair`), never used as it is (on Meridian's 40 geos a Hill fit drew all 1,000 draws,
-    4.5 minutes after its first check, to be left out)."""
-    stop = PER_CANDIDATE.get(mode, {}).get("stop", {})
-    return {**settings, "stop": {**stop, "stop_diverged": True}}
+    fit's ESS 400 and R-hat 1.01)."""
+    stop = PER_CANDIDATE.get(mode, {}).get("stop")
+    return {**settings, "stop": stop} if stop else dict(settings)
 
 
 def _fit_geo_pair(jobs: list[tuple[Any, ...]]) -> list[Fitted]:
     """The two structures' geo fits, each in a fresh worker process that exits when it is done (so one fit's memory
     is returned before the next samples: two 40-geo fits in one process held 8.68 GB), scored and slimmed there
-    (:func:`mmmlib.stacking.slim`). The weighing leaves out a fit whose sampler diverged, so where the one the geos
-    prefer (the larger weight by its PSIS-LOO as it is) diverged, it is refitted once at ``RETRY_TARGET_ACCEPT``
-    rather than leaving the structure they predict worse alone (on synthetic geos that cost a channel's coverage). A
-    minority fit that diverged is left out (on Meridian's 40 geos its refit would have cost over 9 minutes for a
-    twentieth of the weight). Neither is used as it is once it diverged, so each stops drawing at its first check
-    after a divergence (:func:`pair_settings`). ``$MMM_FIT_WORKERS=1`` fits them here, one after the other."""
+    (:func:`mmmlib.stacking.slim`). The weighing leaves out a fit whose sampler diverged, so where exactly one did and
+    the geos prefer it (``GEO_REFIT_WEIGHT`` of the weight by its PSIS-LOO as it is), it is refitted once at
+    ``RETRY_TARGET_ACCEPT`` rather than leaving the structure they predict worse alone (on synthetic geos that cost a
+    channel's coverage). A minority fit that diverged is left out (on Meridian's 40 geos its refit would have cost
+    over 9 minutes for a twentieth of the weight); where both diverged both are kept and the run is flagged, since
+    refitting two geo fits would double the longest step. ``$MMM_FIT_WORKERS=1`` fits them here, one after the
+    other."""
     from mmmlib import stacking
 
     members = [_geo_member(job) for job in jobs]
     diverged = [i for i, m in enumerate(members) if m.score is not None and m.score[0]["divergences"]]
     settings = jobs[0][2]
-    if not diverged or settings["target_accept"] >= RETRY_TARGET_ACCEPT:
+    if len(diverged) != 1 or settings["target_accept"] >= RETRY_TARGET_ACCEPT:
         return members
-    weights = stacking.loo_weights(members)
-    preferred = max(range(len(members)), key=lambda i: (weights[i], -i))  # a tie goes to the structure chosen first
-    for i in diverged:
-        if i != preferred:
-            log.info(
-                "%s over the geos: %d divergent transitions; left out rather than refitted, since the geos prefer %s "
-                "(weight %.2f against %.2f by PSIS-LOO)",
-                members[i].structure.name,
-                members[i].score[0]["divergences"],  # type: ignore[index]
-                members[preferred].structure.name,
-                weights[preferred],
-                weights[i],
-            )
-    if preferred not in diverged:
+    i = diverged[0]
+    first, other = members[i], members[1 - i].structure.name
+    count = first.score[0]["divergences"]  # type: ignore[index]
+    weight = stacking.loo_weights(members)[i]
+    if weight < GEO_REFIT_WEIGHT:
+        log.info(
+            "%s over the geos: %d divergent transitions; left out rather than refitted, since the geos prefer %s "
+            "(weight %.2f against %.2f by PSIS-LOO)",
+            first.structure.name,
+            count,
+            other,
+            1 - weight,
+            weight,
+        )
         return members
-    first, count = members[preferred], members[preferred].score[0]["divergences"]  # type: ignore[index]
     log.warning(
-        "%s over the geos: %d divergent transitions at target_accept %s; the geos prefer it (weight %.2f by PSIS-LOO), "
-        "so it is refitted with smaller steps (target_accept %s)",
+        "%s over the geos: %d divergent transitions at target_accept %s; refitting it with smaller steps "
+        "(target_accept %s) rather than leaving %s alone",
         first.structure.name,
         count,
         settings["target_accept"],
-        weights[preferred],
         RETRY_TARGET_ACCEPT,
+        other,
     )
     smaller, retried = retry_settings(settings, count)
-    job = jobs[preferred]
-    members[preferred] = _geo_member((*job[:2], smaller, *job[3:]), retried=retried, earlier_seconds=first.fit_seconds)
+    members[i] = _geo_member((*jobs[i][:2], smaller, *jobs[i][3:]), retried=retried, earlier_seconds=first.fit_seconds)
     return members
 
 

@@ -55,11 +55,9 @@ def drawn(trace: Any) -> int:
 
 
 def diagnostics_at(trace: Any, n: int) -> dict[str, float]:
-    """Min bulk/tail ESS and max R-hat over the first ``n`` draws of every chain, and their divergent transitions."""
+    """Min bulk/tail ESS and max R-hat over the first ``n`` draws of every chain."""
     post = trace["posterior"]
-    diag = convergence({name: np.asarray(post[name].values)[:, :n] for name in checked_names(post)})
-    diverging = np.asarray(trace["sample_stats"]["diverging"].values)[:, :n]
-    return diag | {"divergences": int(np.nansum(diverging.astype(float)))}
+    return convergence({name: np.asarray(post[name].values)[:, :n] for name in checked_names(post)})
 
 
 def _finished(sampler: Any) -> bool:
@@ -106,13 +104,12 @@ def sample_until(original: Any, rule: StopRule, compiled: Any, **kwargs: Any) ->
         if rule.done(n, diag):
             return _stopped(first_draws(sampler.abort(), n), n, ceiling, diag, start)
         log.info(  # where a long (geo) fit is, and why it draws on
-            "nutpie at %d draws per chain after %.1f s: min ESS %.0f/%.0f, max R-hat %.3f, %d divergent; drawing on",
+            "nutpie at %d draws per chain after %.1f s: min ESS %.0f/%.0f, max R-hat %.3f; drawing on",
             n,
             time.perf_counter() - start,
             diag["ess_bulk_min"],
             diag["ess_tail_min"],
             diag["r_hat_max"],
-            diag["divergences"],
         )
         n += rule.block
     trace = sampler.wait()
@@ -133,13 +130,12 @@ def _mark(trace: Any, kept: int, ceiling: int) -> Any:
 
 def _stopped(trace: Any, n: int, ceiling: int, diag: dict[str, float], start: float) -> Any:
     log.info(
-        "nutpie stopped at %d of %d draws per chain (min ESS %.0f/%.0f, max R-hat %.3f%s) after %.1f s",
+        "nutpie stopped at %d of %d draws per chain (min ESS %.0f/%.0f, max R-hat %.3f) after %.1f s",
         n,
         ceiling,
         diag["ess_bulk_min"],
         diag["ess_tail_min"],
         diag["r_hat_max"],
-        f", {diag['divergences']} divergent transitions" if diag.get("divergences") else "",
         time.perf_counter() - start,
     )
     return _mark(trace, n, ceiling)

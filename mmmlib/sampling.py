@@ -70,9 +70,6 @@ class StopRule:
     block: int = 250
     ess: float = 400.0
     r_hat: float = 1.01
-    # Stop at the first check (from ``min_draws``) once a chain diverged: for a fit whose divergent draws are never
-    # used as they are (a geo pair's, refitted or left out: mmmlib.model._fit_geo_pair), drawing on only costs time.
-    stop_diverged: bool = False
 
     @classmethod
     def fixed(cls, draws: int) -> StopRule:
@@ -80,11 +77,8 @@ class StopRule:
         return cls(min_draws=draws, max_draws=draws, block=draws, ess=0.0, r_hat=np.inf)
 
     def done(self, draws: int, diag: dict[str, float]) -> bool:
-        """True once ``draws`` per chain reach ``max_draws``, or reach ``min_draws`` with every target met (or, with
-        ``stop_diverged``, with any divergent transition: ``diag["divergences"]``)."""
+        """True once ``draws`` per chain reach ``max_draws``, or reach ``min_draws`` with every target met."""
         if draws >= self.max_draws:
-            return True
-        if self.stop_diverged and draws >= self.min_draws and diag.get("divergences", 0) > 0:
             return True
         return (
             draws >= self.min_draws
@@ -179,7 +173,7 @@ def draw(
         done += size
         blocks += 1
         joined = {n: np.concatenate(v, axis=1) for n, v in values.items()}
-        diag = convergence(joined) | {"divergences": int(np.concatenate(stats["diverging"], axis=1).sum())}
+        diag = convergence(joined)
         if rule.done(done, diag):
             break
     sampling_seconds = time.perf_counter() - start - warmup_seconds

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -247,27 +246,24 @@ def _pair_member(name: str, divergences: int, seconds: float = 10.0):
         ((0, 13), (0.0, 1.0), 1),
         ((4, 0), (0.5, 0.5), 0),
         ((0, 10), (0.94, 0.06), None),
-        ((1, 10), (0.0, 1.0), 1),
-        ((3, 2), (0.7, 0.3), 0),
+        ((1, 10), (0.0, 1.0), None),
     ],
-    ids=["clean", "preferred-diverged", "tie-diverged", "minority-diverged", "both-diverged", "both-first-preferred"],
+    ids=["clean", "preferred-diverged", "tie-diverged", "minority-diverged", "both-diverged"],
 )
 def test_a_geo_pair_refits_the_one_member_that_diverged_where_the_geos_prefer_it(
     monkeypatch, divergences, weights, refitted
 ) -> None:
     """A member that diverged would be left out of the weighing, so the other structure would stand alone: where the
-    geos prefer it (the larger PSIS-LOO weight as it is, a tie going to the first) it is refitted once with smaller
-    steps; a minority one is left out, also where both diverged (refitting two geo fits would double the longest
-    step). The refit draws on through divergences (the last attempt); the first fits stopped at them."""
+    geos prefer it (its PSIS-LOO weight as it is, at least half) it is refitted once with smaller steps; a minority
+    one is left out. Where both diverged, both are kept (the run is flagged): refitting two geo fits would double the
+    longest step."""
     from mmmlib import model, stacking
 
     names = ["geometric+logistic", "geometric+hill"]
     calls: list[tuple[str, float, dict | None, float]] = []
-    stops: list[bool] = []  # whether each fit would stop at its first check after a divergence
 
     def member(job, retried=None, earlier_seconds=0.0):
         name = job[1].name
-        stops.append(model.stop_rule({**job[2], "draws": 1000}).stop_diverged)
         calls.append((name, job[2]["target_accept"], retried, earlier_seconds))
         short = f"{job[1].adstock}+{job[1].saturation}"
         again = retried is not None
@@ -276,22 +272,16 @@ def test_a_geo_pair_refits_the_one_member_that_diverged_where_the_geos_prefer_it
     monkeypatch.setattr(model, "_geo_member", member)
     monkeypatch.setattr(stacking, "loo_weights", lambda members: list(weights))
     shapes = [_pair_member(n, 0).structure for n in names]
-    pair = model.pair_settings({"target_accept": 0.95}, "quick")
-    jobs = [(None, s, pair, "nutpie", 1, None, None) for s in shapes]
+    jobs = [(None, s, {"target_accept": 0.95}, "nutpie", 1, None, None) for s in shapes]
     members = model._fit_geo_pair(jobs)
     assert [m.structure.name for m in members] == [s.name for s in shapes]
     assert calls[:2] == [(s.name, 0.95, None, 0.0) for s in shapes]
     if refitted is None:
-        assert len(calls) == 2 and stops == [True, True]
+        assert len(calls) == 2
         return
     retried = {"divergences": divergences[refitted], "target_accept": 0.95}
     assert calls[2:] == [(shapes[refitted].name, model.RETRY_TARGET_ACCEPT, retried, 10.0)]
-    assert stops == [True, True, False]
     assert members[refitted].score[0]["divergences"] == 0
-    weights_after = stacking.compare(members)[0]
-    for i, d in enumerate(divergences):
-        if d and i != refitted:  # the minority fit that diverged is left out of the mixture
-            assert weights_after[i] == 0.0
 
 
 def test_the_seasonality_order_chosen_on_the_national_sum_is_the_geo_fits(geo_run: dict) -> None:
@@ -581,31 +571,15 @@ def test_geo_fits_take_their_own_steps_and_overrides_still_win() -> None:
 
 
 def test_a_geo_pairs_fits_stop_at_a_candidates_targets_and_a_single_geo_fit_at_the_modes() -> None:
-    from mmmlib.model import PER_CANDIDATE, pair_settings, retry_settings, sampler_settings, stop_rule
+    from mmmlib.model import PER_CANDIDATE, pair_settings, sampler_settings, stop_rule
 
     quick = sampler_settings("quick", 5, 1, geo=True)
     single, pair = stop_rule(quick), stop_rule(pair_settings(quick, "quick"))
     assert (pair.ess, pair.r_hat) == (PER_CANDIDATE["quick"]["stop"]["ess"], PER_CANDIDATE["quick"]["stop"]["r_hat"])
     assert pair.ess < single.ess and pair.r_hat > single.r_hat  # a mixture's member, not the whole posterior
     assert pair.max_draws == single.max_draws == quick["draws"]  # within the geo fit's own draws
-    assert pair.stop_diverged and not single.stop_diverged  # a pair's fit that diverged is refitted or left out
     full = sampler_settings("full", 5, 1, geo=True)
-    # full mode's candidates have no looser targets; its pair's fits stop on a divergence too
-    assert stop_rule(pair_settings(full, "full")) == replace(stop_rule(full), stop_diverged=True)
-    again, _ = retry_settings(pair_settings(quick, "quick"), 3)
-    assert not stop_rule(again).stop_diverged and stop_rule(again).ess == pair.ess  # the refit is the last attempt
-
-
-def test_a_rule_that_stops_on_divergence_waits_for_its_first_check() -> None:
-    from mmmlib.sampling import StopRule
-
-    met = {"ess_bulk_min": 10.0, "ess_tail_min": 10.0, "r_hat_max": 1.5}
-    rule = StopRule(min_draws=250, max_draws=1000, block=250, ess=250, r_hat=1.05, stop_diverged=True)
-    assert not rule.done(250, met | {"divergences": 0})
-    assert not rule.done(100, met | {"divergences": 2})
-    assert rule.done(250, met | {"divergences": 2})
-    assert not replace(rule, stop_diverged=False).done(250, met | {"divergences": 2})
-    assert not replace(rule, stop_diverged=False).done(250, met)  # diagnostics without a count still work
+    assert stop_rule(pair_settings(full, "full")) == stop_rule(full)  # full mode's candidates have no looser targets
 
 
 def test_a_slimmed_geo_fit_keeps_the_diagnostics_of_every_sampled_parameter() -> None:

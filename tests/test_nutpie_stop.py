@@ -82,21 +82,3 @@ def test_chains_still_running_are_aborted_when_the_rule_is_met(monkeypatch: pyte
     rule = StopRule(min_draws=100, max_draws=20_000, block=100)
     assert rule.done(n, nutpie_stop.diagnostics_at(idata, n))
     assert n == 100 or not rule.done(n - 100, nutpie_stop.diagnostics_at(idata, n - 100))
-
-
-def test_a_rule_that_stops_on_divergence_stops_at_the_first_check_after_one() -> None:
-    """Neal's funnel: nutpie's chains diverge within a few hundred draws; a geo pair's rule stops at the next check
-    (its fit would be refitted or left out), a rule without it draws everything."""
-    with pm.Model() as funnel:
-        v = pm.Normal("v", 0, 3)
-        pm.Normal("x", 0, pm.math.exp(v / 2), shape=9)
-    rule = StopRule(min_draws=100, max_draws=3000, block=100, ess=1e9, stop_diverged=True)
-    idata = sample(funnel, rule)
-    n = idata["posterior"].sizes["draw"]
-    assert n < 3000 and idata["posterior"].attrs["draws_kept"] == n
-    assert nutpie_stop.diagnostics_at(idata, n)["divergences"] > 0
-    if n > 100:  # the check before had none
-        assert nutpie_stop.diagnostics_at(idata, n - 100)["divergences"] == 0
-    whole = sample(funnel, StopRule(min_draws=100, max_draws=3000, block=100, ess=1e9))
-    assert whole["posterior"].sizes["draw"] == 3000
-    assert int(whole["sample_stats"]["diverging"].values[:, :n].sum()) > 0  # the same draws, drawn on
