@@ -13,9 +13,11 @@ rule, so the draws are comparable). Reported per run: seconds of sampling, mean 
 draw, divergences, min bulk and tail ESS and max R-hat over the parameters the product's diagnostics check
 (``mmmlib.analysis.diagnosed_names``), and bulk ESS per second.
 
-Cases are ``DATA:STRUCTURE``, DATA being ``sample`` (the bundled sample and its config with fixed seasonality) or a
+Cases are ``DATA:STRUCTURE``, DATA being ``sample`` (the bundled sample and its config with fixed seasonality), a
 recovery-suite world such as ``strong/world_2002`` (generated into .cache/recovery if missing, config from its
-truth as the suite benchmark writes it).
+truth as the suite benchmark writes it), or ``meridian``: Meridian's 40-geo sample with the config ``mmm config``
+proposes, built as the hierarchical geo fit (:mod:`mmmlib.geo_model`; ``--tune``/``--draws`` set the steps, e.g. a
+geo fit's 500 + 500).
 
 A variant may also name the intercept's form: ``diag@0.95/plain`` (the default: the intercept itself, as fits
 sample) or ``diag@0.95/centred`` (the level, baseline + media, :mod:`mmmlib.centring`: measured, not adopted); the
@@ -101,6 +103,16 @@ def world_config(where: str, folder: Path) -> tuple[Path, Path]:
     return world / "data.csv", config
 
 
+def meridian_config(folder: Path) -> tuple[Path, Path]:
+    """Meridian's 40-geo sample and the config ``mmm config`` proposes for it (hierarchical, impressions)."""
+    data = ROOT.parent / "shared" / "public_data" / "meridian_geo_all_channels.csv"
+    config = folder / "meridian.yaml"
+    subprocess.run([sys.executable, "-m", "mmmlib", "config", str(data), "--out", str(config)], check=True, cwd=ROOT)
+    text = config.read_text().replace("yearly_seasonality: auto", "yearly_seasonality: 2")
+    config.write_text(text)
+    return data, config
+
+
 def diagnostics(posterior: object) -> tuple[float, float, float]:
     """Min bulk and tail ESS and max R-hat over the parameters the run's diagnostics check.
 
@@ -128,13 +140,25 @@ def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> 
     from mmmlib.data.dataset import load_dataset
 
     where, structure = case.split(":")
-    data, config = sample_config(folder) if where == "sample" else world_config(where, folder)
+    if where == "sample":
+        data, config = sample_config(folder)
+    elif where == "meridian":
+        data, config = meridian_config(folder)
+    else:
+        data, config = world_config(where, folder)
     dataset = load_dataset(data, load_config(config))
+    geo = dataset.geo_frame is not None and dataset.config.hierarchical
     rows = []
     for form in dict.fromkeys(variant(name)[2] for name in variants):
-        mmm, X, y, _ = model.build(dataset, structures.Structure(*structure.split("+")))
-        X, y = model._fit_rows(dataset, X, y)
-        mmm.centre_intercept = form == "centred"  # plain: as model.fit_structure builds it
+        shape = structures.Structure(*structure.split("+"))
+        if geo:  # as model.fit_structure builds a hierarchical geo fit
+            from mmmlib import geo_model
+
+            mmm, X, y, _ = geo_model.build(dataset, shape)
+        else:
+            mmm, X, y, _ = model.build(dataset, shape)
+            X, y = model._fit_rows(dataset, X, y)
+            mmm.centre_intercept = form == "centred"  # plain: as model.fit_structure builds it
         mmm.build_model(X, y)
         with pytensor.config.change_flags(numba__fastmath=nutpie_cache.NUMBA_FASTMATH):
             start = time.perf_counter()
@@ -245,8 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help="ADAPTATION@TARGET_ACCEPT")
     parser.add_argument("--name", default="adaptation", help="results file stem")
+    parser.add_argument("--tune", type=int, default=SETTINGS["tune"], help="tuning steps per chain")
+    parser.add_argument("--draws", type=int, default=SETTINGS["draws"], help="draws per chain")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    SETTINGS.update(tune=args.tune, draws=args.draws)
     sys.path.insert(0, str(ROOT))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     meta = {
