@@ -105,9 +105,9 @@ def world_config(where: str, folder: Path) -> tuple[Path, Path]:
 
 def meridian_config(folder: Path) -> tuple[Path, Path]:
     """Meridian's 40-geo sample and the config ``mmm config`` proposes for it (hierarchical, impressions)."""
-    data = ROOT.parent / "shared" / "public_data" / "meridian_geo_all_channels.csv"
-    config = folder / "meridian.yaml"
-    subprocess.run([sys.executable, "-m", "mmmlib", "config", str(data), "--out", str(config)], check=True, cwd=ROOT)
+    import geo_scale  # proposes it as the geo scale benchmark does
+
+    data, config, _ = geo_scale._data("meridian", folder)
     text = config.read_text().replace("yearly_seasonality: auto", "yearly_seasonality: 2")
     config.write_text(text)
     return data, config
