@@ -728,7 +728,7 @@ def fit_geos(
             "%d lift tests calibrate the geo fit; the structure is chosen on the national sum without them",
             len(lift_tests),
         )
-    national = replace(dataset, geo_frame=None)
+    national = national_sum(dataset)
     log.info("choosing the structure on the national sum of %d geos", len(dataset.geos))
     chosen = fit(national, request, progressbar, None)
     structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
@@ -774,6 +774,13 @@ def fit_geos(
         fitted.idata.attrs[seasonality.ATTR] = season
     fitted.fit_seconds += chosen.fit_seconds
     return fitted
+
+
+def national_sum(dataset: Dataset) -> Dataset:
+    """The geos' national sum as a national dataset (``geo_model: aggregate``), on which the structure is chosen: its
+    config must allow what a national fit does, such as full mode's time-slice folds holding weeks out (a
+    hierarchical config refuses ``holdout_periods``, so ``mmm fit --mode full`` on a geo config failed there)."""
+    return replace(dataset, geo_frame=None, config=replace(dataset.config, geo_model="aggregate"))
 
 
 def pair_settings(settings: dict[str, Any], mode: str) -> dict[str, Any]:

@@ -73,6 +73,24 @@ def test_meridian_geo_file_validates_as_a_hierarchical_dataset(public_data: Path
     assert "Organic_channel0_impression" in ds.controls
 
 
+def test_the_national_sum_of_a_geo_config_takes_full_modes_time_slice_folds(public_data: Path) -> None:
+    """Full mode chooses the structure on the national sum by time-slice CV, whose folds hold weeks out; a
+    hierarchical config refuses held-out weeks, so the sum is fitted under an aggregate one (``mmm fit --mode full``
+    on Meridian's geos failed there after the seasonality's fits)."""
+    from mmmlib import time_slice
+    from mmmlib.data.dataset import load_dataset, propose_config
+    from mmmlib.model import national_sum
+
+    path = public_data / "meridian_geo_all_channels.csv"
+    cfg, _ = propose_config(read_raw(path))
+    ds = load_dataset(path, cfg)
+    national = national_sum(ds)
+    assert national.geo_frame is None and not national.config.hierarchical and ds.config.hierarchical
+    assert national.frame.equals(ds.frame)  # the same summed weeks
+    folds = time_slice.folds(len(national.frame), national.frequency)
+    assert folds and time_slice.fold_dataset(national, folds[0]).config.holdout_periods == folds[0].horizon
+
+
 # ---- validation per geo ------------------------------------------------------------------------------------------
 
 
