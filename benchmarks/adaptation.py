@@ -147,7 +147,7 @@ def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> 
     else:
         data, config = world_config(where, folder)
     dataset = load_dataset(data, load_config(config))
-    geo = dataset.geo_frame is not None and dataset.config.hierarchical
+    geo = dataset.hierarchical
     rows = []
     for form in dict.fromkeys(variant(name)[2] for name in variants):
         shape = structures.Structure(*structure.split("+"))

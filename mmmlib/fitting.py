@@ -49,7 +49,7 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
             safe_fs.copy_file(lift_tests_path(cfg, config), copy)
         except safe_fs.UnsafePathError as exc:
             raise InputError(f"Config key lift_tests: {exc.strerror}.") from exc
-        geos = dataset.geos if dataset.geo_frame is not None and cfg.hierarchical else None
+        geos = dataset.geos if dataset.hierarchical else None
         lift = read_lift_tests(copy, cfg.channel_columns, Path(cfg.lift_tests).name, geos, cfg.geo_column)
     fitted = model.fit(dataset, request, progressbar=progressbar, lift_tests=lift)
     if dataset.geo_frame is not None:

@@ -212,7 +212,7 @@ def lift_measurements(dataset: Dataset, lift: pd.DataFrame) -> pd.DataFrame:
     """Lift tests in the units the model is fitted on: spend (``x``, ``delta_x``) turned into each channel's media
     units at its cost over the fitted periods; a geo model's also per capita in their geo
     (:func:`mmmlib.geo_model.lift_measurements`)."""
-    if dataset.geo_frame is not None and dataset.config.hierarchical:
+    if dataset.hierarchical:
         from mmmlib import geo_model
 
         return geo_model.lift_measurements(dataset, lift)
@@ -341,7 +341,7 @@ def fit_structure(
     ``target_scale``: see :func:`build`. ``rule``: the :class:`mmmlib.sampling.StopRule` of the ``numpyro`` and
     ``nutpie`` samplers (default: stop when the diagnostics are met, at most ``settings["draws"]`` per chain).
     """
-    hierarchical = dataset.geo_frame is not None and dataset.config.hierarchical
+    hierarchical = dataset.hierarchical
     if hierarchical:
         from mmmlib import geo_model
 
@@ -595,7 +595,7 @@ def fit(
     from mmmlib import stacking
 
     cfg = dataset.config
-    if dataset.geo_frame is not None and cfg.hierarchical:
+    if dataset.hierarchical:
         return fit_geos(dataset, request, progressbar, lift_tests)
     shapes = structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
     channels = len(cfg.channel_columns)

@@ -40,6 +40,12 @@ class Dataset:
         return sorted(self.geo_frame[self.config.geo_column].unique())
 
     @property
+    def hierarchical(self) -> bool:
+        """Whether this is fitted as one hierarchical geo model (geo rows, and a config that says so); the national
+        sum of a geo dataset is not (:func:`mmmlib.model.national_sum`)."""
+        return self.geo_frame is not None and self.config.hierarchical
+
+    @property
     def channels(self) -> list[str]:
         return list(self.config.channel_columns)
 
