@@ -382,7 +382,7 @@ def fit_structure(
         with (
             nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
             nutpie_stop.installed(rule) if nutpie else contextlib.nullcontext(),
-            _deterministics_quietly(),
+            _deterministics_quietly(compact=hierarchical),
         ):
             idata = mmm.fit(
                 X_fit,
@@ -430,18 +430,44 @@ def fit_structure(
 
 
 @contextlib.contextmanager
-def _deterministics_quietly() -> Iterator[None]:
+def _deterministics_quietly(compact: bool = False) -> Iterator[None]:
     """pymc-marketing's pass over the deterministics after sampling (``pm.compute_deterministics``) without PyMC's
     progress bar: its terminal-control lines filled every run's fit.log; the pass takes seconds and the log says when
-    sampling ended."""
+    sampling ended. ``compact`` (geo fits): the pass is :func:`_compact_deterministics`."""
     import pymc as pm
 
     original = pm.compute_deterministics
-    pm.compute_deterministics = functools.partial(original, progressbar=False)
+    quiet = functools.partial(original, progressbar=False)
+    pm.compute_deterministics = functools.partial(_compact_deterministics, quiet) if compact else quiet
     try:
         yield
     finally:
         pm.compute_deterministics = original
+
+
+def _compact_deterministics(compute: Any, dataset: Any, *, extend_dataset: bool = False, **kwargs: Any) -> Any:
+    """``compute`` (``pm.compute_deterministics``) adding every deterministic to ``dataset``, the per-period ones
+    (contributions, ``mu``: what :data:`mmmlib.analysis.FREE_VARS_SKIP` leaves out of the diagnostics) one at a time
+    and stored in float32, as the run keeps them (:func:`mmmlib.stacking.slim`, ``posterior.nc``).
+
+    In one pass, a 40-geo full-mode fit's 4 × 1,750 draws of per-geo, per-week contributions were about 6.6 GB in
+    float64, held twice while merged and again while slimmed: 16.25 GB at the peak (docs/geo.md). The parameters the
+    diagnostics read stay float64 and are computed as before; any other call is passed through."""
+    import pymc as pm
+
+    if not extend_dataset or kwargs.get("var_names") is not None or kwargs.get("group") not in (None, "posterior"):
+        return compute(dataset, extend_dataset=extend_dataset, **kwargs)
+    names = [d.name for d in pm.modelcontext(kwargs.get("model")).deterministics]
+    per_period = [n for n in names if any(s in n for s in analysis.FREE_VARS_SKIP)]
+    rest = [n for n in names if n not in per_period]
+    if rest:
+        compute(dataset, var_names=rest, extend_dataset=True, **kwargs)
+    posterior = dataset["posterior"] if isinstance(dataset, xr.DataTree) else dataset
+    for name in per_period:
+        new = compute(dataset, var_names=[name], **kwargs)
+        posterior[name] = new[name].astype(np.float32)
+        del new
+    return dataset
 
 
 def divergences(idata: Any) -> int:

@@ -337,8 +337,9 @@ def _slim_groups(idata: Any) -> dict[str, xr.Dataset]:
         ds = idata[name].to_dataset()
         if name == "posterior":
             ds = _kept(ds)
-            wide = {v: np.float32 for v in ds.data_vars if ds[v].dtype == np.float64}
-            ds = ds.astype(wide) if wide else ds  # xarray refuses an empty mapping
+            # one variable at a time: astype with a mapping must name every variable, and geo fits' per-period
+            # outputs arrive in float32 already (model._compact_deterministics)
+            ds = ds.assign({v: ds[v].astype(np.float32) for v in ds.data_vars if ds[v].dtype == np.float64})
         elif name == "sample_stats":
             ds = ds[["diverging"]]
         groups[name] = ds

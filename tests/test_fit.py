@@ -248,3 +248,34 @@ def test_many_channels_take_smaller_steps_in_quick_mode() -> None:
     assert many == {**MODES["quick"], "draws": 20, "target_accept": MANY_CHANNELS_TARGET_ACCEPT["quick"]}
     assert many["target_accept"] > MODES["quick"]["target_accept"]
     assert sampler_settings("full", channels=MANY_CHANNELS) == MODES["full"]  # full mode already takes small steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compact", [False, True])
+def test_geo_fits_keep_per_period_deterministics_in_float32_and_parameters_as_sampled(compact: bool) -> None:
+    """pymc-marketing's post-sampling pass (``pm.compute_deterministics(idata, extend_dataset=True)``) under the fit's
+    wrapper: per-period outputs (contributions, ``mu``) go to float32 for geo fits only (the memory a 40-geo full fit
+    peaked on), with the values the float64 pass gives rounded once; a derived parameter the diagnostics read stays
+    float64; national fits are untouched; the wrapper is undone afterwards."""
+    import numpy as np
+    import pymc as pm
+
+    from mmmlib.model import _deterministics_quietly
+
+    with pm.Model(coords={"date": range(30), "channel": ["tv", "radio"]}):
+        a = pm.Normal("a", 0, 1)
+        pm.Deterministic("mu", a * np.arange(30.0), dims="date")
+        pm.Deterministic("channel_contribution", a * np.ones((30, 2)) / 3, dims=("date", "channel"))
+        pm.Deterministic("saturation_roas", a / 7)
+        idata = pm.sample(draws=20, tune=20, chains=1, var_names=["a"], progressbar=False, random_seed=1)
+        reference = pm.compute_deterministics(idata, progressbar=False)
+        original = pm.compute_deterministics
+        with _deterministics_quietly(compact=compact):
+            pm.compute_deterministics(idata, extend_dataset=True)
+        assert pm.compute_deterministics is original
+    post = idata["posterior"]
+    wide = {"mu", "channel_contribution"}
+    for name in ("mu", "channel_contribution", "saturation_roas"):
+        expected = np.float32 if compact and name in wide else np.float64
+        assert post[name].dtype == expected, name
+        np.testing.assert_array_equal(post[name].values, reference[name].values.astype(expected))
