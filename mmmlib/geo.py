@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 GEO = "geo"
+ROLLUP_DRAWS = 250  # draws summed over the geos at a time (:func:`_geo_sum`)
 # posterior variables that add up over geos (in the model's scaled units, each geo × its population factor)
 ADDITIVE = (
     "channel_contribution",
@@ -78,7 +79,7 @@ def national(idata: Any) -> xr.DataTree:
                 if GEO not in da.dims:
                     out[var] = da
                 elif var in ADDITIVE:
-                    out[var] = (da * f).sum(GEO)
+                    out[var] = _geo_sum(da, f)
                 elif var == "y_sigma":  # independent noise per geo: variances add
                     out[var] = np.sqrt(((da * f) ** 2).sum(GEO))
             ds = _with_coords(out, ds)
@@ -102,6 +103,17 @@ def national(idata: Any) -> xr.DataTree:
     tree = xr.DataTree.from_dict(groups)
     tree.attrs.update(idata.attrs)
     return tree
+
+
+def _geo_sum(da: xr.DataArray, f: xr.DataArray) -> xr.DataArray:
+    """``(da × f)`` summed over the geos, ``ROLLUP_DRAWS`` draws at a time: in one piece the product and the sum's
+    copy are each a float64 array of every draw, period and geo (on Meridian's 40 geos in full mode, several GB:
+    scoring a geo fit peaked at 16.25 GB, docs/geo.md). Each draw's sum is the same either way."""
+    draws = da.sizes.get("draw", 0)
+    if draws <= ROLLUP_DRAWS:
+        return (da * f).sum(GEO)
+    blocks = [(da.isel(draw=slice(i, i + ROLLUP_DRAWS)) * f).sum(GEO) for i in range(0, draws, ROLLUP_DRAWS)]
+    return xr.concat(blocks, dim="draw")
 
 
 def _with_coords(data: dict[str, xr.DataArray], like: xr.Dataset, keep_geo: bool = False) -> xr.Dataset:

@@ -184,6 +184,31 @@ def test_national_roll_up_weighs_each_geo_by_its_population() -> None:
     assert "geo" not in compact["posterior"]["channel_contribution"].dims
 
 
+def test_the_national_roll_up_sums_blocks_of_draws_to_exactly_what_one_piece_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(3)
+    coords = {"chain": [0, 1], "draw": np.arange(10), "date": np.arange(4), "geo": ["a", "b", "c"], "channel": ["tv"]}
+    contrib = rng.random((2, 10, 4, 3, 1)).astype(np.float32)  # as a slimmed geo fit holds them
+    posterior = xr.Dataset(
+        {
+            "channel_contribution": (("chain", "draw", "date", "geo", "channel"), contrib),
+            "mu": (("chain", "draw", "geo", "date"), rng.random((2, 10, 3, 4)).astype(np.float32)),
+        },
+        coords=coords,
+    )
+    const = xr.Dataset(
+        {"population_factor": (("geo",), [0.5, 2.0, 1.5]), "target_scale": ((), 10.0)},
+        coords={"geo": coords["geo"]},
+    )
+    tree = xr.DataTree.from_dict({"posterior": posterior, "constant_data": const})
+    whole = geo.national(tree)["posterior"].to_dataset()
+    monkeypatch.setattr(geo, "ROLLUP_DRAWS", 3)  # blocks of 3, 3, 3 and 1 draws
+    blocks = geo.national(tree)["posterior"].to_dataset()
+    xr.testing.assert_identical(blocks, whole)  # values bit for bit, dims, coordinates
+    assert blocks["channel_contribution"].dims == ("chain", "draw", "date", "channel")
+
+
 # ---- one real geo fit ----------------------------------------------------------------------------------------------
 
 
