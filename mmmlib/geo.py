@@ -106,9 +106,9 @@ def national(idata: Any) -> xr.DataTree:
 
 
 def _geo_sum(da: xr.DataArray, f: xr.DataArray) -> xr.DataArray:
-    """``(da × f)`` summed over the geos, ``ROLLUP_DRAWS`` draws at a time: in one piece the product and the sum's
-    copy are each a float64 array of every draw, period and geo (on Meridian's 40 geos in full mode, several GB:
-    scoring a geo fit peaked at 16.25 GB, docs/geo.md). Each draw's sum is the same either way."""
+    """``(da × f)`` summed over the geos, ``ROLLUP_DRAWS`` draws at a time: in one piece this held float64 arrays of
+    every draw, period and geo at once, the peak of scoring a geo fit (2.95 → 1.96 GB in a profiled 40-geo pair
+    member; 16.25 GB in full mode at 40 geos before, docs/geo.md). Each draw's sum is the same either way."""
     draws = da.sizes.get("draw", 0)
     if draws <= ROLLUP_DRAWS:
         return (da * f).sum(GEO)

@@ -450,9 +450,10 @@ def _compact_deterministics(compute: Any, dataset: Any, *, extend_dataset: bool 
     (contributions, ``mu``: what :data:`mmmlib.analysis.FREE_VARS_SKIP` leaves out of the diagnostics) one at a time
     and stored in float32, as the run keeps them (:func:`mmmlib.stacking.slim`, ``posterior.nc``).
 
-    In one pass, a 40-geo full-mode fit's 4 × 1,750 draws of per-geo, per-week contributions were about 6.6 GB in
-    float64, held twice while merged and again while slimmed: 16.25 GB at the peak (docs/geo.md). The parameters the
-    diagnostics read stay float64 and are computed as before; any other call is passed through."""
+    In one pass they are float64 arrays of every draw, week and geo at once (a 40-geo full-mode fit's 4 × 1,750
+    draws: about 6.6 GB); in a profiled 40-geo pair member, sampling's peak fell from 1.86 to 1.54 GB (the fit's
+    overall peak was the roll-up, :func:`mmmlib.geo._geo_sum`; docs/geo.md). The parameters the diagnostics read stay
+    float64 and are computed as before; any other call is passed through."""
     import pymc as pm
 
     if not extend_dataset or kwargs.get("var_names") is not None or kwargs.get("group") not in (None, "posterior"):
