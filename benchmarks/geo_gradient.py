@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -117,13 +116,12 @@ def main() -> int:
                 row = measure(case, structure, args.repeats, Path(tmp) / case)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    import geo_scale
+
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} cores",
-        "commit": commit,
+        "commit": geo_scale._commit(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "geo_gradient.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
