@@ -1,4 +1,4 @@
-"""Benchmark: nutpie's mass-matrix adaptation (diagonal or low-rank) and the intercept's form, on our models (#13).
+"""Benchmark: nutpie's mass-matrix adaptation (diagonal or low-rank) and the coordinates sampled, on our models (#13).
 
 NUTS takes as many gradient steps per draw as the posterior's correlations force on it. nutpie adapts a diagonal
 mass matrix by default; ``adaptation="low_rank"`` adds the directions in which the draws and their gradients are
@@ -19,14 +19,16 @@ truth as the suite benchmark writes it), or ``meridian``: Meridian's 40-geo samp
 proposes, built as the hierarchical geo fit (:mod:`mmmlib.geo_model`; ``--tune``/``--draws`` set the steps, e.g. a
 geo fit's 500 + 500).
 
-A variant may also name the intercept's form: ``diag@0.95/plain`` (the default: the intercept itself, as fits
-sample) or ``diag@0.95/centred`` (the level, baseline + media, :mod:`mmmlib.centring`: measured, not adopted); the
-case is then built and compiled once per form. Steps per draw are reported for the kept draws and for warm-up, where
+A variant may also name the coordinates the model is sampled in: ``diag@0.95/both`` (the default, as fits sample
+since 2026-12-05: the intercept as baseline + media, :mod:`mmmlib.centring`, and the trend and control coefficients
+whitened, :mod:`mmmlib.whitening`), ``/plain`` (neither: the model's own parameters, as fits sampled before),
+``/centred`` or ``/whitened`` (one of the two); the case is then built and compiled once per form. Steps per draw
+are reported for the kept draws and for warm-up, where
 a badly scaled ridge costs most.
 
 Run: `.venv/bin/python benchmarks/adaptation.py [CASE ...] [--seeds 1 2] [--variants diag@0.95 low_rank@0.99]
 [--name adaptation]`. Writes `NAME.json` and `NAME.md` to benchmarks/results/ (each variant is an adaptation at a
-target acceptance, optionally with the intercept's form; ratios are against the first).
+target acceptance, optionally with the coordinates' form; ratios are against the first).
 """
 
 from __future__ import annotations
@@ -70,17 +72,17 @@ VARIANTS = ("diag@0.95", "low_rank@0.95")  # adaptation@target acceptance; 0.95 
 SETTINGS = {"chains": 2, "tune": 600, "draws": 1000}  # a quick fit's candidate, no stopping rule
 
 
-INTERCEPTS = ("plain", "centred")  # the intercept itself (what fits sample), or mmmlib.centring's level
+FORMS = ("both", "plain", "centred", "whitened")  # coordinates: both (what fits sample), neither, or one of the two
 
 
 def variant(text: str) -> tuple[str, float, str]:
-    """``low_rank@0.99`` → ``("low_rank", 0.99, "plain")``; ``diag@0.95/centred`` → ``("diag", 0.95, "centred")``."""
-    body, _, intercept = text.partition("/")
+    """``low_rank@0.99`` → ``("low_rank", 0.99, "both")``; ``diag@0.95/plain`` → ``("diag", 0.95, "plain")``."""
+    body, _, form = text.partition("/")
     adaptation, _, target = body.partition("@")
-    intercept = intercept or INTERCEPTS[0]
-    if intercept not in INTERCEPTS:
-        raise ValueError(f"the intercept's form is one of {', '.join(INTERCEPTS)}, not {intercept!r}")
-    return adaptation, float(target or 0.95), intercept
+    form = form or FORMS[0]
+    if form not in FORMS:
+        raise ValueError(f"the coordinates are one of {', '.join(FORMS)}, not {form!r}")
+    return adaptation, float(target or 0.95), form
 
 
 def sample_config(folder: Path) -> tuple[Path, Path]:
@@ -131,7 +133,7 @@ def diagnostics(posterior: object) -> tuple[float, float, float]:
 
 
 def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> list[dict]:
-    """Compile the case's model once per intercept form; sample it with each variant and seed."""
+    """Compile the case's model once per form of its coordinates; sample it with each variant and seed."""
     import nutpie
     import pytensor
 
@@ -158,7 +160,8 @@ def run_case(case: str, seeds: list[int], folder: Path, variants: list[str]) -> 
         else:
             mmm, X, y, _ = model.build(dataset, shape)
             X, y = model._fit_rows(dataset, X, y)
-            mmm.centre_intercept = form == "centred"  # plain: as model.fit_structure builds it
+        mmm.centre_intercept = form in ("both", "centred")  # both: as model.fit_structure builds it
+        mmm.whiten_controls = form in ("both", "whitened")
         mmm.build_model(X, y)
         with pytensor.config.change_flags(numba__fastmath=nutpie_cache.NUMBA_FASTMATH):
             start = time.perf_counter()
@@ -201,7 +204,7 @@ def _sample_variants(
                 "channels": len(dataset.config.channel_columns),
                 "adaptation": adaptation,
                 "target_accept": target_accept,
-                "intercept": form,
+                "coordinates": form,
                 "variant": name,
                 "seed": seed,
                 "compile_seconds": round(compile_seconds, 1),
@@ -222,9 +225,10 @@ def _sample_variants(
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
-        "# nutpie's adaptation (diagonal or low-rank mass matrix) and the intercept's form",
+        "# nutpie's adaptation (diagonal or low-rank mass matrix) and the coordinates sampled",
         "",
-        f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. Each case compiled once per intercept form, "
+        f"{meta['date']}; {meta['machine']}; commit `{meta['commit']}`. "
+        "Each case compiled once per form of its coordinates, "
         "sampled 2 chains × "
         f"({SETTINGS['tune']} tuning + {SETTINGS['draws']} draws) at each variant's target acceptance, "
         "no stopping rule. ESS and R-hat over the parameters the product's diagnostics check; ESS/s is min bulk "

@@ -187,6 +187,9 @@ class Truths:
         from mmmlib import model
 
         self.mmm, X, y, _ = model.build(ds, structure)
+        # PyMC draws from the prior only in the model's own coordinates (flat ones cannot be drawn); fits sample the
+        # same posterior in mmmlib.centring's and mmmlib.whitening's
+        self.mmm.centre_intercept = self.mmm.whiten_controls = False
         self.mmm.build_model(X, y)
         self.target_scale = float(np.abs(y.to_numpy()).max())  # pymc-marketing's max scaling of the design KPI
         self.design_max = float(y.max())

@@ -46,11 +46,12 @@ def test_the_summary_pools_seeds_per_adaptation_and_divides_their_ess_per_second
     assert text.count("| sample:geometric+logistic+changepoints | 156 × 5 |") == 4
 
 
-def test_a_variant_is_an_adaptation_at_a_target_acceptance_with_the_intercepts_form() -> None:
-    assert adaptation.variant("low_rank@0.99") == ("low_rank", 0.99, "plain")  # what fits sample
-    assert adaptation.variant("diag") == ("diag", 0.95, "plain")
+def test_a_variant_is_an_adaptation_at_a_target_acceptance_with_the_coordinates_form() -> None:
+    assert adaptation.variant("low_rank@0.99") == ("low_rank", 0.99, "both")  # what fits sample
+    assert adaptation.variant("diag") == ("diag", 0.95, "both")
+    assert adaptation.variant("diag@0.95/plain") == ("diag", 0.95, "plain")
     assert adaptation.variant("diag@0.95/centred") == ("diag", 0.95, "centred")
-    with pytest.raises(ValueError, match="plain, centred"):
+    with pytest.raises(ValueError, match="both, plain, centred, whitened"):
         adaptation.variant("diag@0.95/uncentred")
 
 

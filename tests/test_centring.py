@@ -1,6 +1,7 @@
 """The intercept sampled as baseline + media (mmmlib.centring, #13; measured by benchmarks/adaptation.py, not the
-default): the same posterior density in other coordinates, the level it samples is the intercept plus the media's
-mean contribution, and models keep the intercept as a parameter unless asked (so PyMC can draw them from the prior)."""
+used by fits with mmmlib.whitening): the same posterior density in other coordinates, the level it samples is the
+intercept plus the media's mean contribution, and a model built with ``centre_intercept=False`` keeps the intercept as
+a parameter (so PyMC can draw it from the prior)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _national(dataset: Any, structure: structures.Structure, centre: bool) -> An
 
     mmm, X, y, _ = model.build(dataset, structure)
     X_fit, y_fit = model._fit_rows(dataset, X, y)
-    mmm.centre_intercept = centre
+    mmm.centre_intercept, mmm.whiten_controls = centre, False  # the intercept alone (whitening: test_whitening)
     mmm.build_model(X_fit, y_fit)
     return mmm.model
 
@@ -45,7 +46,7 @@ def _geo(structure: structures.Structure, centre: bool, folder: Path) -> Any:
     frame.to_csv(folder / "data.csv", index=False)
     dataset: Dataset = load_dataset(folder / "data.csv", config)
     mmm, X, y, _ = geo_model.build(dataset, structure)
-    mmm.centre_intercept = centre
+    mmm.centre_intercept, mmm.whiten_controls = centre, False  # the intercept alone (whitening: test_whitening)
     mmm.build_model(X, y)
     return mmm.model
 
@@ -106,9 +107,10 @@ def test_only_a_normal_intercept_of_fixed_numbers_with_sampled_roas_is_centred()
 
     dataset = _dataset()
     mmm, *_ = model.build(dataset, structures.Structure("geometric", "logistic"))
-    assert not centring.applies(mmm)  # off unless asked: fits keep the intercept, and PyMC can draw it from the prior
+    assert centring.applies(mmm)  # on by default: fits sample the level
+    mmm.centre_intercept = False  # off: the intercept itself, which PyMC can draw from the prior
+    assert not centring.applies(mmm)
     mmm.centre_intercept = True
-    assert centring.applies(mmm)
     mmm.model_config["intercept"] = Prior("StudentT", mu=0, sigma=2, nu=4)
     assert not centring.applies(mmm)
     mmm.model_config["intercept"] = Prior("Normal", mu=Prior("Normal"), sigma=2)
