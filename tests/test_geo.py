@@ -184,7 +184,7 @@ def test_national_roll_up_weighs_each_geo_by_its_population() -> None:
     assert "geo" not in compact["posterior"]["channel_contribution"].dims
 
 
-def test_the_national_roll_up_sums_blocks_of_draws_to_exactly_what_one_piece_gives(
+def test_the_national_roll_up_and_the_stored_run_sum_blocks_of_draws_to_exactly_what_one_piece_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rng = np.random.default_rng(3)
@@ -203,10 +203,17 @@ def test_the_national_roll_up_sums_blocks_of_draws_to_exactly_what_one_piece_giv
     )
     tree = xr.DataTree.from_dict({"posterior": posterior, "constant_data": const})
     whole = geo.national(tree)["posterior"].to_dataset()
+    stored = geo.compact(tree)["posterior"].to_dataset()  # the run's posterior.nc sums them the same way
     monkeypatch.setattr(geo, "ROLLUP_DRAWS", 3)  # blocks of 3, 3, 3 and 1 draws
     blocks = geo.national(tree)["posterior"].to_dataset()
     xr.testing.assert_identical(blocks, whole)  # values bit for bit, dims, coordinates
     assert blocks["channel_contribution"].dims == ("chain", "draw", "date", "channel")
+    summed = []
+    real_sum = geo._geo_sum
+    monkeypatch.setattr(geo, "_geo_sum", lambda da, f: summed.append(da.name) or real_sum(da, f))
+    xr.testing.assert_identical(geo.compact(tree)["posterior"].to_dataset(), stored)
+    assert sorted(summed) == ["channel_contribution", "mu"]  # in blocks of draws, not one float64 piece
+    assert stored["channel_contribution"].dtype == np.float32 and "geo" not in stored["mu"].dims
 
 
 # ---- one real geo fit ----------------------------------------------------------------------------------------------
