@@ -139,8 +139,10 @@ class WhitenedControls:
         sd = _per_control(self.prior.parameters["sigma"], controls)
         mu = _per_control(self.prior.parameters["mu"], controls)
         groups = dims[:-1]
-        maps = whitening_maps(precisions(self.mmm, sd))  # in the data's group order; moved to the prior's
         data_groups = tuple(d for d in self.mmm.xarray_dataset["_control"].dims if d not in ("date", "control"))
+        if set(data_groups) != set(groups):  # one coefficient shared by geos (or the like): the prior as it is
+            return self.prior.create_variable(name, xdist=xdist)
+        maps = whitening_maps(precisions(self.mmm, sd))  # in the data's group order; moved to the prior's
         if data_groups != groups:
             maps = np.moveaxis(maps, [data_groups.index(g) for g in groups], list(range(len(groups))))
         white = pmd.Flat(name + WHITE_SUFFIX, dims=dims)

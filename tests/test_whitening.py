@@ -122,3 +122,25 @@ def test_fits_whiten_and_centre_by_default_and_only_a_normal_of_fixed_numbers() 
     assert whitening.applies(mmm)
     mmm.whiten_controls = False
     assert not whitening.applies(mmm)
+
+
+@pytest.mark.slow  # builds a hierarchical PyMC model
+def test_a_geo_model_with_one_coefficient_per_control_for_all_geos_keeps_its_prior(tmp_path: Path) -> None:
+    """Whitening is per geo; a coefficient shared by every geo has no one geo's rows to whiten on."""
+    from pymc_extras.prior import Prior
+
+    from mmmlib import geo_model
+    from mmmlib.data import synth_geo
+    from mmmlib.data.dataset import load_dataset
+    from mmmlib.data.synth import SynthSpec
+
+    frame, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=3), 3)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    mmm, X, y, _ = geo_model.build(
+        load_dataset(tmp_path / "data.csv", config), structures.Structure("geometric", "logistic")
+    )
+    mmm.model_config[GAMMA] = Prior("Normal", mu=0, sigma=2, dims="control")
+    assert whitening.applies(mmm)
+    mmm.build_model(X, y)
+    assert GAMMA in {v.name for v in mmm.model.free_RVs}
+    assert GAMMA + whitening.WHITE_SUFFIX not in mmm.model.named_vars
