@@ -3,7 +3,7 @@
 Used by every fit since 2026-12-05, together with whitened trend and control coefficients (:mod:`mmmlib.whitening`;
 ``centre_intercept`` and ``whiten_controls`` on the model, both on by default). Measured alone on 2026-12-04 it cut a
 quick fit's time on the mixed recovery suite by about a fifth, but the candidates' ESS per draw fell where the
-changepoint slopes set the pace; with those whitened too, the sample's candidates took four to five times fewer
+changepoint slopes set the pace; with those whitened too, the sample's candidates took three to five times fewer
 gradient steps per draw at a higher ESS (docs/speed.md).
 
 Spend that runs most weeks contributes a nearly constant amount, which the intercept can take over. On the sample and

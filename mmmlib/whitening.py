@@ -15,7 +15,7 @@ of a least-squares fit of the scaled KPI on the controls, the media and a yearly
 the posterior exact, a good one only makes it faster. A geo model whitens each geo's coefficients on its own rows.
 
 Together with the intercept sampled as baseline + media (:mod:`mmmlib.centring`) this cut the gradient steps per
-draw four- to five-fold on the sample's candidates at a higher ESS (docs/speed.md); either alone did not pay.
+draw three- to five-fold on the sample's candidates at a higher ESS (docs/speed.md); either alone did not pay.
 """
 
 from __future__ import annotations
