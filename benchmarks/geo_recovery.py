@@ -171,14 +171,16 @@ def _per_geo_rows(summary: dict, truth: dict) -> list[tuple[float, float, float,
 
 
 def report(commit: str | None = None) -> str:
-    """The table of one commit's records (default: the last record's commit)."""
+    """The table of one commit's records (default: the last record's commit); ``a,b``: several commits' records,
+    for a run whose seeds were recorded under commits that differ in no fitting code (docs committed meanwhile)."""
     records = [json.loads(line) for line in (RESULTS / "geo_recovery.json").read_text().splitlines() if line.strip()]
-    commit = commit or records[-1]["commit"]
-    records = [r for r in records if r["commit"] == commit]
+    commits = (commit or records[-1]["commit"]).split(",")
+    records = [r for r in records if r["commit"] in commits]
     lines = [
         f"Seeds {', '.join(str(r['seed']) for r in records)}; "
         f"{records[0]['geos']} geos × {records[0]['weeks']} weeks × {records[0]['channels']} channels "
-        f"(Weibull carry-over, Hill curves, per-geo returns); commit {records[-1]['commit']}"
+        "(Weibull carry-over, Hill curves, per-geo returns); "
+        f"commit {', '.join(dict.fromkeys(r['commit'] for r in records))}"
         + (
             f"; the national and peer rows are those of commit {reused} (same data; only the hierarchical model "
             "was refitted)."
@@ -219,7 +221,9 @@ def main() -> int:
         action="store_true",
         help="refit the hierarchical model only; the national and peer rows are the newest stored ones of each seed",
     )
-    parser.add_argument("--commit", help="with --report: this commit's records (default: the last record's)")
+    parser.add_argument(
+        "--commit", help="with --report: this commit's records, or A,B for several (default: the last record's)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
