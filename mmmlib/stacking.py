@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from mmmlib import structures
+from mmmlib import jax_placeholder, structures
 
 log = logging.getLogger("mmmlib.stacking")
 
@@ -79,7 +79,8 @@ def score(member: Any, diag: dict[str, Any] | None = None) -> tuple[dict[str, An
     rec["roas"] = candidate_roas(member.idata)
     rec["roas_hdi_prob"] = HDI_PROB_OF_CANDIDATES
     try:
-        loo = az.loo(member.idata, var_name=OBSERVED, pointwise=True)
+        with jax_placeholder.hidden():
+            loo = az.loo(member.idata, var_name=OBSERVED, pointwise=True)
     except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
         log.warning("PSIS-LOO of %s failed: %s", name, exc)
         return rec, None
@@ -164,11 +165,13 @@ def _weights(names: list[str], loos: dict[str, Any], held_out: dict[str, Any] | 
     if len(names) == 1:
         return [1.0]
     if held_out is not None:
-        table = az.compare({n: held_out[n] for n in names}, method=WEIGHTING, round_to=6)
+        with jax_placeholder.hidden():
+            table = az.compare({n: held_out[n] for n in names}, method=WEIGHTING, round_to=6)
         return [float(table.loc[n, "weight"]) for n in names]
     if any(n not in loos for n in names):
         return [1.0 / len(names)] * len(names)
-    table = az.compare({n: loos[n] for n in names}, method=WEIGHTING, var_name=OBSERVED, round_to=6)
+    with jax_placeholder.hidden():
+        table = az.compare({n: loos[n] for n in names}, method=WEIGHTING, var_name=OBSERVED, round_to=6)
     return [float(table.loc[n, "weight"]) for n in names]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmmlib import policy
+from mmmlib import jax_placeholder, policy
 from mmmlib.data.dataset import Dataset
 
 log = logging.getLogger("mmmlib.time_slice")
@@ -82,7 +82,8 @@ def pointwise_lpd(fitted: Any) -> np.ndarray:
     sigma = np.asarray(post["y_sigma"].stack(sample=("chain", "draw")).values).reshape(-1)
     actual = fitted.y.iloc[-fitted.holdout :].to_numpy(dtype=float) / scale
     density = norm.logpdf(actual[None, :], loc=draws / scale, scale=sigma[:, None])
-    return logsumexp(density, axis=0) - np.log(len(sigma))
+    with jax_placeholder.hidden():
+        return logsumexp(density, axis=0) - np.log(len(sigma))
 
 
 def score(
