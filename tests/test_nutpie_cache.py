@@ -118,6 +118,28 @@ def test_pymc_samples_through_the_cached_compile_while_installed() -> None:
     assert idata["posterior"]["beta"].shape == (2, 200, 3) and int(idata["sample_stats"]["diverging"].sum()) == 0
 
 
+def test_steps_go_to_nuts_without_building_the_log_density_while_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymc as pm
+    import pymc.sampling.mcmc as mcmc
+    from pymc.step_methods import NUTS
+
+    from mmmlib import nutpie_cache
+
+    model = tiny_model()
+    pymc_assign = mcmc.assign_step_methods
+    with nutpie_cache.installed():
+        with monkeypatch.context() as m:
+            m.setattr(type(model), "logp", lambda *a, **k: pytest.fail("built the log density"))
+            provided, selected = mcmc.assign_step_methods(model)
+        assert provided == [] and list(selected) == [NUTS] and selected[NUTS] == model.value_vars
+        with pm.Model() as discrete:
+            pm.Bernoulli("coin", 0.5)
+            pm.Normal("x")
+        provided, selected = mcmc.assign_step_methods(discrete)  # not all continuous: PyMC's own assignment
+        assert NUTS in selected and len(selected) == 2
+    assert mcmc.assign_step_methods is pymc_assign
+
+
 def test_the_switch_leaves_nutpie_its_own_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     import nutpie
 
