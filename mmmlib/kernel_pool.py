@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 from collections import deque
 from pathlib import Path
@@ -44,12 +43,26 @@ def pool_size(default: int = 1) -> int:
 
 
 class KernelPool:
-    """``size`` kernels of ``kernel_name`` started in ``cwd`` with :data:`WARMUP` run, handed out one fit each."""
+    """``size`` kernels of ``kernel_name`` started in ``cwd`` with :data:`WARMUP` run, handed out one fit each.
 
-    def __init__(self, size: int = 1, kernel_name: str = "python3", cwd: str | Path | None = None) -> None:
+    ``refill=False`` starts them once and replaces none: a single ``mmm fit`` starts its kernel this way before it
+    imports papermill, so the kernel's start and imports overlap its own (``pipeline.fit_run``); ``log``, a file
+    the kernels' own output (outside cells: sampler chatter, a worker's dying words) is appended to, else dropped.
+    """
+
+    def __init__(
+        self,
+        size: int = 1,
+        kernel_name: str = "python3",
+        cwd: str | Path | None = None,
+        refill: bool = True,
+        log: str | Path | None = None,
+    ) -> None:
         self.size = size
         self.kernel_name = kernel_name
         self.cwd = str(cwd) if cwd else None
+        self.refill = refill
+        self.log = Path(log) if log else None
         self._ready: deque[Any] = deque()
         self._lock = threading.Condition()
         self._starting = 0
@@ -70,7 +83,7 @@ class KernelPool:
     def _start_one(self) -> None:
         km = None
         try:
-            km = start_warm_kernel(self.kernel_name, self.cwd)
+            km = start_warm_kernel(self.kernel_name, self.cwd, self.log)
         except Exception as exc:  # a kernel that cannot start: the fit then starts its own, as without a pool
             log.warning("a preheated kernel could not start: %s", exc)
         with self._lock:
@@ -90,7 +103,8 @@ class KernelPool:
                 return None
             self._lock.wait_for(lambda: self._ready or not self._starting, timeout=timeout)
             km = self._ready.popleft() if self._ready else None
-        self._refill()
+        if self.refill:
+            self._refill()
         return km
 
     @property
@@ -121,14 +135,16 @@ class KernelPool:
         self.close()
 
 
-def start_warm_kernel(kernel_name: str = "python3", cwd: str | None = None) -> Any:
-    """An ``AsyncKernelManager`` (what papermill's client drives) whose kernel is up with :data:`WARMUP` done."""
+def start_warm_kernel(kernel_name: str = "python3", cwd: str | None = None, log: Path | None = None) -> Any:
+    """An ``AsyncKernelManager`` (what papermill's client drives) whose kernel is up with :data:`WARMUP` done; what
+    it prints outside a cell goes to ``log`` (appended), else nowhere."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
     # its output goes to the notebook (and so to fit.log); what it prints outside a cell is sampler chatter
-    run_sync(km.start_kernel)(cwd=cwd or os.getcwd(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "a", encoding="utf-8") if log else open(os.devnull, "w") as out:
+        run_sync(km.start_kernel)(cwd=cwd or os.getcwd(), stdout=out, stderr=out)
     try:
         run_code(km, WARMUP)
     except Exception:

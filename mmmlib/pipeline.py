@@ -68,8 +68,6 @@ def _publish_run(
     doing: str,
     what: str,
 ) -> dict[str, Any]:
-    import papermill as pm
-
     out = Path(request.out)
     runs.check_run_id(out.name)
     run = runs.RunDir(out)
@@ -78,8 +76,14 @@ def _publish_run(
     pm_log = logging.getLogger("papermill")
     pm_log.addHandler(handler)
     pm_log.setLevel(logging.INFO)
+    ahead = None
     try:
         precheck()
+        if pool is None and what == "fit" and kernel_pool.pool_size() > 0:
+            # this fit's own kernel, started now: its start and imports overlap papermill's import here
+            pool = ahead = KernelPool(1, cwd=NOTEBOOKS, refill=False, log=staging.log_file)
+        import papermill as pm
+
         print(f"{doing}; progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
         km = pool.take() if pool is not None else None
         if km is not None:
@@ -114,6 +118,9 @@ def _publish_run(
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise InputError(f"The {what} failed: {_reason(exc)} The attempt is kept in {failed}.") from exc
+    finally:
+        if ahead is not None:
+            ahead.close()
     pm_log.removeHandler(handler)
     handler.close()
     run.publish(staging)

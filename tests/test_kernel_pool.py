@@ -167,3 +167,27 @@ def test_the_scheduler_service_keeps_a_warm_kernel_and_stops_it(tmp_path: Path) 
         if service.poll() is None:
             service.kill()
     assert not any(_alive(pid) for pid in kernels)  # its kernel went with it
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_one_off_kernel_is_not_replaced_and_writes_its_own_output_to_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "fit.log"
+    with KernelPool(1, cwd=tmp_path, refill=False, log=log) as pool:
+        km = pool.take(300)
+        assert km is not None
+        pid = km.provisioner.pid
+        try:
+            kernel_pool.run_code(km, "import os; os.write(2, b'said outside a cell\\n')")
+            assert not pool.ready and not pool._starting  # nothing started to replace it
+            assert pool.take(1) is None  # one fit's kernel, not a pool
+        finally:
+            kernel_pool.shutdown(km)
+        assert not _alive(pid)
+    assert "said outside a cell" in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_fit_starts_its_own_kernel_ahead(synth_run: dict) -> None:
+    # mmm fit starts its kernel before importing papermill (the kernel's imports overlap the command's own)
+    assert "fitting in a preheated kernel" in (synth_run["run_dir"] / "fit.log").read_text()
