@@ -1034,14 +1034,17 @@ def _worker_pool(workers: int) -> Any:
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Relay())
     listener.start()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,))
+    done = False
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,)
-        ) as pool:
-            yield pool
+        yield pool
+        done = True
     except BrokenProcessPool as exc:
         raise RuntimeError(f"a worker process fitting a candidate structure died ({exc})") from exc
     finally:
+        # after a fit every job has returned and the workers only have to exit (about a second: interpreters with
+        # pymc and numba loaded), which they do while the fit goes on; after a failure the running jobs are waited for
+        pool.shutdown(wait=not done, cancel_futures=not done)
         listener.stop()
 
 
