@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from mmmlib import graph_data
+
 LEVEL_SUFFIX = "_level"  # the sampled sum: ``intercept_contribution_level``
 PRIOR_SUFFIX = "_prior"  # the intercept's prior as an observed term: ``intercept_contribution_prior``
 INTERCEPT = "intercept"  # pymc-marketing's model_config key
@@ -86,7 +88,7 @@ class CentredIntercept:
         roas = mmm.roas.roas_variable(mmm.saturation.prefix)
         mmm.early_roas = roas
         weeks = int(mmm.xarray_dataset.sizes["date"])
-        media = (roas * mmm.roas.per_roas(target_scale_of(mmm))).sum("channel") / weeks
+        media = (roas * mmm.roas.per_roas(target_scale_of(mmm))).sum("channel") * graph_data.shared(1.0 / weeks, ())
         dims = tuple(self.prior.dims or ())
         level = pmd.Flat(name + LEVEL_SUFFIX, dims=dims)
         intercept = pmd.Deterministic(name, level - media)

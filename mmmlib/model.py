@@ -277,6 +277,14 @@ def mmm_class() -> Any:
             centre_intercept: bool = True
             whiten_controls: bool = True
             early_roas: Any = None
+            # pymc-marketing samples a copy of the model with its data and dimensions frozen into constants (what
+            # JAX needs). nutpie's numba code then differs with every dataset, so each new dataset (a refit with one
+            # more week) compiled every candidate anew, 10-15 s each; sampled as built, the data are the compiled
+            # code's inputs and a dataset with the same parameters reuses it (mmmlib.graph_data; docs/speed.md)
+            freeze_for_sampling: bool = True
+
+            def _get_sampling_model(self) -> Any:
+                return super()._get_sampling_model() if self.freeze_for_sampling else self.model
 
             def build_model(self, X: Any, y: Any, **kwargs: Any) -> None:
                 from mmmlib import centring, whitening
@@ -381,6 +389,7 @@ def fit_structure(
         from mmmlib import nutpie_cache, nutpie_stop
 
         nutpie = sampler == "nutpie"
+        mmm.freeze_for_sampling = not nutpie or hierarchical  # geo fits measured frozen (docs/geo.md)
         with (
             nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
             nutpie_stop.installed(rule) if nutpie else contextlib.nullcontext(),

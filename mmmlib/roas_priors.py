@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mmmlib import structures
+from mmmlib import graph_data, structures
 
 DEFAULT_ROAS = (0.2, 0.9)  # LogNormal(mu, sigma): Meridian's default roi_m
 NONREVENUE_MEDIA_SHARE = (0.4, 0.2)  # mean, sd of media's share of the KPI: Meridian's default for such KPIs
@@ -301,15 +301,12 @@ class RoasParameterisation:
 
     def per_roas(self, target_scale: float) -> Any:
         """Spend over what a unit of the scaled KPI is worth: beta = ROAS × this / Σ_t unit(t)."""
-        from pytensor.xtensor import as_xtensor
-
-        return as_xtensor(self.spend / self.kpi_worth(target_scale), dims=self.dims)
+        return graph_data.shared(self.spend / self.kpi_worth(target_scale), self.dims)
 
     def contributions(self, mmm: Any, x: Any, unit_pass: Any) -> Any:
         """Channel contributions inside pymc-marketing's model: ``unit_pass(x)`` (its forward pass with effect size
         1), times beta derived from the sampled ROAS (``<prefix>_roas``, registered as ``<prefix>_<effect>``)."""
         import pymc.dims as pmd
-        from pytensor.xtensor import as_xtensor
 
         unit = unit_pass(x)
         saturation = mmm.saturation
@@ -317,7 +314,7 @@ class RoasParameterisation:
             fitted = (mmm.xarray_dataset["_channel"] / mmm.scalers["_channel"]).transpose(*x.dims)
             fitted = np.nan_to_num(np.asarray(fitted.values, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
             # the saturation's effect size is fixed at 1 and every other parameter exists now: both calls reuse them
-            unit_fit = saturation(mmm.adstock(as_xtensor(fitted, dims=x.dims), core_dim="date"), core_dim="date")
+            unit_fit = saturation(mmm.adstock(graph_data.shared(fitted, x.dims), core_dim="date"), core_dim="date")
         else:  # the model's own input is the fitted rows: one forward pass
             unit_fit = unit
         total = pmd.math.maximum(unit_fit.sum("date"), 1e-12)
@@ -369,7 +366,6 @@ class GeoRoasParameterisation(RoasParameterisation):
     def roas_variable(self, prefix: str) -> Any:
         import pymc.dims as pmd
         from pymc_extras.prior import Prior
-        from pytensor.xtensor import as_xtensor
 
         national = self.lognormal(f"{prefix}_roas_national")
         spread = Prior("HalfNormal", sigma=self.tau_sd, dims="channel").create_variable(
@@ -380,5 +376,5 @@ class GeoRoasParameterisation(RoasParameterisation):
         # prior as it was, since they depend on the offsets' differences alone
         offset = pmd.ZeroSumNormal(f"{prefix}_roas_offset", sigma=1.0, core_dims=(GEO,), dims=(GEO, "channel"))
         relative = pmd.math.exp(spread * offset)
-        mean = (as_xtensor(self.weights, dims=(GEO, "channel")) * relative).sum(GEO)
+        mean = (graph_data.shared(self.weights, (GEO, "channel")) * relative).sum(GEO)
         return pmd.Deterministic(f"{prefix}_roas", (national * relative / mean).transpose(GEO, "channel"))

@@ -131,6 +131,7 @@ class WhitenedControls:
 
     def create_variable(self, name: str, xdist: bool = True) -> Any:
         import pymc.dims as pmd
+        import pytensor
         import pytensor.tensor as pt
         from pytensor.xtensor import as_xtensor
 
@@ -148,7 +149,7 @@ class WhitenedControls:
         white = pmd.Flat(name + WHITE_SUFFIX, dims=dims)
         u = white.values
         # γ = L'⁻¹ u per group: sum over the last axis of maps (…, K, K) times u (…, 1, K)
-        gamma = (pt.as_tensor(maps) * pt.shape_padaxis(u, -2)).sum(axis=-1) + pt.as_tensor(mu)
+        gamma = (pytensor.shared(maps) * pt.shape_padaxis(u, -2)).sum(axis=-1) + pt.as_tensor(mu)
         gamma = pmd.Deterministic(name, as_xtensor(gamma, dims=dims))
         at = as_xtensor(pt.as_tensor(np.broadcast_to(mu, (*maps.shape[:-2], len(sd))).copy()), dims=dims)
         pmd.Normal(
