@@ -11,7 +11,9 @@ Scenarios on one dataset (default: the sample, 156 weeks × 5 channels):
 - ours with the four candidates and the seasonality's order named (2 harmonics: no fifth fit choosing it);
 - the peer, ``../shared/recovery_suite/peer.py``: pymc-marketing's MMM out of the box, PyMC's sampler 2 × (500 + 500).
 
-"cold" points pytensor's compile directory, numba's cache and JAX's cache at empty folders; "warm" reruns with them.
+"cold" points pytensor's compile directory, numba's cache and JAX's cache at empty folders; "warm" reruns with them;
+"refresh" fills fresh caches with an untimed fit of the data without its last period, then fits the whole data: a
+weekly refit's case, where every new dataset is a new shape.
 Each of our rows also gets its breakdown from the run's fit.log: start (process and kernel start, imports, building
 the models), sampling (all candidates, compile included), stacking and analysis (LOO, mixture, summary) and writing.
 
@@ -135,6 +137,13 @@ def run_peer(data: str, truth: str, env: dict[str, str], out: Path) -> dict:
     }
 
 
+def fit_once(label: str, extra: list[str], env: dict[str, str], data: str, config: str, truth: str, out: Path) -> dict:
+    """One timed fit of ``data``: the peer's when ``label`` is the peer's, else ours with ``extra`` arguments."""
+    if label == PEER_LABEL:
+        return run_peer(data, truth, env, out) if PEER.is_file() else {"error": "no peer.py"}
+    return run_ours(extra, env, data, config, out)
+
+
 def peer_truth(config: str, out: Path) -> str:
     """The column roles peer.py reads from a truth file, taken from our config."""
     import yaml
@@ -207,6 +216,13 @@ def main() -> None:
     parser.add_argument("--score", action="store_true", help="with --baseline: write a full summary.json")
     parser.add_argument("--out")
     parser.add_argument("--only", nargs="+", type=int, help="scenario numbers (0-based; the peer is last)")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        default=["cold", "warm", "refresh"],
+        choices=["cold", "warm", "refresh"],
+        help="cache states to time (refresh: caches filled by a fit of the data without its last period)",
+    )
     args = parser.parse_args()
     if args.baseline:
         baseline(args.data, args.config, args.out, cores=args.cores, score=args.score)
@@ -219,19 +235,25 @@ def main() -> None:
             "fixed": fixed_config(args.config, work / "fixed.yaml"),
             "season2": fixed_config(args.config, work / "season2.yaml", structure=False),
         }
+        import pandas as pd
+
+        shorter = str(work / f"{Path(args.data).stem}-last-period-removed.csv")
+        pd.read_csv(args.data).iloc[:-1].to_csv(shorter, index=False)
         plans = [(label, extra, env, configs.get(shape or "", args.config)) for label, extra, env, shape in SCENARIOS]
         plans.append((PEER_LABEL, [], {}, ""))
         for i, (label, extra, env, config) in enumerate(plans):
             if args.only and i not in args.only:
                 continue
-            cache = work / f"cache-{i}"
-            for phase in ("cold", "warm"):
-                out = work / "store" / "clients" / "bench" / "runs" / f"r{len(rows)}"
+            for phase in args.phases:
+                # cold: empty caches; warm: the same data fitted before; refresh: caches filled by a fit of the data
+                # without its last period (a weekly refit's case: every new dataset is a new shape)
+                cache = work / f"cache-{i}" if phase != "refresh" else work / f"cache-{i}-refresh"
                 environ = {**cache_env(cache), **env}
-                if label == PEER_LABEL:
-                    result = run_peer(args.data, truth, environ, out) if PEER.is_file() else {"error": "no peer.py"}
-                else:
-                    result = run_ours(extra, environ, args.data, config, out)
+                runs = work / "store" / "clients" / "bench" / "runs"
+                if phase == "refresh":
+                    earlier = work / "store" / "clients" / "bench-earlier" / "runs" / f"r{len(rows)}"
+                    fit_once(label, extra, environ, shorter, config, truth, earlier)
+                result = fit_once(label, extra, environ, args.data, config, truth, runs / f"r{len(rows)}")
                 rows.append({"scenario": label, "cache": phase, **result})
                 print(json.dumps(rows[-1]), flush=True)
     meta = {
