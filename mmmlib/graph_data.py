@@ -1,10 +1,11 @@
 """Arrays computed from the fitted rows enter a model's graph as shared variables, not constants.
 
 PyTensor folds constants into the code it generates, so a constant made from the data (each channel's spend per unit
-of ROAS, the fitted weeks' media, the whitening maps) gave every new dataset its own numba code to compile: 10-14 s
+of ROAS, the fitted weeks' media, the whitening maps) gave every new dataset its own numba code to compile: 10-15 s
 per candidate on the sample's shape before sampling could start, a minute for a default fit. As shared variables they
 are the compiled code's inputs (nutpie receives them through :mod:`mmmlib.nutpie_cache`'s pointer block), so a
-dataset of the same structure reuses the code compiled for another.
+dataset with the same parameters reuses the code compiled for another, once the model is sampled unfrozen
+(``EngineMMM.freeze_for_sampling``).
 """
 
 from __future__ import annotations

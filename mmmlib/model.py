@@ -389,7 +389,8 @@ def fit_structure(
         from mmmlib import nutpie_cache, nutpie_stop
 
         nutpie = sampler == "nutpie"
-        mmm.freeze_for_sampling = not nutpie or hierarchical  # geo fits measured frozen (docs/geo.md)
+        # geo fits keep pymc-marketing's frozen copy, the model their speed and memory were measured on (docs/geo.md)
+        mmm.freeze_for_sampling = not nutpie or hierarchical
         with (
             nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
             nutpie_stop.installed(rule) if nutpie else contextlib.nullcontext(),
