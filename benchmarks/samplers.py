@@ -35,6 +35,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 PEER = Path(os.environ.get("MMM_RECOVERY_SUITE", ROOT.parent / "shared" / "recovery_suite")) / "peer.py"
 
@@ -235,25 +237,22 @@ def main() -> None:
             "fixed": fixed_config(args.config, work / "fixed.yaml"),
             "season2": fixed_config(args.config, work / "season2.yaml", structure=False),
         }
-        import pandas as pd
-
         shorter = str(work / f"{Path(args.data).stem}-last-period-removed.csv")
-        pd.read_csv(args.data).iloc[:-1].to_csv(shorter, index=False)
+        if "refresh" in args.phases:
+            pd.read_csv(args.data).iloc[:-1].to_csv(shorter, index=False)
         plans = [(label, extra, env, configs.get(shape or "", args.config)) for label, extra, env, shape in SCENARIOS]
         plans.append((PEER_LABEL, [], {}, ""))
         for i, (label, extra, env, config) in enumerate(plans):
             if args.only and i not in args.only:
                 continue
             for phase in args.phases:
-                # cold: empty caches; warm: the same data fitted before; refresh: caches filled by a fit of the data
-                # without its last period (a weekly refit's case: every new dataset is a new shape)
                 cache = work / f"cache-{i}" if phase != "refresh" else work / f"cache-{i}-refresh"
                 environ = {**cache_env(cache), **env}
-                runs = work / "store" / "clients" / "bench" / "runs"
-                if phase == "refresh":
+                if phase == "refresh":  # the module's docstring says why
                     earlier = work / "store" / "clients" / "bench-earlier" / "runs" / f"r{len(rows)}"
                     fit_once(label, extra, environ, shorter, config, truth, earlier)
-                result = fit_once(label, extra, environ, args.data, config, truth, runs / f"r{len(rows)}")
+                out = work / "store" / "clients" / "bench" / "runs" / f"r{len(rows)}"
+                result = fit_once(label, extra, environ, args.data, config, truth, out)
                 rows.append({"scenario": label, "cache": phase, **result})
                 print(json.dumps(rows[-1]), flush=True)
     meta = {

@@ -164,14 +164,13 @@ def _weights(names: list[str], loos: dict[str, Any], held_out: dict[str, Any] | 
 
     if len(names) == 1:
         return [1.0]
-    if held_out is not None:
-        with jax_placeholder.hidden():
-            table = az.compare({n: held_out[n] for n in names}, method=WEIGHTING, round_to=6)
-        return [float(table.loc[n, "weight"]) for n in names]
-    if any(n not in loos for n in names):
+    if held_out is None and any(n not in loos for n in names):
         return [1.0 / len(names)] * len(names)
     with jax_placeholder.hidden():
-        table = az.compare({n: loos[n] for n in names}, method=WEIGHTING, var_name=OBSERVED, round_to=6)
+        if held_out is not None:
+            table = az.compare({n: held_out[n] for n in names}, method=WEIGHTING, round_to=6)
+        else:
+            table = az.compare({n: loos[n] for n in names}, method=WEIGHTING, var_name=OBSERVED, round_to=6)
     return [float(table.loc[n, "weight"]) for n in names]
 
 
