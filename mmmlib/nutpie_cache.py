@@ -7,7 +7,8 @@ process retypes and recompiles the whole chain: 11-35 s per model structure on t
 fit (docs/speed.md). Here the callbacks read the data through the pointer block nutpie passes them at run time, so
 they capture nothing but PyTensor's cached functions, and are stored under a key made of those functions' own cache
 keys and the shapes they are called with (the approach of nutpie pull request #334). A model whose PyTensor functions
-cannot be cached (no key) is compiled by nutpie as before.
+cannot be cached (no key) is compiled by nutpie as before. The functions themselves (derived from the model and
+rewritten by PyTensor) come from :mod:`mmmlib.graph_cache` when a model with the same graph was compiled before.
 
 :func:`installed` puts :func:`compile_pymc_model` in nutpie's place while PyMC samples (unless
 ``MMM_NUTPIE_CACHE=0``).
@@ -163,6 +164,8 @@ def _compile(model: Any, **kwargs: Any) -> Any:
     import nutpie.compile_pymc as npc
     from pymc.initial_point import make_initial_point_fn
 
+    from mmmlib import graph_cache
+
     jitter = kwargs.get("jitter_rvs")
     strategy = kwargs.get("default_initialization_strategy", "support_point")
     if strategy == "support_point" and jitter is None:
@@ -176,7 +179,7 @@ def _compile(model: Any, **kwargs: Any) -> Any:
             return_transformed=True,
         )
     )
-    n_dim, n_expanded, logp_pt, expand_pt, initial_fn, shape_info, renamed = npc._make_functions(
+    n_dim, n_expanded, logp_pt, expand_pt, initial_fn, shape_info, renamed = graph_cache.make_functions(
         model,
         mode="NUMBA",
         compute_grad=True,

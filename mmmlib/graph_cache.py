@@ -1,0 +1,276 @@
+"""nutpie's PyTensor functions, derived and rewritten once per model graph and kept on disk.
+
+Before nutpie samples a model, it derives the log density and its gradient from the PyMC model and PyTensor rewrites
+that graph (canonicalise, stabilise, fuse, in-place) before linking it to numba: about 1.4 s per candidate on the
+sample, every process, though the numba code itself comes from PyTensor's disk cache. With the data as shared
+variables (:mod:`mmmlib.graph_data`) the rewritten graph of a model depends on its structure, priors and parameter
+shapes, not on the data's values or length, so it is stored under a key describing the PyMC model's graph exactly:
+every operation with its properties, every constant's bytes, every variable's type and name, the transforms, the
+parameters' shapes, the libraries' versions. A new process fitting a model with the same key (the same data, a week
+more, other values) loads the rewritten functions, hands them the model's current data and links them, instead of
+deriving and rewriting again. Anything that cannot be described exactly (a closure, an object of unknown kind) gives
+no key, and the model is compiled as before; so does a model with its data frozen into the graph as constants (geo
+fits sample such a copy): its key would change with every dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("mmmlib.graph_cache")
+
+VERSION = "1"  # part of every key: bump when what is stored or how it is described changes
+MAX_CONSTANT_BYTES = 1 << 20  # a model holding more than this in constants is not cached (frozen data)
+_DEPTH = 12  # how deep an object's description may nest before it counts as not describable
+
+
+class NotDescribable(Exception):
+    """An object in the model's graph that :func:`describe` cannot turn into an exact description."""
+
+
+def _name(kind: Any) -> str:
+    qual = f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
+    if "<locals>" in qual or "<lambda>" in qual:
+        raise NotDescribable(qual)
+    return qual
+
+
+def describe(obj: Any, depth: int = 0) -> Any:
+    """An exact, JSON-serialisable description of ``obj`` (an op, a type, a transform, a constant's data): what
+    makes two of them behave the same. Raises :class:`NotDescribable` where that cannot be told."""
+    if depth > _DEPTH:
+        raise NotDescribable("nested too deep")
+    deeper = depth + 1
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        return ["float", repr(obj)]
+    if isinstance(obj, bytes):
+        return ["bytes", hashlib.sha256(obj).hexdigest()]
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise NotDescribable("object array")
+        digest = hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()
+        return ["array", obj.dtype.str, list(obj.shape), digest]
+    if isinstance(obj, np.generic):
+        return ["scalar", obj.dtype.str, repr(obj.item())]
+    if isinstance(obj, np.dtype):
+        return ["dtype", obj.str]
+    if isinstance(obj, tuple | list):
+        return [type(obj).__name__, *(describe(x, deeper) for x in obj)]
+    if isinstance(obj, dict):
+        items = [[describe(k, deeper), describe(v, deeper)] for k, v in obj.items()]
+        return ["dict", *sorted(items, key=json.dumps)]
+    if isinstance(obj, set | frozenset):
+        return ["set", *sorted((describe(x, deeper) for x in obj), key=json.dumps)]
+    if isinstance(obj, slice):
+        return ["slice", describe(obj.start, deeper), describe(obj.stop, deeper), describe(obj.step, deeper)]
+    if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType | np.ufunc):
+        return ["named", _name(obj)]
+    props = getattr(type(obj), "__props__", None)
+    if isinstance(props, tuple):  # PyTensor's ops and types: equal when these are equal
+        return [_name(type(obj)), {p: describe(getattr(obj, p), deeper) for p in props}]
+    state: dict[str, Any] = {}
+    for kind in type(obj).__mro__:
+        for slot in getattr(kind, "__slots__", ()):
+            if hasattr(obj, slot):
+                state[slot] = getattr(obj, slot)
+    state.update(getattr(obj, "__dict__", {}))
+    if not state and not hasattr(obj, "__dict__"):
+        raise NotDescribable(_name(type(obj)))  # state kept where Python cannot see it (an extension type)
+    return [_name(type(obj)), {k: describe(v, deeper) for k, v in sorted(state.items())}]
+
+
+def _outputs(model: Any) -> list[Any]:
+    """Every variable of ``model`` whose graph the sampler's functions are derived from."""
+    return [
+        *model.free_RVs,
+        *model.observed_RVs,
+        *model.deterministics,
+        *model.potentials,
+        *model.rvs_to_values.values(),
+    ]
+
+
+def shared_inputs(model: Any) -> list[Any]:
+    """The model's shared variables (its data) in an order fixed by its graph: how a stored function's data inputs
+    are matched with a new model's."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import ancestors
+
+    return [v for v in ancestors(_outputs(model)) if isinstance(v, SharedVariable)]
+
+
+def model_key(model: Any, shapes: dict[str, tuple[int, ...]], **settings: Any) -> str | None:
+    """The key of ``model``'s sampler functions compiled with ``settings``, or None when the model cannot be
+    described exactly or holds more than :data:`MAX_CONSTANT_BYTES` in constants."""
+    import nutpie
+    import pymc
+    import pytensor
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import toposort
+
+    outputs = _outputs(model)
+    ids: dict[Any, int] = {}
+    entries: list[Any] = []
+    constant_bytes = 0
+
+    def variable(v: Any) -> int:
+        nonlocal constant_bytes
+        if v not in ids:
+            if isinstance(v, Constant):
+                constant_bytes += getattr(v.data, "nbytes", 0)
+                entries.append(["constant", describe(v.type), describe(v.data)])
+            elif isinstance(v, SharedVariable):  # the data: its value is an input of the compiled code
+                entries.append(["shared", describe(v.type), v.name])
+            else:
+                entries.append(["input", describe(v.type), v.name])
+            ids[v] = len(ids)
+        return ids[v]
+
+    try:
+        for node in toposort(outputs):
+            inputs = [variable(v) for v in node.inputs]
+            entries.append(["apply", describe(node.op), inputs, [[describe(o.type), o.name] for o in node.outputs]])
+            for o in node.outputs:
+                ids[o] = len(ids)
+        for v in outputs:
+            variable(v)
+        roles = {
+            "free": [ids[v] for v in model.free_RVs],
+            "observed": [ids[v] for v in model.observed_RVs],
+            "deterministic": [ids[v] for v in model.deterministics],
+            "potential": [ids[v] for v in model.potentials],
+            "values": [[ids[rv], ids[value]] for rv, value in model.rvs_to_values.items()],
+            "transforms": [[ids[rv], describe(t)] for rv, t in model.rvs_to_transforms.items()],
+        }
+    except NotDescribable as exc:
+        log.info("model not cached: %s cannot be described exactly", exc)
+        return None
+    if not any(_is_data(v) for v in ids) or constant_bytes > MAX_CONSTANT_BYTES:
+        log.info("model not cached: its data are frozen into the graph (%d bytes of constants)", constant_bytes)
+        return None
+    config = pytensor.config
+    head = {
+        "version": VERSION,
+        "libraries": [pytensor.__version__, pymc.__version__, nutpie.__version__],
+        "config": [config.floatX, config.optimizer_including, config.optimizer_excluding, config.optimizer_requiring],
+        "check_bounds": bool(model.check_bounds),
+        "shapes": [[k, [int(n) for n in v]] for k, v in shapes.items()],
+        "settings": describe(settings),
+    }
+    text = json.dumps([head, roles, entries], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_data(v: Any) -> bool:
+    """Whether ``v`` is a shared variable holding data (not a random generator's state)."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.tensor.type import TensorType
+
+    return isinstance(v, SharedVariable) and isinstance(v.type, TensorType)
+
+
+def directory() -> Path:
+    """Where the rewritten functions are kept: beside PyTensor's own compiled code (one cache per Unix account)."""
+    import pytensor
+
+    return Path(pytensor.config.compiledir) / "mmmlib_graphs"
+
+
+def make_functions(model: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """nutpie's ``_make_functions(model, **kwargs)`` (keyword arguments as nutpie passes them), the rewritten
+    functions loaded from :func:`directory` when the model's key is there, derived and stored otherwise."""
+    import nutpie.compile_pymc as npc
+
+    key, shapes = None, {}
+    try:
+        shapes = npc._compute_shapes(model)
+        # the sampler's variables have static shapes in the graph; the stored ones (deterministics over the weeks)
+        # do not: the same graph stores a week more, and their shapes are the current data's (_load)
+        free = {model.rvs_to_values[rv].name: shapes[model.rvs_to_values[rv].name] for rv in model.free_RVs}
+        settings = {k: v for k, v in kwargs.items() if k != "pymc_initial_point_fn"}
+        settings["var_names"] = None if kwargs.get("var_names") is None else list(kwargs["var_names"])
+        key = model_key(model, free, **settings)
+    except Exception as exc:  # describing is an optimisation: never a reason for a fit to fail
+        log.warning("model key failed (%s); its functions are derived anew", exc)
+    if key is not None:
+        loaded = _load(key, model, shapes, kwargs["pymc_initial_point_fn"])
+        if loaded is not None:
+            return loaded
+    made = npc._make_functions(model, **kwargs)
+    if key is not None:
+        _store(key, model, made)
+    return made
+
+
+def _store(key: str, model: Any, made: tuple[Any, ...]) -> None:
+    n_dim, _, logp_fn, expand_fn, _, shape_info, renamed = made
+    order = shared_inputs(model)
+    try:
+        maps = [[order.index(v) for v in fn.get_shared()] for fn in (logp_fn, expand_fn)]
+    except ValueError:
+        log.info("model not cached: a function reads a shared variable outside the model's graph")
+        return
+    names = list(shape_info[0])
+    blob = pickle.dumps(
+        {"functions": (logp_fn, expand_fn), "maps": maps, "made": (n_dim, names, len(model.free_RVs), renamed)},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    path = directory() / f"{key}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
+    except OSError as exc:
+        log.warning("could not store the model's functions (%s)", exc)
+        tmp.unlink(missing_ok=True)
+
+
+def _load(key: str, model: Any, shapes: dict[str, Any], pymc_initial_point_fn: Any) -> tuple[Any, ...] | None:
+    """The stored functions of ``key`` reading ``model``'s data, or None (not stored, unreadable, or not matching)."""
+    import nutpie.compile_pymc as npc
+
+    path = directory() / f"{key}.pkl"
+    if not path.exists():
+        return None
+    try:
+        stored = pickle.loads(path.read_bytes())
+        logp_fn, expand_fn = stored["functions"]
+        order = shared_inputs(model)
+        for fn, mapping in zip((logp_fn, expand_fn), stored["maps"], strict=True):
+            kept = fn.get_shared()
+            if len(kept) != len(mapping):
+                raise ValueError("stored function reads other data")
+            for var, at in zip(kept, mapping, strict=True):
+                if var.type != order[at].type:
+                    raise ValueError(f"data of type {order[at].type} where {var.type} was stored")
+                var.set_value(order[at].get_value(), borrow=True)
+        n_dim, names, n_free, renamed = stored["made"]
+        sizes = [tuple(int(n) for n in shapes[name]) for name in names]  # as nutpie lays out a draw, for these data
+        if sum(math.prod(size) for size in sizes[:n_free]) != n_dim:
+            raise ValueError("the sampler's variables have other sizes")
+    except Exception as exc:
+        log.warning("stored functions of this model unusable (%s); derived anew", exc)
+        return None
+    slices, at = [], 0
+    for size in sizes:
+        slices.append(slice(at, at + math.prod(size)))
+        at += math.prod(size)
+    initial_point_fn = npc._rv_dict_to_flat_array_wrapper(
+        pymc_initial_point_fn, names=names[:n_free], shapes=sizes[:n_free]
+    )
+    log.info("sampler functions loaded from the graph cache")
+    return n_dim, at, logp_fn, expand_fn, initial_point_fn, (names, slices, sizes), renamed

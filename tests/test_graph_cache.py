@@ -1,0 +1,160 @@
+"""nutpie's rewritten PyTensor functions kept per model graph (mmmlib.graph_cache): a model with the same graph and
+other data loads them and computes exactly what deriving them anew computes; any change to the model's graph (a
+prior, a constant, the structure) is another key; what cannot be described exactly, or frozen data, is not cached."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow  # links numba functions (from PyTensor's cache once warm)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(weeks: int = 40, seed: int = 0, beta_sd: float = 1.0, shift: float = 0.0) -> Any:
+    import pymc as pm
+
+    rng = np.random.default_rng(seed)
+    with pm.Model(coords={"channel": range(3), "date": range(weeks)}) as model:
+        X = pm.Data("X", rng.normal(size=(weeks, 3)), dims=("date", "channel"))
+        y = pm.Data("y_obs", rng.normal(size=weeks), dims="date")
+        beta = pm.Normal("beta", sigma=beta_sd, dims="channel")
+        sigma = pm.HalfNormal("sigma")
+        mu = pm.Deterministic("mu", X @ beta + shift, dims="date")
+        pm.Normal("y", mu, sigma, observed=y, dims="date")
+    return model
+
+
+def key_of(model: Any) -> str | None:
+    import nutpie.compile_pymc as npc
+
+    from mmmlib import graph_cache
+
+    shapes = npc._compute_shapes(model)
+    free = {model.rvs_to_values[rv].name: shapes[model.rvs_to_values[rv].name] for rv in model.free_RVs}
+    return graph_cache.model_key(model, free, mode="NUMBA", compute_grad=True, join_expanded=True)
+
+
+def functions(model: Any) -> tuple[Any, ...]:
+    from pymc.initial_point import make_initial_point_fn
+
+    from mmmlib import graph_cache
+
+    start = make_initial_point_fn(model=model, return_transformed=True)
+    return graph_cache.make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=start
+    )
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from mmmlib import graph_cache
+
+    monkeypatch.setattr(graph_cache, "directory", lambda: tmp_path)
+    return tmp_path
+
+
+def test_a_stored_graph_computes_for_a_new_models_data_what_deriving_it_anew_does(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nutpie.compile_pymc as npc
+
+    first = functions(tiny(40, seed=0))
+    assert len(list(cache_dir.glob("*.pkl"))) == 1
+    other = tiny(35, seed=1)  # other values, five weeks fewer: the same graph
+    fresh = npc._make_functions(
+        other,
+        mode="NUMBA",
+        compute_grad=True,
+        join_expanded=True,
+        pymc_initial_point_fn=lambda seed: {},
+    )
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("derived anew although stored")
+
+    monkeypatch.setattr(npc, "_make_functions", refuse)
+    loaded = functions(other)
+    assert loaded[0] == fresh[0] == first[0] and loaded[1] == fresh[1] == first[1] - 5  # the mean over 35 weeks
+    assert loaded[5][0] == fresh[5][0] and [s.stop for s in loaded[5][1]] == [s.stop for s in fresh[5][1]]
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        x = rng.normal(size=loaded[0])
+        (lp, grad), (lp_fresh, grad_fresh) = loaded[2](x), fresh[2](x)
+        assert float(lp) == float(lp_fresh) and np.array_equal(grad, grad_fresh)
+        assert np.array_equal(np.asarray(loaded[3](x)), np.asarray(fresh[3](x)))
+    assert float(loaded[2](x)[0]) != float(first[2](x)[0])  # the new data were read, not the stored ones
+    start = loaded[4](0)
+    assert start.shape == (loaded[0],) and np.all(np.isfinite(start))
+
+
+def test_any_change_to_the_graph_is_another_key() -> None:
+    base = key_of(tiny())
+    assert base is not None and base == key_of(tiny(30, seed=5))  # data: values and length
+    assert key_of(tiny(beta_sd=2.0)) != base  # a prior
+    assert key_of(tiny(shift=0.5)) != base  # a constant
+    model = tiny()
+    model.check_bounds = False
+    assert key_of(model) != base
+
+
+def test_the_real_models_key_follows_structure_not_data(tmp_path: Path) -> None:
+    from mmmlib import model as mm
+    from mmmlib import structures
+    from mmmlib.config import load_config
+    from mmmlib.data.dataset import load_dataset
+
+    cfg = load_config(ROOT / "sample_data" / "sample_config.yaml")
+    frame = pd.read_csv(ROOT / "sample_data" / "sample_weekly.csv")
+
+    def key(rows: int, index: int, scale: float = 1.0) -> str | None:
+        data = frame.iloc[:rows].copy()
+        data[cfg.channel_columns[0]] *= scale
+        path = tmp_path / f"data_{rows}_{scale}.csv"
+        data.to_csv(path, index=False)
+        ds = load_dataset(path, cfg)
+        shape = structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)[index]
+        mmm, X, y, _ = mm.build(ds, shape, None)
+        X_fit, y_fit = mm._fit_rows(ds, X, y)
+        mmm.build_model(X_fit, y_fit)
+        return key_of(mmm.model)
+
+    sample = key(156, 0)
+    assert sample is not None
+    assert key(155, 0) == sample == key(156, 0, scale=1.2)  # a refit a week later, other spend
+    assert len({sample, key(156, 1), key(156, 2), key(156, 3)}) == 4  # each structure its own
+
+
+def test_closures_and_large_constants_are_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmmlib import graph_cache
+
+    with pytest.raises(graph_cache.NotDescribable):
+        graph_cache.describe(lambda x: x)
+    with pytest.raises(graph_cache.NotDescribable):
+        graph_cache.describe(np.array([object()]))
+    assert graph_cache.describe(np.arange(3.0)) != graph_cache.describe(np.arange(3.0) + 1e-12)
+    monkeypatch.setattr(graph_cache, "MAX_CONSTANT_BYTES", 256)
+    assert key_of(tiny(shift=0.5)) is not None  # scalar constants
+    assert key_of(tiny(shift=np.zeros(40))) is None  # 320 bytes more: too much in constants
+
+
+def test_a_model_with_its_data_frozen_is_not_cached() -> None:
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    assert key_of(tiny()) is not None
+    assert key_of(freeze_dims_and_data(tiny())) is None  # as geo fits sample: every dataset would be a new key
+
+
+def test_an_unreadable_entry_is_derived_anew_and_replaced(cache_dir: Path) -> None:
+    functions(tiny())
+    (entry,) = cache_dir.glob("*.pkl")
+    entry.write_bytes(b"not a pickle")
+    made = functions(tiny(seed=3))
+    x = np.zeros(made[0])
+    assert np.isfinite(float(made[2](x)[0]))
+    assert entry.read_bytes() != b"not a pickle"
