@@ -27,6 +27,8 @@ import numpy, pandas, xarray, arviz, pytensor, pymc, nutpie
 import pymc_marketing.mmm
 import mmmlib.fitting, mmmlib.model, mmmlib.stacking, mmmlib.summary
 """
+# before the imports: the workers' start and imports then overlap the kernel's own
+PRESTART = "import mmmlib.fit_workers\nmmmlib.fit_workers.prestart({workers})\n"
 SIZE_ENV = "MMM_KERNEL_POOL"  # preheated kernels kept by a long-lived fitting process; 0 turns the pool off
 
 
@@ -47,7 +49,9 @@ class KernelPool:
 
     ``refill=False`` starts them once and replaces none: a single ``mmm fit`` starts its kernel this way before it
     imports papermill, so the kernel's start and imports overlap its own (``pipeline.fit_run``); ``log``, a file
-    the kernels' own output (outside cells: sampler chatter, a worker's dying words) is appended to, else dropped.
+    the kernels' own output (outside cells: sampler chatter, a worker's dying words) is appended to, else dropped;
+    ``workers``, the candidate workers each kernel starts for its fit before its own imports (a single fit's kernel,
+    whose fit is known; a long-lived pool's next fit is not).
     """
 
     def __init__(
@@ -57,8 +61,10 @@ class KernelPool:
         cwd: str | Path | None = None,
         refill: bool = True,
         log: str | Path | None = None,
+        workers: int = 0,
     ) -> None:
         self.size = size
+        self.workers = workers
         self.kernel_name = kernel_name
         self.cwd = str(cwd) if cwd else None
         self.refill = refill
@@ -83,7 +89,7 @@ class KernelPool:
     def _start_one(self) -> None:
         km = None
         try:
-            km = start_warm_kernel(self.kernel_name, self.cwd, self.log)
+            km = start_warm_kernel(self.kernel_name, self.cwd, self.log, self.workers)
         except Exception as exc:  # a kernel that cannot start: the fit then starts its own, as without a pool
             log.warning("a preheated kernel could not start: %s", exc)
         with self._lock:
@@ -135,9 +141,12 @@ class KernelPool:
         self.close()
 
 
-def start_warm_kernel(kernel_name: str = "python3", cwd: str | None = None, log: Path | None = None) -> Any:
+def start_warm_kernel(
+    kernel_name: str = "python3", cwd: str | None = None, log: Path | None = None, workers: int = 0
+) -> Any:
     """An ``AsyncKernelManager`` (what papermill's client drives) whose kernel is up with :data:`WARMUP` done; what
-    it prints outside a cell goes to ``log`` (appended), else nowhere."""
+    it prints outside a cell goes to ``log`` (appended), else nowhere. ``workers``: candidate workers the kernel
+    starts first (:func:`mmmlib.fit_workers.prestart`), for the one fit it will run."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
@@ -146,7 +155,7 @@ def start_warm_kernel(kernel_name: str = "python3", cwd: str | None = None, log:
     with open(log, "a", encoding="utf-8") if log else open(os.devnull, "w") as out:
         run_sync(km.start_kernel)(cwd=cwd or os.getcwd(), stdout=out, stderr=out)
     try:
-        run_code(km, WARMUP)
+        run_code(km, (PRESTART.format(workers=workers) if workers > 1 else "") + WARMUP)
     except Exception:
         shutdown(km)
         raise

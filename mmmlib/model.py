@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmmlib import analysis, baseline, roas_priors, seasonality, structures
+from mmmlib import analysis, baseline, fit_workers, roas_priors, seasonality, structures
 from mmmlib.data.dataset import Dataset
+from mmmlib.fit_workers import WORKERS_ENV as WORKERS_ENV  # the setting's name, where it was first defined
+from mmmlib.fit_workers import candidate_workers
 from mmmlib.request import FitRequest
 
 log = logging.getLogger("mmmlib.model")
@@ -68,9 +70,6 @@ ENGINE = "numpyro"
 # Samplers whose draws stop once the reported diagnostics are met (mmmlib.sampling.StopRule): the numpyro loop, and
 # nutpie through mmmlib.nutpie_stop. PyMC's own sampler draws the fixed number.
 STOPPING_SAMPLERS = (ENGINE, "nutpie")
-# Candidate structures are fitted this many at a time, each in its own process (compiling one while another samples
-# keeps both cores busy); MMM_FIT_WORKERS=1 fits them one after another in this process.
-WORKERS_ENV = "MMM_FIT_WORKERS"
 OVERRIDABLE = ("chains", "tune", "draws")
 # Modes whose candidate structures are weighed by time-slice cross-validation (mmmlib.time_slice) instead of PSIS-LOO:
 # each candidate is refitted on every fold, which quick mode cannot afford.
@@ -683,7 +682,7 @@ def _fit_choosing_seasonality(
     log.info(
         "choosing the yearly seasonality's order: %s fitted with %s harmonics", jobs[0][1].name, seasonality.ORDERS
     )
-    with _worker_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    with fit_workers.pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
         fits = dict(zip(seasonality.ORDERS, _fit_jobs(first, workers, progressbar, pool=pool), strict=True))
         for f in fits.values():
             if f.score is None:  # fitted here rather than in a worker
@@ -705,11 +704,12 @@ def _fit_jobs(
     jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False, score: bool = True, pool: Any = None
 ) -> list[Fitted]:
     """Fit ``(dataset, structure, settings, sampler, seed, lift_tests, rule)`` jobs, in worker processes when
-    ``workers`` > 1 (``pool``'s, from :func:`_worker_pool`, when given), else one after another here; each comes back
-    with its held-out periods predicted (and, from a worker, scored by PSIS-LOO when ``score``). Candidates
-    (``score``) that diverge are refitted once (:func:`fit_checked`); fold fits, which only forecast, are not."""
+    ``workers`` > 1 (``pool``'s, from :func:`mmmlib.fit_workers.pool`, when given), else one after another here;
+    each comes back with its held-out periods predicted (and, from a worker, scored by PSIS-LOO when ``score``).
+    Candidates (``score``) that diverge are refitted once (:func:`fit_checked`); fold fits, which only forecast,
+    are not."""
     if pool is None and workers > 1:
-        with _worker_pool(workers) as fresh:
+        with fit_workers.pool(workers) as fresh:
             return _fit_jobs(jobs, workers, progressbar, score, pool=fresh)
     if pool is not None:
         log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
@@ -884,7 +884,7 @@ def _geo_member(job: tuple[Any, ...], retried: dict[str, Any] | None = None, ear
         log.info("fitting %s over %d geos", shape.name, len(dataset.geos))
         return _slim_geo_fit(job, retried, earlier_seconds)
     log.info("fitting %s over %d geos in a worker process of its own", shape.name, len(dataset.geos))
-    with _worker_pool(1) as pool:
+    with fit_workers.pool(1) as pool:
         return pool.submit(_slim_geo_fit, job, retried, earlier_seconds).result()
 
 
@@ -978,44 +978,6 @@ def _second_structure(
     return shapes[second["structure"]], second
 
 
-def candidate_workers(candidates: int) -> int:
-    """How many candidates to fit at once: ``$MMM_FIT_WORKERS``, else one per core up to two (each samples two
-    chains, so more would only queue), never more than there are candidates."""
-    import os
-
-    raw = os.environ.get(WORKERS_ENV)
-    if raw:
-        try:
-            wanted = int(raw)
-        except ValueError:
-            raise ValueError(f"{WORKERS_ENV} must be a whole number, not {raw!r}") from None
-    else:
-        wanted = min(os.cpu_count() or 1, 2)
-    return max(1, min(wanted, candidates))
-
-
-def _worker_start(queue: Any) -> None:
-    """A worker sends its log records to the parent, which logs them as its own (one log per run, in order); what
-    libraries print (progress bars) goes to the stderr it inherited, the run's log, not to the user's terminal."""
-    import logging.handlers
-    import os
-    import warnings
-
-    os.dup2(2, 1)
-    warnings.filterwarnings("ignore")
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("mmmlib").setLevel(logging.INFO)
-
-
-class _Relay(logging.Handler):
-    """Hands a worker's record to this process's logger of the same name."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
-
-
 def _fit_job(job: tuple[Any, ...], score: bool = True) -> Fitted:
     """One candidate in a worker: fitted, scored and its held-out periods predicted while the model exists, then the
     model dropped (it is not picklable and nothing after stacking needs it)."""
@@ -1028,34 +990,6 @@ def _fit_job(job: tuple[Any, ...], score: bool = True) -> Fitted:
     fitted.score = stacking.score(fitted) if score else None
     fitted.mmm = None
     return fitted
-
-
-@contextlib.contextmanager
-def _worker_pool(workers: int) -> Any:
-    """``workers`` fresh processes for candidate fits (spawned: nothing compiled or imported is shared unsafely),
-    their log records relayed to this process's log; a worker that dies fails the fit with that reason, and the caller
-    keeps the last good run."""
-    import logging.handlers
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    listener = logging.handlers.QueueListener(queue, _Relay())
-    listener.start()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,))
-    done = False
-    try:
-        yield pool
-        done = True
-    except BrokenProcessPool as exc:
-        raise RuntimeError(f"a worker process fitting a candidate structure died ({exc})") from exc
-    finally:
-        # after a fit every job has returned and the workers only have to exit (about a second: interpreters with
-        # pymc and numba loaded), which they do while the fit goes on; after a failure the running jobs are waited for
-        pool.shutdown(wait=not done, cancel_futures=not done)
-        listener.stop()
 
 
 def predict_holdout(fitted: Fitted, seed: int = 0) -> np.ndarray | None:

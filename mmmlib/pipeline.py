@@ -47,8 +47,10 @@ def fit_run(request: FitRequest, notebook: Path = FIT_NOTEBOOK, pool: KernelPool
     """
     request = with_previous(request.checked())
 
-    def refuse_bad_data() -> None:  # before starting a kernel
-        load_dataset(request.data, load_config(request.config))
+    def refuse_bad_data() -> int:  # before starting a kernel; the candidate workers the fit will want
+        from mmmlib import fit_workers
+
+        return fit_workers.planned(load_dataset(request.data, load_config(request.config)))
 
     return _publish_run(request, notebook, pool, refuse_bad_data, f"Fitting ({request.mode} mode)", "fit")
 
@@ -57,14 +59,14 @@ def import_run(request: ImportRequest, notebook: Path = IMPORT_NOTEBOOK) -> dict
     """Turn a model fitted elsewhere into a run at ``request.out`` the way :func:`fit_run` publishes a fit: through
     ``notebooks/import_model.ipynb`` (kept in the run as its audit trail), atomically, a failure kept aside."""
     doing = f"Importing the {request.kind} model"
-    return _publish_run(request.checked(), notebook, None, lambda: None, doing, "import")
+    return _publish_run(request.checked(), notebook, None, lambda: 0, doing, "import")
 
 
 def _publish_run(
     request: FitRequest | ImportRequest,
     notebook: Path,
     pool: KernelPool | None,
-    precheck: Callable[[], None],
+    precheck: Callable[[], int],
     doing: str,
     what: str,
 ) -> dict[str, Any]:
@@ -78,10 +80,11 @@ def _publish_run(
     pm_log.setLevel(logging.INFO)
     ahead = None
     try:
-        precheck()
+        workers = precheck()
         if pool is None and what == "fit" and kernel_pool.pool_size() > 0:
-            # this fit's own kernel, started now: its start and imports overlap papermill's import here
-            pool = ahead = KernelPool(1, cwd=NOTEBOOKS, refill=False, log=staging.log_file)
+            # this fit's own kernel, started now with its candidates' workers: their start and imports overlap
+            # papermill's import here
+            pool = ahead = KernelPool(1, cwd=NOTEBOOKS, refill=False, log=staging.log_file, workers=workers)
         import papermill as pm
 
         print(f"{doing}; progress is logged to {staging.log_file}", file=sys.stderr, flush=True)

@@ -195,11 +195,18 @@ def test_a_worker_that_dies_fails_the_fit_and_keeps_the_good_run(synth_run: dict
     )
     killed = None
     deadline = time.monotonic() + 240
+
+    def sampling() -> bool:  # the workers start with the fit's kernel, before any candidate: wait for one to sample
+        return any("sampling " in log.read_text() for log in run.parent.glob(f".{run.name}.tmp-*/fit.log"))
+
     while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        if not sampling():
+            time.sleep(0.5)
+            continue
         for child in psutil.Process(proc.pid).children(recursive=True):
             try:
                 if "multiprocessing" in " ".join(child.cmdline()) and "spawn_main" in " ".join(child.cmdline()):
-                    time.sleep(3)  # let it start on its candidate
+                    time.sleep(1)  # on its candidate
                     child.kill()
                     killed = child.pid
                     break

@@ -1,0 +1,148 @@
+"""The worker processes that fit candidate structures side by side, and starting them before the fit needs them.
+
+Each candidate is fitted in its own spawned process (nothing compiled or imported is shared unsafely): compiling
+one while another samples keeps both cores busy. A spawned worker spends 3-4 s importing pymc-marketing, nutpie
+and mmmlib before its first candidate. A fit's own kernel (``pipeline.fit_run``) is told how many workers the fit
+will want and starts them (:func:`prestart`) before its own imports, so that both happen while ``mmm fit``
+imports papermill and connects; the fit's first call to :func:`pool` then takes them instead of spawning its own.
+This module imports nothing heavy, so a kernel can start the workers first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+log = logging.getLogger("mmmlib.fit_workers")
+
+# Candidate structures are fitted this many at a time, each in its own process (compiling one while another samples
+# keeps both cores busy); MMM_FIT_WORKERS=1 fits them one after another in this process.
+WORKERS_ENV = "MMM_FIT_WORKERS"
+
+_prestarted: tuple[int, Any, Any, Any] | None = None  # (workers, executor, their start jobs, log listener) not taken
+
+
+def candidate_workers(candidates: int) -> int:
+    """How many candidates to fit at once: ``$MMM_FIT_WORKERS``, else one per core up to two (each samples two
+    chains, so more would only queue), never more than there are candidates."""
+    raw = os.environ.get(WORKERS_ENV)
+    if raw:
+        try:
+            wanted = int(raw)
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV} must be a whole number, not {raw!r}") from None
+    else:
+        wanted = min(os.cpu_count() or 1, 2)
+    return max(1, min(wanted, candidates))
+
+
+def planned(dataset: Any) -> int:
+    """The worker processes a fit of ``dataset`` will ask :func:`pool` for first: as many as it fits candidates at
+    once when it fits more than one (structures, or the seasonality's orders), none otherwise and for geo data."""
+    from mmmlib import seasonality, structures
+
+    cfg = dataset.config
+    if dataset.hierarchical:
+        return 0  # the national sum's candidates come first, then one geo fit per process: not worth guessing
+    fits = len(structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form))
+    if cfg.yearly_seasonality == seasonality.AUTO:
+        fits = max(fits, len(seasonality.ORDERS))
+    workers = candidate_workers(fits)
+    return workers if workers > 1 else 0
+
+
+def _worker_start(queue: Any) -> None:
+    """A worker sends its log records to the parent, which logs them as its own (one log per run, in order); what
+    libraries print (progress bars) goes to the stderr it inherited, the run's log, not to the user's terminal. It
+    imports the fitting stack now, while it would otherwise wait for its first candidate."""
+    import logging.handlers
+    import warnings
+
+    os.dup2(2, 1)
+    warnings.filterwarnings("ignore")
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("mmmlib").setLevel(logging.INFO)
+    import nutpie  # noqa: F401
+    import pymc_marketing.mmm  # noqa: F401
+
+    import mmmlib.model
+    import mmmlib.stacking  # noqa: F401
+
+
+def _ready() -> bool:
+    """A job that returns once its worker has started (and so imported): submitted to start workers early."""
+    return True
+
+
+class _Relay(logging.Handler):
+    """Hands a worker's record to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _spawn(workers: int) -> tuple[Any, Any]:
+    import logging.handlers
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    listener = logging.handlers.QueueListener(queue, _Relay())
+    listener.start()
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,))
+    return executor, listener
+
+
+def prestart(workers: int) -> None:
+    """Start ``workers`` worker processes now, for this process's next :func:`pool` of that size (a fit's kernel
+    does this before its own imports). Without effect for fewer than two."""
+    global _prestarted
+    if workers < 2 or _prestarted is not None:
+        return
+    executor, listener = _spawn(workers)
+    started = [executor.submit(_ready) for _ in range(workers)]  # one job each: every process starts now
+    _prestarted = (workers, executor, started, listener)
+    log.debug("%d fit workers started ahead", workers)
+
+
+def _take(workers: int) -> tuple[Any, Any] | None:
+    """The prestarted workers when there are ``workers`` of them and none failed to start; others are stopped (they
+    would only hold memory)."""
+    global _prestarted
+    kept, _prestarted = _prestarted, None
+    if kept is None:
+        return None
+    size, executor, started, listener = kept
+    if size == workers and not any(job.done() and job.exception() is not None for job in started):
+        return executor, listener
+    log.info("fit workers started ahead not used (%d of them, %d wanted)", size, workers)
+    executor.shutdown(wait=False, cancel_futures=True)
+    listener.stop()
+    return None
+
+
+@contextlib.contextmanager
+def pool(workers: int) -> Iterator[Any]:
+    """``workers`` fresh processes for candidate fits (those started ahead by :func:`prestart`, else spawned now),
+    their log records relayed to this process's log; a worker that dies fails the fit with that reason, and the
+    caller keeps the last good run."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor, listener = _take(workers) or _spawn(workers)
+    done = False
+    try:
+        yield executor
+        done = True
+    except BrokenProcessPool as exc:
+        raise RuntimeError(f"a worker process fitting a candidate structure died ({exc})") from exc
+    finally:
+        # after a fit every job has returned and the workers only have to exit (about a second: interpreters with
+        # pymc and numba loaded), which they do while the fit goes on; after a failure the running jobs are waited for
+        executor.shutdown(wait=not done, cancel_futures=not done)
+        listener.stop()

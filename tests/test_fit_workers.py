@@ -1,0 +1,120 @@
+"""Candidate workers started ahead (mmmlib.fit_workers): how many a fit will want, the fit's pool taking the ones
+started for it, others stopped, a failed start replaced, and a fit's kernel starting them and taking them down."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from mmmlib import fit_workers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def sample() -> Any:
+    from mmmlib.config import load_config
+    from mmmlib.data.dataset import load_dataset
+
+    cfg = load_config(ROOT / "sample_data" / "sample_config.yaml")
+    return load_dataset(ROOT / "sample_data" / "sample_weekly.csv", cfg)
+
+
+def test_a_fit_wants_workers_only_when_it_fits_candidates_side_by_side(
+    sample: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(fit_workers.WORKERS_ENV, "2")
+
+    def config(**changes: Any) -> Any:
+        return replace(sample, config=replace(sample.config, **changes))
+
+    assert sample.config.adstock == "auto" and fit_workers.planned(sample) == 2
+    fixed = {"adstock": "geometric", "saturation": "logistic"}
+    assert fit_workers.planned(config(**fixed, yearly_seasonality="auto")) == 2  # the seasonality's two orders
+    assert fit_workers.planned(config(**fixed, yearly_seasonality=2)) == 0  # one fit, in the kernel itself
+    monkeypatch.setenv(fit_workers.WORKERS_ENV, "1")
+    assert fit_workers.planned(sample) == 0
+
+
+@pytest.fixture
+def clean() -> Any:
+    yield
+    kept = fit_workers._prestarted
+    fit_workers._prestarted = None
+    if kept is not None:
+        kept[1].shutdown(wait=True, cancel_futures=True)
+        kept[3].stop()
+
+
+def _pids(executor: Any, count: int, wait: float = 60.0) -> set[int]:
+    deadline = time.monotonic() + wait
+    while len(executor._processes) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return set(executor._processes)
+
+
+@pytest.mark.slow  # two spawned interpreters import the fitting stack
+def test_the_fits_pool_takes_the_workers_started_for_it(clean: Any) -> None:
+    fit_workers.prestart(2)
+    executor = fit_workers._prestarted[1]
+    started = _pids(executor, 2)
+    assert len(started) == 2  # running before the fit asked for them
+    with fit_workers.pool(2) as pool:
+        assert pool is executor and fit_workers._prestarted is None
+        assert set(pool.map(_pid, range(4))) <= started
+    fit_workers.prestart(2)
+    other = fit_workers._prestarted[1]
+    kept = _pids(other, 2)
+    with fit_workers.pool(3) as pool:  # another size: those started ahead are stopped, fresh ones spawned
+        assert pool is not other
+    deadline = time.monotonic() + 30
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in kept):
+        assert time.monotonic() < deadline, "workers started ahead and not used are still running"
+        time.sleep(0.2)
+
+
+def _pid(_: int) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_workers_that_failed_to_start_are_replaced(clean: Any) -> None:
+    import logging.handlers
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    broken: Future[bool] = Future()
+    broken.set_exception(RuntimeError("a worker died while importing"))
+    executor = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    listener = logging.handlers.QueueListener(multiprocessing.get_context("spawn").Queue())
+    listener.start()
+    fit_workers._prestarted = (2, executor, [broken], listener)
+    assert fit_workers._take(2) is None and fit_workers._prestarted is None
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_fits_kernel_starts_the_workers_and_takes_them_down() -> None:
+    from mmmlib import kernel_pool
+
+    km = kernel_pool.start_warm_kernel("python3", str(ROOT / "notebooks"), None, workers=2)
+    try:
+        kernel_pool.run_code(km, "import mmmlib.fit_workers as f\nassert f._prestarted[0] == 2")
+        kernel = psutil.Process(km.provisioner.process.pid)
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = [p for p in kernel.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+            time.sleep(0.2)
+        assert len(workers) == 2
+    finally:
+        kernel_pool.shutdown(km)
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive  # no worker outlives its kernel
