@@ -1,16 +1,16 @@
 """nutpie's PyTensor functions, derived and rewritten once per model graph and kept on disk.
 
 Before nutpie samples a model, it derives the log density and its gradient from the PyMC model and PyTensor rewrites
-that graph (canonicalise, stabilise, fuse, in-place) before linking it to numba: about 1.4 s per candidate on the
-sample, every process, though the numba code itself comes from PyTensor's disk cache. With the data as shared
-variables (:mod:`mmmlib.graph_data`) the rewritten graph of a model depends on its structure, priors and parameter
-shapes, not on the data's values or length, so it is stored under a key describing the PyMC model's graph exactly:
-every operation with its properties, every constant's bytes, every variable's type and name, the transforms, the
-parameters' shapes, the libraries' versions. A new process fitting a model with the same key (the same data, a week
-more, other values) loads the rewritten functions, hands them the model's current data and links them, instead of
-deriving and rewriting again. Anything that cannot be described exactly (a closure, an object of unknown kind) gives
-no key, and the model is compiled as before; so does a model with its data frozen into the graph as constants (geo
-fits sample such a copy): its key would change with every dataset.
+that graph (canonicalise, stabilise, fuse, in-place) before linking it to numba: 2.2 s per candidate on the sample,
+every process, though the numba code itself comes from PyTensor's disk cache (0.45 s loaded from here). With the
+data as shared variables (:mod:`mmmlib.graph_data`) the rewritten graph of a model depends on its structure, priors
+and parameter shapes, not on the data's values or length, so it is stored under a key describing the PyMC model's
+graph exactly: every operation with its properties, every constant's bytes, every variable's type and name, the
+transforms, the parameters' shapes, the libraries' versions. A new process fitting a model with the same key (the
+same data, a week more, other values) loads the rewritten functions, hands them the model's current data and links
+them, instead of deriving and rewriting again. Anything that cannot be described exactly (a closure, an object of
+unknown kind) gives no key, and the model is compiled as before; so does a model with its data frozen into the graph
+as constants (geo fits sample such a copy): its key would change with every dataset.
 """
 
 from __future__ import annotations
