@@ -45,8 +45,8 @@ class LocalExecutor:
 
 def _share_cores(candidate_workers: int) -> None:
     """Fits running side by side each fit their candidate structures on their share of the cores, not on all of
-    them (``mmmlib.model.WORKERS_ENV``); an explicit setting is kept."""
-    from mmmlib.model import WORKERS_ENV
+    them (``mmmlib.fit_workers.WORKERS_ENV``); an explicit setting is kept."""
+    from mmmlib.fit_workers import WORKERS_ENV
 
     os.environ.setdefault(WORKERS_ENV, str(candidate_workers))
 

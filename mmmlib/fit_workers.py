@@ -39,18 +39,24 @@ def candidate_workers(candidates: int) -> int:
     return max(1, min(wanted, candidates))
 
 
+def first_pool(candidates: int, choosing_seasonality: bool) -> int:
+    """How many candidates a national fit of ``candidates`` structures fits at once in its first round: the
+    structures, or the first structure with each of the seasonality's orders when it chooses the order."""
+    from mmmlib import seasonality
+
+    return candidate_workers(max(candidates, len(seasonality.ORDERS)) if choosing_seasonality else candidates)
+
+
 def planned(dataset: Any) -> int:
-    """The worker processes a fit of ``dataset`` will ask :func:`pool` for first: as many as it fits candidates at
-    once when it fits more than one (structures, or the seasonality's orders), none otherwise and for geo data."""
+    """The worker processes a fit of ``dataset`` will ask :func:`pool` for first (:func:`first_pool`) when it fits
+    more than one candidate at once; none otherwise and for geo data."""
     from mmmlib import seasonality, structures
 
     cfg = dataset.config
     if dataset.hierarchical:
         return 0  # the national sum's candidates come first, then one geo fit per process: not worth guessing
-    fits = len(structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form))
-    if cfg.yearly_seasonality == seasonality.AUTO:
-        fits = max(fits, len(seasonality.ORDERS))
-    workers = candidate_workers(fits)
+    shapes = structures.candidates(cfg.adstock, cfg.saturation, cfg.baseline_form)
+    workers = first_pool(len(shapes), cfg.yearly_seasonality == seasonality.AUTO)
     return workers if workers > 1 else 0
 
 

@@ -24,7 +24,7 @@ import xarray as xr
 
 from mmmlib import analysis, baseline, fit_workers, roas_priors, seasonality, structures
 from mmmlib.data.dataset import Dataset
-from mmmlib.fit_workers import WORKERS_ENV as WORKERS_ENV  # the setting's name, where it was first defined
+from mmmlib.fit_workers import WORKERS_ENV as WORKERS_ENV  # re-exported: callers knew it here
 from mmmlib.fit_workers import candidate_workers
 from mmmlib.request import FitRequest
 
@@ -647,7 +647,7 @@ def fit(
     if cfg.yearly_seasonality == seasonality.AUTO:
         dataset, members, season = _fit_choosing_seasonality(jobs, progressbar)
     else:
-        members = _fit_jobs(jobs, candidate_workers(len(jobs)), progressbar)
+        members = _fit_jobs(jobs, fit_workers.first_pool(len(jobs), choosing_seasonality=False), progressbar)
     held_out = None
     if request.mode in TIME_SLICE_MODES and len(shapes) > 1:
         from mmmlib import time_slice
@@ -678,7 +678,7 @@ def _fit_choosing_seasonality(
     dataset = jobs[0][0]
     variants = {k: replace(dataset, config=replace(dataset.config, yearly_seasonality=k)) for k in seasonality.ORDERS}
     first = [(variants[k], *jobs[0][1:]) for k in seasonality.ORDERS]
-    workers = candidate_workers(max(len(jobs), len(first)))
+    workers = fit_workers.first_pool(len(jobs), choosing_seasonality=True)
     log.info(
         "choosing the yearly seasonality's order: %s fitted with %s harmonics", jobs[0][1].name, seasonality.ORDERS
     )
