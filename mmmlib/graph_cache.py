@@ -15,6 +15,7 @@ as constants (geo fits sample such a copy): its key would change with every data
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -114,6 +115,18 @@ def shared_inputs(model: Any) -> list[Any]:
 def model_key(model: Any, shapes: dict[str, tuple[int, ...]], **settings: Any) -> str | None:
     """The key of ``model``'s sampler functions compiled with ``settings``, or None when the model cannot be
     described exactly or holds more than :data:`MAX_CONSTANT_BYTES` in constants."""
+    graph = description(model, **settings)
+    return None if graph is None else _key(graph, shapes)
+
+
+def _key(graph: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    fixed = [[k, [int(n) for n in v]] for k, v in shapes.items()]
+    return hashlib.sha256(f"{graph}|{json.dumps(fixed, separators=(',', ':'))}".encode()).hexdigest()
+
+
+def description(model: Any, **settings: Any) -> str | None:
+    """``model``'s graph described exactly (JSON text; ``settings``, what it is compiled with, included), or None when
+    it cannot be described exactly or holds more than :data:`MAX_CONSTANT_BYTES` in constants."""
     import nutpie
     import pymc
     import pytensor
@@ -155,6 +168,7 @@ def model_key(model: Any, shapes: dict[str, tuple[int, ...]], **settings: Any) -
             "values": [[ids[rv], ids[value]] for rv, value in model.rvs_to_values.items()],
             "transforms": [[ids[rv], describe(t)] for rv, t in model.rvs_to_transforms.items()],
         }
+        compiled_with = describe(settings)
     except NotDescribable as exc:
         log.info("model not cached: %s cannot be described exactly", exc)
         return None
@@ -167,11 +181,9 @@ def model_key(model: Any, shapes: dict[str, tuple[int, ...]], **settings: Any) -
         "libraries": [pytensor.__version__, pymc.__version__, nutpie.__version__],
         "config": [config.floatX, config.optimizer_including, config.optimizer_excluding, config.optimizer_requiring],
         "check_bounds": bool(model.check_bounds),
-        "shapes": [[k, [int(n) for n in v]] for k, v in shapes.items()],
-        "settings": describe(settings),
+        "settings": compiled_with,
     }
-    text = json.dumps([head, roles, entries], separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json.dumps([head, roles, entries], separators=(",", ":"))
 
 
 def _is_data(v: Any) -> bool:
@@ -194,18 +206,20 @@ def make_functions(model: Any, **kwargs: Any) -> tuple[Any, ...]:
     functions loaded from :func:`directory` when the model's key is there, derived and stored otherwise."""
     import nutpie.compile_pymc as npc
 
-    key, shapes = None, {}
+    key, shapes = None, None
     try:
-        shapes = npc._compute_shapes(model)
-        # the sampler's variables have static shapes in the graph; the stored ones (deterministics over the weeks)
-        # do not: the same graph stores a week more, and their shapes are the current data's (_load)
-        free = {model.rvs_to_values[rv].name: shapes[model.rvs_to_values[rv].name] for rv in model.free_RVs}
         settings = {k: v for k, v in kwargs.items() if k != "pymc_initial_point_fn"}
         settings["var_names"] = None if kwargs.get("var_names") is None else list(kwargs["var_names"])
-        key = model_key(model, free, **settings)
+        graph = description(model, **settings)
+        if graph is not None:
+            shapes = variable_shapes(model, graph)
+            # the sampler's variables' shapes are part of the key; the stored ones' (deterministics over the weeks)
+            # are not: the same graph stores a week more, and their shapes are the current data's (_load)
+            values = [model.rvs_to_values[rv].name for rv in model.free_RVs]
+            key = _key(graph, {name: shapes[name] for name in values})
     except Exception as exc:  # describing is an optimisation: never a reason for a fit to fail
         log.warning("model key failed (%s); its functions are derived anew", exc)
-    if key is not None:
+    if key is not None and shapes is not None:
         loaded = _load(key, model, shapes, kwargs["pymc_initial_point_fn"])
         if loaded is not None:
             return loaded
@@ -215,28 +229,67 @@ def make_functions(model: Any, **kwargs: Any) -> tuple[Any, ...]:
     return made
 
 
+def data_signature(model: Any) -> list[Any]:
+    """What the shapes of ``model``'s variables can depend on besides its graph: every shared input's type and
+    array shape, and the values of the integer ones (the dimensions' lengths, index arrays)."""
+    from pytensor.tensor.type import TensorType
+
+    signature: list[Any] = []
+    for v in shared_inputs(model):
+        if not isinstance(v.type, TensorType):  # a random generator's state
+            signature.append(["other", _name(type(v.type))])
+            continue
+        value = np.asarray(v.get_value(borrow=True))
+        entry = [value.dtype.str, list(value.shape)]
+        if value.dtype.kind in "biu":
+            entry.append(hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest())
+        signature.append(entry)
+    return signature
+
+
+def variable_shapes(model: Any, graph: str) -> dict[str, tuple[int, ...]]:
+    """nutpie's ``_compute_shapes(model)`` (every variable's shape for the model's current data: a PyTensor function
+    compiled for the purpose, 0.35 s on the sample), kept beside the functions under the graph ``graph`` and the
+    :func:`data_signature`, so a later fit of the same graph on data of the same shape reads them."""
+    import nutpie.compile_pymc as npc
+
+    signature = json.dumps(data_signature(model), separators=(",", ":"))
+    path = directory() / f"{hashlib.sha256(f'{graph}|{signature}'.encode()).hexdigest()}.shapes.json"
+    try:
+        stored = json.loads(path.read_text())
+        return {name: tuple(int(n) for n in shape) for name, shape in stored.items()}
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("stored shapes of this model unreadable (%s); computed anew", exc)
+    shapes = {name: tuple(int(n) for n in shape) for name, shape in npc._compute_shapes(model).items()}
+    _write(path, json.dumps({name: list(shape) for name, shape in shapes.items()}).encode())
+    return shapes
+
+
+def _write(path: Path, blob: bytes) -> None:
+    """``blob`` at ``path`` whole or not at all: a reader never sees half a file (a failure is only logged)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not store %s (%s)", path.name, exc)
+        tmp.unlink(missing_ok=True)
+
+
 def _store(key: str, model: Any, made: tuple[Any, ...]) -> None:
     n_dim, _, logp_fn, expand_fn, _, shape_info, renamed = made
-    order = shared_inputs(model)
-    try:
-        maps = [[order.index(v) for v in fn.get_shared()] for fn in (logp_fn, expand_fn)]
-    except ValueError:
-        log.info("model not cached: a function reads a shared variable outside the model's graph")
+    maps = _data_maps(model, (logp_fn, expand_fn))
+    if maps is None:
         return
     names = list(shape_info[0])
     blob = pickle.dumps(
         {"functions": (logp_fn, expand_fn), "maps": maps, "made": (n_dim, names, len(model.free_RVs), renamed)},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
-    path = directory() / f"{key}.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
-    except OSError as exc:
-        log.warning("could not store the model's functions (%s)", exc)
-        tmp.unlink(missing_ok=True)
+    _write(directory() / f"{key}.pkl", blob)
 
 
 def _load(key: str, model: Any, shapes: dict[str, Any], pymc_initial_point_fn: Any) -> tuple[Any, ...] | None:
@@ -249,15 +302,7 @@ def _load(key: str, model: Any, shapes: dict[str, Any], pymc_initial_point_fn: A
     try:
         stored = pickle.loads(path.read_bytes())
         logp_fn, expand_fn = stored["functions"]
-        order = shared_inputs(model)
-        for fn, mapping in zip((logp_fn, expand_fn), stored["maps"], strict=True):
-            kept = fn.get_shared()
-            if len(kept) != len(mapping):
-                raise ValueError("stored function reads other data")
-            for var, at in zip(kept, mapping, strict=True):
-                if var.type != order[at].type:
-                    raise ValueError(f"data of type {order[at].type} where {var.type} was stored")
-                var.set_value(order[at].get_value(), borrow=True)
+        _hand_data(model, (logp_fn, expand_fn), stored["maps"])
         n_dim, names, n_free, renamed = stored["made"]
         sizes = [tuple(int(n) for n in shapes[name]) for name in names]  # as nutpie lays out a draw, for these data
         if sum(math.prod(size) for size in sizes[:n_free]) != n_dim:
@@ -274,3 +319,91 @@ def _load(key: str, model: Any, shapes: dict[str, Any], pymc_initial_point_fn: A
     )
     log.info("sampler functions loaded from the graph cache")
     return n_dim, at, logp_fn, expand_fn, initial_point_fn, (names, slices, sizes), renamed
+
+
+def _data_maps(model: Any, functions: tuple[Any, ...]) -> list[list[int]] | None:
+    """Where each shared input of each function sits in :func:`shared_inputs` (how a later model hands over its
+    data), or None when a function reads a shared variable outside the model's graph."""
+    order = shared_inputs(model)
+    try:
+        return [[order.index(v) for v in fn.get_shared()] for fn in functions]
+    except ValueError:
+        log.info("model not cached: a function reads a shared variable outside the model's graph")
+        return None
+
+
+def _hand_data(model: Any, functions: tuple[Any, ...], maps: list[list[int]]) -> None:
+    """Set the stored ``functions``' shared inputs to ``model``'s data, as ``maps`` (:func:`_data_maps`) matches
+    them; raises ValueError when they do not match."""
+    order = shared_inputs(model)
+    for fn, mapping in zip(functions, maps, strict=True):
+        kept = fn.get_shared()
+        if len(kept) != len(mapping):
+            raise ValueError("stored function reads other data")
+        for var, at in zip(kept, mapping, strict=True):
+            if var.type != order[at].type:
+                raise ValueError(f"data of type {order[at].type} where {var.type} was stored")
+            var.set_value(order[at].get_value(), borrow=True)
+
+
+def compute_deterministics(compute: Any, dataset: Any, **kwargs: Any) -> Any:
+    """``compute`` (PyMC's ``compute_deterministics``, which pymc-marketing runs over the draws after nutpie has
+    sampled the free variables) with its compiled function of the model's deterministics loaded from
+    :func:`directory` when a model with the same graph compiled it before, compiled and stored otherwise: compiling
+    it took 0.6 s per candidate on the sample, every process. Only the plain call (every deterministic, the default
+    backend) is served from here; any other is passed through."""
+    from pymc.model import modelcontext
+
+    model = modelcontext(kwargs.get("model"))
+    if any(kwargs.get(name) is not None for name in ("var_names", "backend", "compile_kwargs")):
+        return compute(dataset, **kwargs)
+    model.compile_fn = functools.partial(_deterministics_function, model, model.compile_fn)
+    try:
+        return compute(dataset, **kwargs)
+    finally:
+        del model.compile_fn  # the method again
+
+
+def _deterministics_function(model: Any, compile_fn: Any, outs: Any, **kwargs: Any) -> Any:
+    """``model.compile_fn(outs, **kwargs)`` (``compile_fn``), loaded from the graph cache or compiled and stored."""
+    from pymc.pytensorf import PointFunc
+    from pytensor.graph.replace import clone_replace
+
+    path = None
+    try:
+        inputs = kwargs.get("inputs") or []
+        graph = description(
+            model,
+            purpose="deterministics",
+            inputs=[v.name for v in inputs],
+            outs=[v.name for v in outs],
+            **{k: v for k, v in kwargs.items() if k != "inputs"},
+        )
+        if graph is not None:
+            path = directory() / f"{hashlib.sha256(graph.encode()).hexdigest()}.deterministics.pkl"
+    except Exception as exc:  # describing is an optimisation: never a reason for a fit to fail
+        log.warning("deterministics' key failed (%s); compiled anew", exc)
+    if path is not None and path.exists():
+        try:
+            stored = pickle.loads(path.read_bytes())
+            _hand_data(model, (stored["function"],), stored["maps"])
+            log.info("deterministics' function loaded from the graph cache")
+            return PointFunc(stored["function"])
+        except Exception as exc:
+            log.warning("stored deterministics' function unusable (%s); compiled anew", exc)
+    if path is None:
+        return compile_fn(outs, **kwargs)
+    # the function's inputs as plain variables of the same types and names, cut from the random variables (whose
+    # PyMC attributes do not pickle): the same graph from there on
+    inputs = list(kwargs.pop("inputs"))
+    fresh = [v.type(name=v.name) for v in inputs]
+    made = compile_fn(clone_replace(list(outs), dict(zip(inputs, fresh, strict=True))), inputs=fresh, **kwargs)
+    maps = _data_maps(model, (made.f,)) if isinstance(made, PointFunc) else None
+    if maps is not None:
+        try:
+            blob = pickle.dumps({"function": made.f, "maps": maps}, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # storing is an optimisation: never a reason for a fit to fail
+            log.warning("deterministics' function not stored (%s)", exc)
+        else:
+            _write(path, blob)
+    return made

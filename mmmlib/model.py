@@ -444,12 +444,21 @@ def fit_structure(
 def _deterministics_quietly(compact: bool = False) -> Iterator[None]:
     """pymc-marketing's pass over the deterministics after sampling (``pm.compute_deterministics``) without PyMC's
     progress bar: its terminal-control lines filled every run's fit.log; the pass takes seconds and the log says when
-    sampling ended. ``compact`` (geo fits): the pass is :func:`_compact_deterministics`."""
+    sampling ended. ``compact`` (geo fits): the pass is :func:`_compact_deterministics`; otherwise its compiled
+    function comes from the graph cache (:func:`mmmlib.graph_cache.compute_deterministics`) unless
+    ``MMM_NUTPIE_CACHE=0``."""
     import pymc as pm
+
+    from mmmlib import graph_cache, nutpie_cache
 
     original = pm.compute_deterministics
     quiet = functools.partial(original, progressbar=False)
-    pm.compute_deterministics = functools.partial(_compact_deterministics, quiet) if compact else quiet
+    if compact:
+        pm.compute_deterministics = functools.partial(_compact_deterministics, quiet)
+    elif nutpie_cache.enabled():
+        pm.compute_deterministics = functools.partial(graph_cache.compute_deterministics, quiet)
+    else:
+        pm.compute_deterministics = quiet
     try:
         yield
     finally:

@@ -158,3 +158,67 @@ def test_an_unreadable_entry_is_derived_anew_and_replaced(cache_dir: Path) -> No
     x = np.zeros(made[0])
     assert np.isfinite(float(made[2](x)[0]))
     assert entry.read_bytes() != b"not a pickle"
+
+
+def test_shapes_are_read_back_for_data_of_the_same_shape_and_computed_for_others(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nutpie.compile_pymc as npc
+
+    from mmmlib import graph_cache
+
+    model = tiny(40, seed=0)
+    graph = graph_cache.description(model, mode="NUMBA")
+    assert graph is not None
+    first = graph_cache.variable_shapes(model, graph)
+    assert first == {k: tuple(v) for k, v in npc._compute_shapes(model).items()} and first["mu"] == (40,)
+    assert len(list(cache_dir.glob("*.shapes.json"))) == 1
+    longer = tiny(45, seed=1)
+    assert graph_cache.variable_shapes(longer, graph)["mu"] == (45,)  # other data shapes: computed and kept
+    assert len(list(cache_dir.glob("*.shapes.json"))) == 2
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("computed again although stored")
+
+    monkeypatch.setattr(npc, "_compute_shapes", refuse)
+    assert graph_cache.variable_shapes(tiny(40, seed=7), graph) == first  # other values, same shapes: read back
+    assert graph_cache.variable_shapes(tiny(45, seed=8), graph)["mu"] == (45,)
+
+
+def draws_of(model: Any, seed: int) -> Any:
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    return xr.Dataset(
+        {
+            "beta": (("chain", "draw", "channel"), rng.normal(size=(2, 5, 3))),
+            "sigma": (("chain", "draw"), rng.uniform(0.5, 2.0, size=(2, 5))),
+        },
+        coords={"chain": [0, 1], "draw": range(5), "channel": range(3)},
+    )
+
+
+def test_the_deterministics_function_is_stored_once_and_computes_a_new_models_values(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pymc as pm
+    import pymc.model.core
+
+    from mmmlib import graph_cache
+
+    first = tiny(40, seed=0)
+    stored = graph_cache.compute_deterministics(pm.compute_deterministics, draws_of(first, 1), model=first)
+    assert stored["mu"].shape == (2, 5, 40)
+    assert len(list(cache_dir.glob("*.deterministics.pkl"))) == 1
+    other = tiny(35, seed=3)  # the same graph on other data
+    expected = pm.compute_deterministics(draws_of(other, 2), model=other)["mu"].to_numpy()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("compiled although stored")
+
+    monkeypatch.setattr(pymc.model.core, "compile", refuse)  # what Model.compile_fn calls
+    loaded = graph_cache.compute_deterministics(pm.compute_deterministics, draws_of(other, 2), model=other)
+    assert np.array_equal(loaded["mu"].to_numpy(), expected)  # the new model's data, bit for bit
+    assert "compile_fn" not in vars(other)  # the model's own method again
+    with pytest.raises(AssertionError, match="compiled although stored"):  # another graph is not served from here
+        graph_cache.compute_deterministics(pm.compute_deterministics, draws_of(other, 2), model=tiny(shift=0.5))
