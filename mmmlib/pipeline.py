@@ -31,6 +31,20 @@ IMPORT_NOTEBOOK = assets.notebook("import_model")
 os.environ.setdefault("XLA_FLAGS", XLA_DEVICES)
 
 IOPUB_TIMEOUT = 120  # seconds papermill waits for a cell's last outputs after it finished
+# jsonschema, imported under papermill by nbformat, builds an Earley parser for its optional "iri" format checker at
+# import when rfc3987-syntax is installed (jupyter-events asks for it): 1.5 s of every ``mmm fit`` process's start
+# (2026-12-06, docs/speed.md). nbformat, nbclient and papermill validate notebooks without format checkers, so the
+# checker is never used by this process; a module marked absent in ``sys.modules`` is one jsonschema skips.
+UNUSED_IMPORTS = ("rfc3987_syntax",)
+
+
+def _import_papermill() -> Any:
+    """papermill, without the imports :data:`UNUSED_IMPORTS` it would pay for and never use."""
+    for name in UNUSED_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+    import papermill
+
+    return papermill
 
 
 def _log_handler(path: Path) -> logging.Handler:
@@ -85,7 +99,7 @@ def _publish_run(
             # this fit's own kernel, started now with its candidates' workers: their start and imports overlap
             # papermill's import here
             pool = ahead = KernelPool(1, cwd=NOTEBOOKS, refill=False, log=staging.log_file, workers=workers)
-        import papermill as pm
+        pm = _import_papermill()
 
         print(f"{doing}; progress is logged to {staging.log_file}", file=sys.stderr, flush=True)
         km = pool.take() if pool is not None else None

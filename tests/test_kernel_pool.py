@@ -191,3 +191,24 @@ def test_a_one_off_kernel_is_not_replaced_and_writes_its_own_output_to_the_log(t
 def test_a_fit_starts_its_own_kernel_ahead(synth_run: dict) -> None:
     # mmm fit starts its kernel before importing papermill (the kernel's imports overlap the command's own)
     assert "fitting in a preheated kernel" in (synth_run["run_dir"] / "fit.log").read_text()
+
+
+def test_a_fit_process_imports_papermill_without_the_unused_iri_checker(tmp_path: Path) -> None:
+    """jsonschema's "iri" format checker builds a parser at import (1.5 s of each ``mmm fit``); nothing in a fitting
+    process uses it, and notebooks still validate and run without it."""
+    import subprocess
+    import sys
+
+    notebook = _probe_notebook(tmp_path / "probe.ipynb")
+    code = f"""
+import sys
+from mmmlib import pipeline
+pm = pipeline._import_papermill()
+import jsonschema, nbformat
+assert sys.modules["rfc3987_syntax"] is None, "the checker's module was imported"
+nbformat.validate(nbformat.read({str(notebook)!r}, as_version=4))
+assert "iri" not in jsonschema.FormatChecker.checkers
+assert pm.execute_notebook is not None
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
