@@ -391,13 +391,18 @@ def _deterministics_function(model: Any, compile_fn: Any, outs: Any, **kwargs: A
             return PointFunc(stored["function"])
         except Exception as exc:
             log.warning("stored deterministics' function unusable (%s); compiled anew", exc)
-    if path is None:
+    if path is None or not kwargs.get("inputs"):
         return compile_fn(outs, **kwargs)
     # the function's inputs as plain variables of the same types and names, cut from the random variables (whose
     # PyMC attributes do not pickle): the same graph from there on
     inputs = list(kwargs.pop("inputs"))
-    fresh = [v.type(name=v.name) for v in inputs]
-    made = compile_fn(clone_replace(list(outs), dict(zip(inputs, fresh, strict=True))), inputs=fresh, **kwargs)
+    try:
+        fresh = [v.type(name=v.name) for v in inputs]
+        plain = clone_replace(list(outs), dict(zip(inputs, fresh, strict=True)))
+    except Exception as exc:  # storing is an optimisation: never a reason for a fit to fail
+        log.warning("deterministics' function not stored (%s)", exc)
+        return compile_fn(outs, inputs=inputs, **kwargs)
+    made = compile_fn(plain, inputs=fresh, **kwargs)
     maps = _data_maps(model, (made.f,)) if isinstance(made, PointFunc) else None
     if maps is not None:
         try:

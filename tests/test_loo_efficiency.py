@@ -36,3 +36,12 @@ def test_the_relative_efficiency_is_the_sampled_parameters_mean_ess_over_the_dra
     assert 0.2 < expected < 0.8  # one slow chain among fast ones
     everything = az.ess(stored, method="mean")  # what arviz averages by default
     assert float(np.mean(np.hstack([everything[v].values.ravel() for v in everything.data_vars])) / 800) > 0.9
+
+
+def test_without_sampled_parameters_arviz_computes_its_own() -> None:
+    from mmmlib.stacking import relative_efficiency
+
+    assert relative_efficiency(xr.DataTree()) is None  # no posterior at all: the score falls back, never fails
+    only_weekly = posterior(np.random.default_rng(1), with_weekly=True)
+    kept = only_weekly["posterior"].to_dataset()[["channel_contribution", "mu"]]
+    assert relative_efficiency(xr.DataTree.from_dict({"posterior": kept})) is None
