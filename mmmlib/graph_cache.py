@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import pickle
 import types
 from pathlib import Path
@@ -268,15 +267,14 @@ def variable_shapes(model: Any, graph: str) -> dict[str, tuple[int, ...]]:
 
 
 def _write(path: Path, blob: bytes) -> None:
-    """``blob`` at ``path`` whole or not at all: a reader never sees half a file (a failure is only logged)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``blob`` at ``path`` whole or not at all (:func:`mmmlib.safe_fs.write_bytes`: a reader never sees half a
+    file); a failure is only logged."""
+    from mmmlib import safe_fs
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        safe_fs.write_bytes(path, blob)
     except OSError as exc:
         log.warning("could not store %s (%s)", path.name, exc)
-        tmp.unlink(missing_ok=True)
 
 
 def _store(key: str, model: Any, made: tuple[Any, ...]) -> None:
