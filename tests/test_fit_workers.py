@@ -85,6 +85,33 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+def _slow_to_exit(_: int) -> int:
+    """A worker that will take 3 s to exit once told to (as one with pymc and numba loaded takes about one)."""
+    import os
+    from multiprocessing import util
+
+    util.Finalize(None, time.sleep, args=(3.0,), exitpriority=10)
+    return os.getpid()
+
+
+@pytest.mark.slow  # two spawned interpreters
+def test_a_finished_fit_goes_on_while_its_workers_exit(clean: Any) -> None:
+    """After every job has returned, leaving the pool does not wait for the workers to exit (their exit was 1.6 s of
+    the sample's fit: the executor's collection waited on the lock its manager holds while joining them); they
+    still exit, and nothing is left running."""
+    import threading
+
+    with fit_workers.pool(2) as pool:
+        pids = set(pool.map(_slow_to_exit, range(2)))
+    # back at once: the workers are still in their 3 s exit
+    assert any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    deadline = time.monotonic() + 60
+    while any(t.name == "mmm-fit-workers-exit" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the workers of a finished fit never exited"
+        time.sleep(0.2)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+
+
 def test_workers_that_failed_to_start_are_replaced(clean: Any) -> None:
     import logging.handlers
     import multiprocessing
