@@ -82,3 +82,39 @@ def test_chains_still_running_are_aborted_when_the_rule_is_met(monkeypatch: pyte
     rule = StopRule(min_draws=100, max_draws=20_000, block=100)
     assert rule.done(n, nutpie_stop.diagnostics_at(idata, n))
     assert n == 100 or not rule.done(n - 100, nutpie_stop.diagnostics_at(idata, n - 100))
+
+
+def test_the_snapshot_read_from_nutpies_arrow_trace_is_what_its_inspect_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks read only the checked columns of the running trace; the draws must be inspect's, to the bit,
+    with the unconstrained copies and the per-period outputs left out, and the public route when that read fails."""
+    import time
+
+    import nutpie
+
+    rng = np.random.default_rng(1)
+    with pm.Model() as model:
+        x = pm.Normal("x", 0, 1, shape=3)
+        z = pm.Normal("z", 0, 1, shape=(2, 2))
+        s = pm.HalfNormal("s", 1)  # sampled as s_log__, which the posterior leaves out
+        pm.Deterministic("x_contribution", 2 * x)
+        pm.Normal("y", x.sum() + z.sum(), 30.0 * s, observed=rng.normal(0.5, 30.0, 20_000))
+    sampler = nutpie.sample(nutpie.compile_pymc_model(model), draws=3000, tune=300, chains=2, blocking=False, seed=1)
+    try:
+        compared, deadline = 0, time.monotonic() + 120
+        while compared < 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            n, draws = nutpie_stop.snapshot(sampler)
+            trace = sampler.inspect()  # later than the snapshot: at least as many draws stored
+            if n == 0:
+                continue
+            assert nutpie_stop.drawn(trace) >= n
+            assert set(draws) == set(nutpie_stop.checked_names(trace["posterior"])) == {"x", "z", "s"}
+            for name, values in draws.items():
+                np.testing.assert_array_equal(values, np.asarray(trace["posterior"][name].values)[:, :n])
+            compared += 1
+        assert compared == 2
+        monkeypatch.setattr(nutpie_stop, "_arrow_snapshot", lambda _: 1 / 0)
+        n, draws = nutpie_stop.snapshot(sampler)
+        assert n > 0 and set(draws) == {"x", "z", "s"} and draws["z"].shape == (2, n, 2, 2)
+    finally:
+        sampler.abort()
