@@ -162,7 +162,6 @@ def compile_pymc_model(model: Any, **kwargs: Any) -> Any:
 
 def _compile(model: Any, **kwargs: Any) -> Any:
     import nutpie.compile_pymc as npc
-    from pymc.initial_point import make_initial_point_fn
 
     from mmmlib import graph_cache
 
@@ -171,8 +170,8 @@ def _compile(model: Any, **kwargs: Any) -> Any:
     if strategy == "support_point" and jitter is None:
         jitter = set(model.free_RVs)
     initial_point_fn = npc._wrap_with_lock(
-        make_initial_point_fn(
-            model=model,
+        graph_cache.initial_point_function(
+            model,
             overrides=kwargs.get("initial_points"),
             default_strategy=strategy,
             jitter_rvs=jitter,

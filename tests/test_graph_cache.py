@@ -222,3 +222,46 @@ def test_the_deterministics_function_is_stored_once_and_computes_a_new_models_va
     assert "compile_fn" not in vars(other)  # the model's own method again
     with pytest.raises(AssertionError, match="compiled although stored"):  # another graph is not served from here
         graph_cache.compute_deterministics(pm.compute_deterministics, draws_of(other, 2), model=tiny(shift=0.5))
+
+
+def test_the_initial_point_is_stored_once_and_starts_a_new_models_chains_where_pymcs_own_would(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where each chain starts (support points, jittered by the seed) depends on the data through the priors: the
+    stored function, handed another model's data, gives PyMC's own start for every seed, without compiling."""
+    import pymc as pm
+    import pymc.initial_point as ip
+
+    from mmmlib import graph_cache
+
+    def with_level(weeks: int, seed: int) -> Any:
+        model = tiny(weeks, seed)
+        with model:
+            pm.Normal("level", mu=100 * model["X"].mean(), sigma=1)  # its start follows the data
+        return model
+
+    settings = {"default_strategy": "support_point", "return_transformed": True}
+    first = with_level(40, 0)
+    made = graph_cache.initial_point_function(first, jitter_rvs=set(first.free_RVs), **settings)
+    assert len(list(cache_dir.glob("*.initial.pkl"))) == 1
+    other = with_level(35, 1)
+    pymcs = ip.make_initial_point_fn(model=other, jitter_rvs=set(other.free_RVs), **settings)
+    expected = {seed: pymcs(seed) for seed in (1, 2, 3)}
+    assert abs(expected[1]["level"] - made(1)["level"]) > 1  # the two datasets start the level apart
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("compiled anew although stored")
+
+    original = ip.make_initial_point_fn
+    monkeypatch.setattr(ip, "make_initial_point_fn", refuse)
+    loaded = graph_cache.initial_point_function(other, jitter_rvs=set(other.free_RVs), **settings)
+    for seed, want in expected.items():
+        got = loaded(seed)
+        assert list(got) == list(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+    assert len(list(cache_dir.glob("*.initial.pkl"))) == 1
+    # other jittered variables are another entry
+    monkeypatch.setattr(ip, "make_initial_point_fn", original)
+    graph_cache.initial_point_function(other, jitter_rvs=set(), **settings)
+    assert len(list(cache_dir.glob("*.initial.pkl"))) == 2
