@@ -128,8 +128,7 @@ def _take(workers: int) -> tuple[Any, Any] | None:
     if size == workers and not any(job.done() and job.exception() is not None for job in started):
         return executor, listener
     log.info("fit workers started ahead not used (%d of them, %d wanted)", size, workers)
-    executor.shutdown(wait=False, cancel_futures=True)
-    listener.stop()
+    _retire(executor, listener)  # they exit while the fit spawns its own
     return None
 
 
