@@ -337,7 +337,12 @@ def fit_quality(post: Posterior) -> dict[str, Any]:
 
 def diagnosed_names(posterior: Any) -> list[str]:
     """The posterior variables R-hat and ESS are reported on: the sampled parameters, not per-period outputs."""
-    return [str(n) for n in posterior.data_vars if not any(s in str(n) for s in FREE_VARS_SKIP)]
+    return [str(n) for n in posterior.data_vars if diagnosed(str(n))]
+
+
+def diagnosed(name: str) -> bool:
+    """Whether R-hat and ESS are reported on the variable ``name``: a sampled parameter, not a per-period output."""
+    return not any(s in name for s in FREE_VARS_SKIP)
 
 
 def diagnostics(idata: Any) -> dict[str, Any]:

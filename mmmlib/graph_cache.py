@@ -329,10 +329,10 @@ def _data_maps(model: Any, functions: tuple[Any, ...], copies: bool = False) -> 
     def at(v: Any) -> int:
         if v in order:
             return order.index(v)
-        same = [i for i, o in enumerate(order) if copies and v.name and o.name == v.name and o.type == v.type]
-        if len(same) == 1:
-            return same[0]
-        raise ValueError(v.name)
+        same = [i for i, o in enumerate(order) if o.name == v.name and o.type == v.type] if copies and v.name else []
+        if len(same) != 1:
+            raise ValueError(v.name)
+        return same[0]
 
     try:
         return [[at(v) for v in _inputs(fn, copies)] for fn in functions]
@@ -376,6 +376,16 @@ def _entry(model: Any, purpose: str, **settings: Any) -> Path | None:
         return None
     suffix = {"initial point": "initial"}.get(purpose, purpose)
     return directory() / f"{hashlib.sha256(graph.encode()).hexdigest()}.{suffix}.pkl"
+
+
+def _put(path: Path, entry: dict[str, Any], what: str) -> None:
+    """``entry`` pickled at ``path`` (:func:`_write`); one that does not pickle is only logged."""
+    try:
+        blob = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # storing is an optimisation: never a reason for a fit to fail
+        log.warning("%s not stored (%s)", what, exc)
+        return
+    _write(path, blob)
 
 
 def _stored(path: Path | None, model: Any, what: str, copies: bool = False) -> dict[str, Any] | None:
@@ -441,12 +451,7 @@ def _deterministics_function(model: Any, compile_fn: Any, outs: Any, **kwargs: A
     made = compile_fn(plain, inputs=fresh, **kwargs)
     maps = _data_maps(model, (made.f,)) if isinstance(made, PointFunc) else None
     if maps is not None:
-        try:
-            blob = pickle.dumps({"function": made.f, "maps": maps}, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # storing is an optimisation: never a reason for a fit to fail
-            log.warning("deterministics' function not stored (%s)", exc)
-        else:
-            _write(path, blob)
+        _put(path, {"function": made.f, "maps": maps}, "deterministics' function")
     return made
 
 
@@ -473,13 +478,8 @@ def initial_point_function(model: Any, **kwargs: Any) -> Any:
         return made
     maps = _data_maps(model, (function,), copies=True)
     if maps is not None:
-        try:
-            names = list(made(0))  # the wrapper's names, in its order (one call: microseconds)
-            blob = pickle.dumps({"function": function, "maps": maps, "names": names}, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # storing is an optimisation: never a reason for a fit to fail
-            log.warning("initial point not stored (%s)", exc)
-        else:
-            _write(path, blob)
+        names = list(made(0))  # the wrapper's names, in its order (one call: microseconds)
+        _put(path, {"function": function, "maps": maps, "names": names}, "initial point")
     return made
 
 

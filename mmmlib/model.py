@@ -479,7 +479,7 @@ def _compact_deterministics(compute: Any, dataset: Any, *, extend_dataset: bool 
     if not extend_dataset or kwargs.get("var_names") is not None or kwargs.get("group") not in (None, "posterior"):
         return compute(dataset, extend_dataset=extend_dataset, **kwargs)
     names = [d.name for d in pm.modelcontext(kwargs.get("model")).deterministics]
-    per_period = [n for n in names if any(s in n for s in analysis.FREE_VARS_SKIP)]
+    per_period = [n for n in names if not analysis.diagnosed(n)]
     rest = [n for n in names if n not in per_period]
     if rest:
         compute(dataset, var_names=rest, extend_dataset=True, **kwargs)

@@ -78,7 +78,7 @@ def snapshot(sampler: Any) -> tuple[int, dict[str, np.ndarray]]:
 def _arrow_snapshot(sampler: Any) -> tuple[int, dict[str, np.ndarray]]:
     import pyarrow
 
-    from mmmlib.analysis import FREE_VARS_SKIP
+    from mmmlib.analysis import diagnosed
 
     results = sampler._sampler.inspect()
     if not results.is_arrow():
@@ -90,7 +90,7 @@ def _arrow_snapshot(sampler: Any) -> tuple[int, dict[str, np.ndarray]]:
         warm = int(np.asarray(pyarrow.array(stats.column("tuning")), dtype=bool).sum())
         chains.append((batch, warm, batch.num_rows - warm))
     n = min(kept for _, _, kept in chains)
-    names = [c for c in draw_batches[0].column_names if c not in hidden and not any(s in c for s in FREE_VARS_SKIP)]
+    names = [c for c in draw_batches[0].column_names if c not in hidden and diagnosed(c)]
     if not names:
         raise ValueError("no parameter columns")
     draws = {}
