@@ -192,6 +192,33 @@ def test_mixture_takes_each_candidates_share_of_every_chain() -> None:
     assert not np.isnan(out["only_a"].values).any()
 
 
+def test_each_chain_of_the_mixture_holds_its_own_chains_draws() -> None:
+    """Every kept draw is the candidate's draw from the same chain, in draw order, every trailing dimension intact."""
+    chains, draws = 3, 40
+
+    def coded(candidate: int) -> xr.Dataset:  # value = candidate, chain, draw and channel in its digits
+        c, d, k = np.meshgrid(np.arange(chains), np.arange(draws), np.arange(2), indexing="ij")
+        values = candidate * 1_000_000 + c * 10_000 + d * 10 + k
+        return xr.Dataset(
+            {"v": (("chain", "draw", "channel"), values.astype(float)), "s": (("chain", "draw"), values[..., 0] * 1.0)},
+            coords={"chain": np.arange(chains), "draw": np.arange(draws), "channel": ["a", "b"]},
+        )
+
+    counts = [25, 15]
+    out, index = stacking.mix_groups([coded(1), coded(2)], counts, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    for m, n in enumerate(counts):
+        start = sum(counts[:m])
+        for chain in range(chains):
+            kept = np.sort(rng.choice(draws, size=n, replace=False))
+            got = out["v"].values[chain, start : start + n]
+            expected = (m + 1) * 1_000_000 + chain * 10_000 + kept[:, None] * 10 + np.arange(2)[None, :]
+            assert np.array_equal(got, expected)
+            assert np.array_equal(out["s"].values[chain, start : start + n], expected[:, 0])
+    assert out["v"].dims == ("chain", "draw", "channel") and out["draw"].values.tolist() == list(range(40))
+    assert (index[:, :25] == 0).all() and (index[:, 25:] == 1).all()
+
+
 def test_allocation_follows_weights_exactly_in_total() -> None:
     for weights in ([0.5, 0.5], [0.98, 0.01, 0.01], [1 / 3] * 3, [1.0]):
         counts = stacking.allocate(weights, 1000)
