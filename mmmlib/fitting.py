@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,17 +24,19 @@ from mmmlib.errors import InputError
 from mmmlib.optimize import store_curves
 from mmmlib.request import FitRequest
 
+if TYPE_CHECKING:
+    from mmmlib.config import ModelConfig
+    from mmmlib.data.dataset import Dataset
+    from mmmlib.model import Fitted
+
 log = logging.getLogger("mmmlib.fitting")
 
 
 def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str, Any]:
     """Validate, fit, analyse, and write ``posterior.nc``, ``config.yaml``, ``data.csv`` and, last, ``summary.json``."""
     from mmmlib import model
-    from mmmlib.analysis import UNUSABLE_RHAT
-    from mmmlib.summary import build_summary
 
     data, config = request.data, request.config
-    mode, seed = request.mode, request.seed
     target = runs.RunDir(request.out)
     target.path.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config)
@@ -56,9 +60,32 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
         from mmmlib import geo
 
         dataset.geo_frame.to_csv(target.geo_frame_file, index=False)
-        geo.compact(fitted.idata).to_netcdf(target.posterior_file)
+        written = geo.compact(fitted.idata)
     else:
-        fitted.idata.to_netcdf(target.posterior_file)
+        written = fitted.idata
+    # the posterior (tens of MB through HDF5, which lets go of the interpreter while it writes) is written while the
+    # summary is computed from the same tree in memory; the summary, written last, waits for it
+    finish = _writing(written, target.posterior_file)
+    try:
+        summary = _analysed(fitted, cfg, dataset, request, target, written)
+    except BaseException:
+        finish(quiet=True)
+        raise
+    finish()
+    target.write_summary(summary)
+    log.info("run written: status %s", summary["status"])
+    return summary
+
+
+def _analysed(
+    fitted: Fitted, cfg: ModelConfig, dataset: Dataset, request: FitRequest, target: runs.RunDir, written: Any
+) -> dict[str, Any]:
+    """The run's summary and its stored curves, from the fitted posterior in memory."""
+    from mmmlib import model
+    from mmmlib.analysis import UNUSABLE_RHAT
+    from mmmlib.summary import build_summary
+
+    mode, seed = request.mode, request.seed
     holdout_mape = None
     held = model.predict_holdout(fitted, seed=seed)
     if held is not None:
@@ -92,7 +119,27 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
             f"The fit did not converge ({why}), "
             "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
-    store_curves(target, summary)
-    target.write_summary(summary)
-    log.info("run written: status %s", summary["status"])
+    store_curves(target, summary, written)
     return summary
+
+
+def _writing(tree: Any, path: Path) -> Callable[..., None]:
+    """Start writing ``tree`` to ``path`` in a thread. The function returned waits for it and raises what the write
+    raised (unless ``quiet``: the caller is already failing for another reason)."""
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            tree.to_netcdf(path)
+        except BaseException as exc:  # handed to the waiting caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=write, name="mmm-posterior-write", daemon=True)
+    thread.start()
+
+    def finish(quiet: bool = False) -> None:
+        thread.join()
+        if failed and not quiet:
+            raise failed[0]
+
+    return finish

@@ -321,3 +321,36 @@ def test_quick_candidates_stop_at_their_own_targets_and_a_single_fit_at_the_repo
     single = stop_rule(sampler_settings("quick", candidates=1))
     assert single.max_draws == 1500 and not single.done(750, met)  # one structure: ESS 400 and R-hat 1.01
     assert single.done(750, {"ess_bulk_min": 410.0, "ess_tail_min": 420.0, "r_hat_max": 1.005})
+
+
+def test_the_posterior_written_beside_the_summary_is_waited_for_and_its_failure_raised(tmp_path: Path) -> None:
+    """posterior.nc is written in a thread while the summary is computed: the run is only finished once the file is
+    whole, and a failed write fails the fit (quietly when the fit is failing already)."""
+    import threading
+
+    import xarray as xr
+
+    from mmmlib.fitting import _writing
+
+    class Slow:
+        def __init__(self, error: Exception | None = None) -> None:
+            self.error, self.thread = error, ""
+
+        def to_netcdf(self, path: Path) -> None:
+            self.thread = threading.current_thread().name
+            time.sleep(0.5)
+            if self.error is not None:
+                raise self.error
+            xr.DataTree.from_dict({"posterior": xr.Dataset({"a": ("draw", np.arange(3.0))})}).to_netcdf(path)
+
+    slow = Slow()
+    started = time.perf_counter()
+    finish = _writing(slow, tmp_path / "posterior.nc")
+    assert time.perf_counter() - started < 0.4  # the caller goes on while it writes
+    finish()
+    assert slow.thread != threading.current_thread().name
+    assert xr.open_datatree(tmp_path / "posterior.nc")["posterior"]["a"].values.tolist() == [0.0, 1.0, 2.0]
+    finish = _writing(Slow(OSError("No space left on device")), tmp_path / "other.nc")
+    with pytest.raises(OSError, match="No space left"):
+        finish()
+    _writing(Slow(OSError("No space left on device")), tmp_path / "third.nc")(quiet=True)
