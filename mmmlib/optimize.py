@@ -439,13 +439,17 @@ def load_curves(run_dir: str | Path) -> Curves:
     return curves
 
 
-def optimal_total(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, float]:
-    x = optimise(curves, budget, lower, upper)
-    return x, _value(curves, x)
-
-
 def marginal_at(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndarray) -> float:
     """Return on the next unit of budget when it is allocated optimally (the constraint's shadow price)."""
+    return marginal_of(curves, optimise(curves, budget, lower, upper), budget, lower, upper)
+
+
+def marginal_of(curves: Curves, x: np.ndarray, budget: float, lower: np.ndarray, upper: np.ndarray) -> float:
+    """The shadow price at ``x``, the optimal split of ``budget``: exact where ``x`` is shown to be a KKT point
+    (:func:`shadow_price`), else the difference of the best totals at a budget 1 % either side."""
+    exact = shadow_price(curves, x, lower, upper)
+    if exact is not None:
+        return exact
     step = max(budget * 0.01, 1e-6)
     lo_budget = max(budget - step, float(lower.sum()))
     hi_budget = budget + step
@@ -453,9 +457,38 @@ def marginal_at(curves: Curves, budget: float, lower: np.ndarray, upper: np.ndar
         hi_budget = min(hi_budget, float(upper.sum()))
     if hi_budget <= lo_budget:
         return 0.0
-    return (optimal_total(curves, hi_budget, lower, upper)[1] - optimal_total(curves, lo_budget, lower, upper)[1]) / (
-        hi_budget - lo_budget
-    )
+    hi_value = _value(curves, optimise(curves, hi_budget, lower, upper))
+    lo_value = _value(curves, optimise(curves, lo_budget, lower, upper))
+    return float((hi_value - lo_value) / (hi_budget - lo_budget))
+
+
+KKT_TOLERANCE = 1e-3  # relative disagreement of the free channels' marginal returns accepted as one shadow price
+
+
+def shadow_price(curves: Curves, x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float | None:
+    """The budget constraint's multiplier at the optimal split ``x``, from the curves' gradient, or None where ``x``
+    is not shown to satisfy the Karush-Kuhn-Tucker conditions.
+
+    At the optimum every channel strictly inside its bounds returns the same at the margin, one at its minimum no
+    more and one at its maximum no less; that common value is what the next unit of budget returns. It is exact and
+    needs no further optimisation (the difference quotient at a budget 1 % either side cost two optimisations per
+    budget, two thirds of the planner's opening frontier). Where the curves are too steep for the optimiser to settle
+    (returns with an S-shape or a slope without bound at zero spend) or bounds hold every channel (a kink), None."""
+    gradient = curves.mean_gradient(x)
+    room = 1e-6 * max(float(np.sum(x)), 1.0)
+    free = (x > lower + room) & (x < upper - room)
+    if not free.any() or not np.isfinite(gradient).all():
+        return None
+    price = float(np.mean(gradient[free]))
+    tol = KKT_TOLERANCE * max(abs(price), 1e-12)
+    if np.ptp(gradient[free]) > tol:
+        return None
+    at_min, at_max = ~free & (x <= lower + room), ~free & (x >= upper - room)
+    if (gradient[at_min & (upper > lower)] > price + tol).any() or (
+        gradient[at_max & (upper > lower)] < price - tol
+    ).any():
+        return None
+    return price
 
 
 def frontier(
@@ -483,7 +516,7 @@ def frontier(
                 "budget": budget,
                 "allocation": dict(zip(curves.channels, map(float, x), strict=True)),
                 "expected_contribution": interval(draws, curves.hdi_prob),
-                "marginal_roas": marginal_at(curves, budget, lower, upper),
+                "marginal_roas": marginal_of(curves, x, budget, lower, upper),
             }
         )
     return points

@@ -108,11 +108,38 @@ def test_frontier_is_increasing_with_falling_marginal_returns() -> None:
     assert [round(p["change_pct"]) for p in points] == [-30, -10, 10, 30, 50]
 
 
+def test_the_frontiers_marginal_return_is_the_shadow_price_in_closed_form() -> None:
+    """Michaelis-Menten curves a x / (l + x): at the optimum every channel returns the same at the margin,
+    a l / (l + x)^2 = m, so m = (sum sqrt(a l) / (budget + sum l))^2 exactly; a channel held fixed drops out."""
+    alpha, lam = np.array([100.0, 60.0, 30.0]), np.array([20.0, 10.0, 5.0])
+    curves = mm_curves(list(alpha), list(lam))
+    for point in frontier(curves, -30, 50, 5):
+        expected = (np.sqrt(alpha * lam).sum() / (point["budget"] + lam.sum())) ** 2
+        assert point["marginal_roas"] == pytest.approx(expected, rel=1e-6)
+    held = curves.current[2]
+    for point in frontier(curves, -30, 50, 3, bounds=[f"{curves.channels[2]}=fixed"]):
+        free = point["budget"] - held
+        expected = (np.sqrt(alpha[:2] * lam[:2]).sum() / (free + lam[:2].sum())) ** 2
+        assert point["marginal_roas"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_split_that_is_not_optimal_has_no_shadow_price_and_the_difference_quotient_is_used() -> None:
+    from mmmlib.optimize import marginal_of, shadow_price
+
+    alpha, lam = np.array([100.0, 60.0, 30.0]), np.array([20.0, 10.0, 5.0])
+    curves = mm_curves(list(alpha), list(lam))
+    lower, upper = np.zeros(3), np.full(3, np.inf)
+    lopsided = np.array([30.0, 0.0, 0.0])  # the idle channels return more at the margin than the one spending
+    assert shadow_price(curves, lopsided, lower, upper) is None
+    expected = (np.sqrt(alpha * lam).sum() / (30.0 + lam.sum())) ** 2
+    assert marginal_of(curves, lopsided, 30.0, lower, upper) == pytest.approx(expected, rel=1e-3)
+
+
 def test_largest_budget_for_a_marginal_return_matches_closed_form() -> None:
     alpha, lam = np.array([100.0, 60.0, 30.0]), np.array([20.0, 10.0, 5.0])
     curves = mm_curves(list(alpha), list(lam))
     mu = 0.5
     expected = np.sqrt(alpha * lam).sum() / np.sqrt(mu) - lam.sum()  # where the shadow price equals mu
     found = largest_budget_with_marginal(curves, mu)
-    assert found["budget"] == pytest.approx(expected, rel=0.02)
+    assert found["budget"] == pytest.approx(expected, rel=1e-3)
     assert largest_budget_with_marginal(curves, 1e6)["budget"] is None
