@@ -21,7 +21,7 @@ from mmmlib.config import lift_tests_path, load_config, save_config
 from mmmlib.data.dataset import load_dataset
 from mmmlib.data.lift_tests import read_lift_tests
 from mmmlib.errors import InputError
-from mmmlib.optimize import store_curves
+from mmmlib.optimize import run_curves, store_curves
 from mmmlib.request import FitRequest
 
 if TYPE_CHECKING:
@@ -67,20 +67,20 @@ def fit_to_directory(request: FitRequest, progressbar: bool = True) -> dict[str,
     # summary is computed from the same tree in memory; the summary, written last, waits for it
     finish = _writing(written, target.posterior_file)
     try:
-        summary = _analysed(fitted, cfg, dataset, request, target, written)
+        summary = _analysed(fitted, cfg, dataset, request)
+        curves = run_curves(target, summary, written)
     except BaseException:
         finish(quiet=True)
         raise
     finish()
+    store_curves(target, summary, curves)  # with the finished posterior's fingerprint
     target.write_summary(summary)
     log.info("run written: status %s", summary["status"])
     return summary
 
 
-def _analysed(
-    fitted: Fitted, cfg: ModelConfig, dataset: Dataset, request: FitRequest, target: runs.RunDir, written: Any
-) -> dict[str, Any]:
-    """The run's summary and its stored curves, from the fitted posterior in memory."""
+def _analysed(fitted: Fitted, cfg: ModelConfig, dataset: Dataset, request: FitRequest) -> dict[str, Any]:
+    """The run's summary, from the fitted posterior in memory; a fit that did not converge raises."""
     from mmmlib import model
     from mmmlib.analysis import UNUSABLE_RHAT
     from mmmlib.summary import build_summary
@@ -119,7 +119,6 @@ def _analysed(
             f"The fit did not converge ({why}), "
             "so its results are unusable; try --mode full, more tuning steps, fewer channels or more data."
         )
-    store_curves(target, summary, written)
     return summary
 
 

@@ -412,12 +412,18 @@ def _kpi_value(summary: dict[str, Any]) -> float:
     return kpi_value(summary.get("kpi_type"), summary.get("revenue_per_kpi"))
 
 
-def store_curves(run_dir: str | Path, summary: dict[str, Any], posterior: Any = None) -> None:
-    """Write the run's ``curves.npz`` (:mod:`mmmlib.curves_file`) before its summary, from ``posterior`` (the tree
-    just written as its ``posterior.nc``, still in memory: reading it back took 0.5 s of a fit), else from the file."""
+def run_curves(run_dir: str | Path, summary: dict[str, Any], posterior: Any = None) -> Curves:
+    """The run's curves from ``posterior`` (the tree written as its ``posterior.nc``, still in memory: reading it
+    back took 0.5 s of a fit), else from the file."""
     from mmmlib.runs import RunDir
 
-    curves_file.write(_curves_from_posterior(RunDir(run_dir), summary, posterior), run_dir)
+    return _curves_from_posterior(RunDir(run_dir), summary, posterior)
+
+
+def store_curves(run_dir: str | Path, summary: dict[str, Any], curves: Curves | None = None) -> None:
+    """Write the run's ``curves.npz`` (:mod:`mmmlib.curves_file`), before its summary and once its ``posterior.nc``
+    is whole (the file records the posterior's fingerprint): ``curves`` when given (:func:`run_curves`)."""
+    curves_file.write(curves if curves is not None else run_curves(run_dir, summary), run_dir)
 
 
 def load_curves(run_dir: str | Path) -> Curves:

@@ -354,3 +354,32 @@ def test_the_posterior_written_beside_the_summary_is_waited_for_and_its_failure_
     with pytest.raises(OSError, match="No space left"):
         finish()
     _writing(Slow(OSError("No space left on device")), tmp_path / "third.nc")(quiet=True)
+
+
+def test_the_stored_curves_fingerprint_the_finished_posterior(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """curves.npz records the posterior file it was made beside (so a later change of that file is noticed): it is
+    written once the posterior, written in a thread, is whole, however long that write takes."""
+    import types
+
+    import xarray as xr
+
+    from mmmlib import curves_file, fitting
+    from mmmlib.request import FitRequest
+    from tests.test_optimize import mm_curves
+
+    class SlowPosterior:
+        def to_netcdf(self, path: Path) -> None:
+            time.sleep(1.5)
+            xr.DataTree.from_dict({"posterior": xr.Dataset({"a": ("draw", np.arange(3.0))})}).to_netcdf(path)
+
+    fitted = types.SimpleNamespace(idata=SlowPosterior())
+    monkeypatch.setattr(model, "fit", lambda *_, **__: fitted)
+    monkeypatch.setattr(fitting, "_analysed", lambda *_: {"status": "ok", "hdi_prob": 0.94})
+    monkeypatch.setattr(fitting, "run_curves", lambda *_: mm_curves([100.0, 60.0], [20.0, 10.0]))
+    sample = Path(__file__).resolve().parent.parent / "sample_data"
+    out = tmp_path / "run"
+    fitting.fit_to_directory(
+        FitRequest(str(sample / "sample_weekly.csv"), str(sample / "sample_config.yaml"), str(out))
+    )
+    stored = curves_file.read(out, 1.0, 0.94)
+    assert stored is not None and stored.channels == ["c0", "c1"]  # not stale: the finished file's fingerprint
