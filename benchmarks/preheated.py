@@ -98,6 +98,7 @@ def main() -> int:
         "structure": "geometric + logistic, quick mode, seed 1",
         "seconds": rows,
     }
+    out.mkdir(parents=True, exist_ok=True)
     (out / "preheated.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         "# A fit in a preheated kernel",
