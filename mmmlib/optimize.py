@@ -489,10 +489,9 @@ def shadow_price(curves: Curves, x: np.ndarray, lower: np.ndarray, upper: np.nda
     tol = KKT_TOLERANCE * max(abs(price), 1e-12)
     if np.ptp(gradient[free]) > tol:
         return None
-    at_min, at_max = ~free & (x <= lower + room), ~free & (x >= upper - room)
-    if (gradient[at_min & (upper > lower)] > price + tol).any() or (
-        gradient[at_max & (upper > lower)] < price - tol
-    ).any():
+    movable = upper > lower  # a channel held fixed takes no part
+    at_min, at_max = movable & ~free & (x <= lower + room), movable & ~free & (x >= upper - room)
+    if (gradient[at_min] > price + tol).any() or (gradient[at_max] < price - tol).any():
         return None
     return price
 
