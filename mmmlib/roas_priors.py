@@ -234,11 +234,19 @@ def spend_weights(spend: np.ndarray) -> np.ndarray:
     return np.where(total > 0, spend / np.where(total > 0, total, 1.0), 1.0 / spend.shape[0])
 
 
-def geo_returns(national: np.ndarray, spread: np.ndarray, offset: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def geo_returns(
+    national: np.ndarray,
+    spread: np.ndarray,
+    offset: np.ndarray,
+    weights: np.ndarray,
+    centred: np.ndarray | None = None,
+) -> np.ndarray:
     """Each geo's ROAS ``(..., geo, channel)`` from national ROAS and spreads ``(..., channel)`` and offsets
     ``(..., geo, channel)``, as :class:`GeoRoasParameterisation` draws them: spend-weighted, they average to the
-    national return."""
-    relative = np.exp(spread[..., None, :] * offset)
+    national return. ``centred`` ``(channel,)``: channels whose offsets are the log deviations themselves, not in
+    units of the spread."""
+    scale = spread[..., None, :] if centred is None else np.where(centred, 1.0, spread[..., None, :])
+    relative = np.exp(scale * offset)
     return national[..., None, :] * relative / (weights * relative).sum(axis=-2, keepdims=True)
 
 
@@ -346,6 +354,10 @@ class GeoRoasParameterisation(RoasParameterisation):
 
     factor: np.ndarray = field(default_factory=lambda: np.ones(1))  # each geo's population factor, (geo,)
     tau_sd: float = 1.0
+    # channels whose offsets are sampled centred (the log deviation itself, ZeroSumNormal(tau_c)) rather than in
+    # units of the spread: the same prior in other coordinates, for channels whose geos' data pin their returns
+    # down (mmmlib.geo_model.centring); None: every channel non-centred
+    centred: tuple[bool, ...] | None = None
     # A geo model holds no weeks out and its forecasts are computed from the posterior (mmmlib.forecast), never by
     # PyMC on new data: the sum runs on the model's input (the copy cost 1.6-1.9 x per step on 8 geos).
     predicts_new_data: bool = False
@@ -358,7 +370,10 @@ class GeoRoasParameterisation(RoasParameterisation):
 
     def record(self) -> str:
         basis = basis_fields(self.basis, self.basis_reason, self.units_differ)
-        return geo_record(self.mu, self.sigma, self.tau_sd, self.weights, basis)
+        record = json.loads(geo_record(self.mu, self.sigma, self.tau_sd, self.weights, basis))
+        if self.centred is not None:
+            record["centred"] = [bool(c) for c in self.centred]
+        return json.dumps(record)
 
     def kpi_worth(self, target_scale: float) -> Any:
         return self.value * target_scale * self.factor[:, None]  # a geo's fitted KPI is per capita
@@ -374,7 +389,14 @@ class GeoRoasParameterisation(RoasParameterisation):
         # a shift common to a channel's offsets cancels in the ratio below: summing them to zero over the geos
         # removes that direction (which only the prior pinned, a ridge for the sampler) and leaves the geos' returns'
         # prior as it was, since they depend on the offsets' differences alone
-        offset = pmd.ZeroSumNormal(f"{prefix}_roas_offset", sigma=1.0, core_dims=(GEO,), dims=(GEO, "channel"))
-        relative = pmd.math.exp(spread * offset)
+        # non-centred, z ~ ZeroSumNormal(1) and the deviation tau z, suits geos whose data say little of their own
+        # return; centred, the deviation itself ~ ZeroSumNormal(tau), suits geos whose data pin it down (the spread
+        # then mixes slowly in the other form: docs/geo.md). Both give the deviations the same prior.
+        inside, outside = 1.0, spread
+        if self.centred is not None and any(self.centred):
+            c = graph_data.shared(np.asarray(self.centred, dtype=float), ("channel",))
+            inside, outside = c * spread + (1.0 - c), c + (1.0 - c) * spread
+        offset = pmd.ZeroSumNormal(f"{prefix}_roas_offset", sigma=inside, core_dims=(GEO,), dims=(GEO, "channel"))
+        relative = pmd.math.exp(outside * offset)
         mean = (graph_data.shared(self.weights, (GEO, "channel")) * relative).sum(GEO)
         return pmd.Deterministic(f"{prefix}_roas", (national * relative / mean).transpose(GEO, "channel"))

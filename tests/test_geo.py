@@ -687,3 +687,37 @@ def test_loo_weights_say_which_fit_the_data_prefer_even_one_that_diverged() -> N
     weights = stacking.loo_weights(members)
     assert weights[1] > 0.9 and sum(weights) == pytest.approx(1.0)
     assert stacking.compare(members)[0][1] == 0.0  # the weighing itself leaves the divergent fit out
+
+
+@pytest.mark.slow  # two small hierarchical fits
+def test_a_geo_fit_whose_spread_mixes_slowly_is_refitted_with_its_pinned_channels_centred(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the spread of the geos' returns misses the stopping rule's ESS target (here a target no fit meets), the
+    fit is sampled again with the geo offsets of the channels its draws call pinned down centred, and the better
+    mixed of the two is kept, its prior record naming the centred channels."""
+    import logging
+
+    from mmmlib import model, roas_priors, structures
+    from mmmlib.data.dataset import load_dataset
+    from mmmlib.sampling import StopRule
+
+    frame, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=5), 3, quiet_geo=True)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    dataset = load_dataset(tmp_path / "data.csv", config)
+    settings = model.sampler_settings("quick", 2, 1, geo=True, tune=150, draws=150)
+    unmet = StopRule(min_draws=150, max_draws=150, block=150, ess=1e9)
+    structure = structures.Structure("geometric", "logistic")
+    with caplog.at_level(logging.INFO, logger="mmmlib.model"):
+        fitted = model.fit_geo_structure(dataset, structure, settings, "nutpie", 1, None, unmet)
+    refits = [r.getMessage() for r in caplog.records if "refitting with the geo offsets of" in r.getMessage()]
+    assert len(refits) == 1, [r.getMessage() for r in caplog.records]
+    centred = [c for c in config.channel_columns if c in refits[0].split("offsets of ")[1]]
+    assert centred  # the large channel's geos are pinned down in these data
+    kept = [r.getMessage() for r in caplog.records if "keeping the" in r.getMessage()]
+    record = json.loads(fitted.idata.attrs[roas_priors.GEO_ROAS_PRIOR_ATTR])
+    if kept[0].endswith("keeping the refit"):
+        assert [c for c, yes in zip(config.channel_columns, record["centred"], strict=True) if yes] == centred
+    else:
+        assert "centred" not in record
+    assert int(fitted.idata["posterior"].sizes["draw"]) == 150

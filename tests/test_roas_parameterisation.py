@@ -121,15 +121,18 @@ def test_prior_draws_of_contributions_hold_the_roas_prior_for_the_identification
 
 @pytest.mark.slow  # builds and compiles two hierarchical PyMC models
 @pytest.mark.parametrize(
-    "structure",
-    [structures.Structure("geometric", "logistic"), structures.Structure("delayed", "hill")],
-    ids=lambda s: s.name,
+    ("structure", "centred"),
+    [(structures.Structure("geometric", "logistic"), None), (structures.Structure("delayed", "hill"), (True, False))],
+    ids=["geometric+logistic", "delayed+hill, tv centred"],
 )
-def test_every_geo_holds_its_hierarchical_roas_prior_exactly(structure: structures.Structure, tmp_path: Path) -> None:
+def test_every_geo_holds_its_hierarchical_roas_prior_exactly(
+    structure: structures.Structure, centred: tuple[bool, ...] | None, tmp_path: Path
+) -> None:
     """A geo fit samples each geo's ROAS: drawn from the prior, the ROAS each geo's own contributions give (back in
     totals: × target scale × its population factor, over its spend) is the sampled one, whatever the carry-over and
     shape; a geo that never spends on a channel gets no contribution there; the spend-weighted mean of the geos'
-    returns, the national one, has the channel's ROAS prior exactly, the geos spread around it."""
+    returns, the national one, has the channel's ROAS prior exactly, the geos spread around it, by as much whether a
+    channel's offsets are sampled centred or not."""
     import pymc as pm
     from pytensor.graph.traversal import ancestors
 
@@ -146,7 +149,7 @@ def test_every_geo_holds_its_hierarchical_roas_prior_exactly(structure: structur
     config = dataclasses.replace(config, roas_prior={"tv_spend": [0.5, 4.0]})
     assert isinstance(config, ModelConfig)
     dataset = load_dataset(tmp_path / "data.csv", config)
-    mmm, X, y, _ = geo_model.build(dataset, structure)
+    mmm, X, y, _ = geo_model.build(dataset, structure, centred)
     mmm.centre_intercept = mmm.whiten_controls = False  # PyMC draws priors in the model's own coordinates only
     mmm.build_model(X, y)
     with mmm.model:
@@ -176,9 +179,41 @@ def test_every_geo_holds_its_hierarchical_roas_prior_exactly(structure: structur
         prior["saturation_roas_spread"].values[0],
         prior["saturation_roas_offset"].transpose("chain", "draw", "geo", "channel").values[0],
         weights,
+        None if centred is None else np.array(centred),
     )
     assert twin == pytest.approx(sampled, rel=1e-9)
     record = json.loads(mmm.roas.record())
     assert record["tau_sd"] == geo_model.TAU_SD and np.allclose(record["weights"], weights)
+    assert record.get("centred") == (None if centred is None else list(centred))
     # one forward pass: a geo model predicts no other weeks through PyMC (no holdout; forecasts are numpy)
     assert mmm.model["saturation_roas"] in set(ancestors([mmm.model["saturation_beta"]]))
+
+
+def test_geo_offsets_are_centred_where_the_geos_data_pin_each_return_down() -> None:
+    """The centring rule reads a fit's draws: a channel whose geos' log deviations from the national return vary
+    across draws by a tenth of the channel's spread is centred (its geos are pinned down by their data); one whose
+    deviations vary as much as the spread (the prior's own width) is not."""
+    import xarray as xr
+
+    from mmmlib import geo_model
+
+    rng = np.random.default_rng(3)
+    chains, draws, geos = 2, 400, 6
+    spread = np.array([0.3, 0.3, 0.4])
+    typical = rng.normal(0.0, 0.3, (geos, 3))
+    typical -= typical.mean(axis=0)
+    # posterior sd of each geo's deviation: 0.03 (pinned), 0.3 (as wide as the spread), 0.18 (just under half)
+    sd = np.array([0.03, 0.3, 0.18])
+    deviation = typical + rng.normal(0.0, 1.0, (chains, draws, geos, 3)) * sd
+    national = rng.normal(0.2, 0.05, (chains, draws, 3))
+    dims = ("chain", "draw", "geo", "channel")
+    posterior = xr.Dataset(
+        {
+            "saturation_roas": (dims, np.exp(national[:, :, None, :] + deviation)),
+            "saturation_roas_national": (("chain", "draw", "channel"), np.exp(national)),
+            "saturation_roas_spread": (("chain", "draw", "channel"), np.broadcast_to(spread, (chains, draws, 3))),
+        }
+    )
+    assert geo_model.centring(posterior) == (True, False, True)
+    narrower = posterior.assign(saturation_roas_spread=posterior["saturation_roas_spread"] * 0.8)
+    assert geo_model.centring(narrower) == (True, False, False)  # 0.18 / 0.32 is over half
