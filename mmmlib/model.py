@@ -843,8 +843,9 @@ def fit_geo_structure(
     from mmmlib import geo_model
     from mmmlib.sampling import convergence
 
+    if rule is None and sampler in STOPPING_SAMPLERS:  # the rule fit_structure would use, resolved once for both
+        rule = stop_rule(settings)
     fitted = fit_structure(dataset, structure, settings, sampler, seed, False, lift_tests, rule=rule)
-    rule = rule if rule is not None else (stop_rule(settings) if sampler in STOPPING_SAMPLERS else None)
     posterior = fitted.idata["posterior"]
     if rule is None or not rule.ess or "saturation_roas_spread" not in posterior:
         return fitted

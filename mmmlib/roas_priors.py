@@ -170,14 +170,17 @@ def geo_record(
     tau_sd: float,
     weights: np.ndarray | None = None,
     basis: dict[str, Any] | None = None,
+    centred: tuple[bool, ...] | None = None,
 ) -> str:
     """The record of a geo fit's ROAS prior; ``weights`` ``(geo, channel)``, each geo's share of the channel's
     spend, when the prior sits on the national return (:class:`GeoRoasParameterisation`); ``basis`` from
-    :func:`basis_fields`."""
+    :func:`basis_fields`; ``centred``, the channels whose geo offsets were sampled centred."""
     record: dict[str, Any] = {"mu": np.round(mu, 6).tolist(), "sigma": np.round(sigma, 6).tolist()}
     record["tau_sd"] = float(tau_sd)
     if weights is not None:
         record["weights"] = np.round(weights, 9).tolist()
+    if centred is not None:
+        record["centred"] = [bool(c) for c in centred]
     return json.dumps({**record, **(basis or basis_fields(ROAS_BASIS, None, False))})
 
 
@@ -370,10 +373,7 @@ class GeoRoasParameterisation(RoasParameterisation):
 
     def record(self) -> str:
         basis = basis_fields(self.basis, self.basis_reason, self.units_differ)
-        record = json.loads(geo_record(self.mu, self.sigma, self.tau_sd, self.weights, basis))
-        if self.centred is not None:
-            record["centred"] = [bool(c) for c in self.centred]
-        return json.dumps(record)
+        return geo_record(self.mu, self.sigma, self.tau_sd, self.weights, basis, self.centred)
 
     def kpi_worth(self, target_scale: float) -> Any:
         return self.value * target_scale * self.factor[:, None]  # a geo's fitted KPI is per capita
