@@ -291,16 +291,29 @@ def _bound_value(text: str, current: float, default: float) -> float:
     return value
 
 
+NAMED_BOUNDS = 6
+
+
+def _named_bounds(channels: list[str], values: np.ndarray, sign: str) -> str:
+    """The bounds an infeasible budget's sentence names: the largest few, then how many more (a geo x channel
+    allocation has hundreds, and a wall of them hides the one the user should change)."""
+    order = sorted(range(len(channels)), key=lambda i: -values[i])
+    named = ", ".join(f"{channels[i]} {sign} {values[i]:,.2f}" for i in order[:NAMED_BOUNDS])
+    more = len(order) - NAMED_BOUNDS
+    return named + (f" and {more} more" if more > 0 else "")
+
+
 def check_feasible(budget: float, channels: list[str], lower: np.ndarray, upper: np.ndarray) -> None:
     if budget < 0 or not np.isfinite(budget):
         raise InputError(f"The budget must be a non-negative number, not {budget}.")
     if lower.sum() > budget + 1e-6:
-        named = ", ".join(f"{c} ≥ {lo:,.2f}" for c, lo in zip(channels, lower, strict=True) if lo > 0)
+        positive = [i for i, lo in enumerate(lower) if lo > 0]
+        named = _named_bounds([channels[i] for i in positive], lower[positive], "≥")
         raise InputError(
             f"The minimum bounds ({named}) add up to {lower.sum():,.2f}, more than the budget {budget:,.2f} per period."
         )
     if np.isfinite(upper).all() and upper.sum() < budget - 1e-6:
-        named = ", ".join(f"{c} ≤ {hi:,.2f}" for c, hi in zip(channels, upper, strict=True))
+        named = _named_bounds(channels, upper, "≤")
         raise InputError(
             f"The maximum bounds ({named}) add up to {upper.sum():,.2f}, less than the budget {budget:,.2f} per period."
         )

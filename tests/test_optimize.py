@@ -88,6 +88,17 @@ def test_infeasible_bounds_name_the_conflict(bounds: list[str], budget: float, p
     assert "c0" in str(err.value)
 
 
+def test_an_infeasible_allocation_over_many_cells_names_the_largest_bounds_not_all_of_them() -> None:
+    """A geo x channel allocation has hundreds of bounds: the sentence names the largest few and counts the rest."""
+    curves = mm_curves([1.0] * 200, [1.0] * 200)
+    caps = np.arange(1.0, 201.0) / 100
+    with pytest.raises(InputError, match="maximum bounds") as err:
+        optimise(curves, 1e6, np.zeros(200), caps)
+    text = str(err.value)
+    assert "c199 ≤ 2.00" in text and "c194 ≤ 1.95" in text and "and 194 more" in text
+    assert "c193" not in text and "c0 " not in text
+
+
 def test_bad_bound_syntax_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         parse_bounds(["tv:1:2"], ["tv"], np.ones(1))
