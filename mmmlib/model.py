@@ -378,12 +378,15 @@ def fit_structure(
     if sampler in STOPPING_SAMPLERS and rule is None:
         rule = stop_rule(settings)
     if sampler == ENGINE:
+        from mmmlib import sampling
+
         mmm.engine = {
             "chains": settings["chains"],
             "tune": settings["tune"],
             "target_accept": settings["target_accept"],
             "rule": rule,
             "seed": seed,
+            "dense": sampling.GEO_DENSE_MASS if hierarchical else sampling.DENSE_MASS,
         }
         idata = mmm.fit(X_fit, y_fit, random_seed=seed, progressbar=False)
     else:
