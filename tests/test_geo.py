@@ -721,3 +721,37 @@ def test_a_geo_fit_whose_spread_mixes_slowly_is_refitted_with_its_pinned_channel
     else:
         assert "centred" not in record
     assert int(fitted.idata["posterior"].sizes["draw"]) == 150
+
+
+class _Handed(Exception):
+    """Raised by the stand-in loop once it has seen what it was handed."""
+
+
+@pytest.mark.parametrize("hierarchical", [True, False])
+def test_the_numpyro_loop_takes_a_diagonal_mass_matrix_for_a_geo_fit_and_a_dense_one_nationally(
+    hierarchical: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A geo model has more parameters than its warm-up has draws to estimate their covariance from (docs/geo.md)."""
+    from dataclasses import replace
+
+    from mmmlib import model, sampling, structures
+    from mmmlib.data.dataset import load_dataset
+
+    frame, config = _geo_data(tmp_path)
+    if not hierarchical:
+        frame = frame.groupby(config.date_column, as_index=False).sum(numeric_only=True)
+        config = replace(config, geo_column=None, geo_model=None, population_column=None)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    dataset = load_dataset(tmp_path / "data.csv", config)
+    assert dataset.hierarchical is hierarchical
+    handed: dict = {}
+
+    def loop(sampling_model: object, **kwargs: object) -> None:
+        handed.update(kwargs)
+        raise _Handed
+
+    monkeypatch.setattr(sampling, "sample", loop)
+    settings = model.sampler_settings("quick", 2, 1, geo=hierarchical)
+    with pytest.raises(_Handed):
+        model.fit_structure(dataset, structures.Structure("geometric", "logistic"), settings, "numpyro", 1, False, None)
+    assert handed["dense"] is (not hierarchical)
