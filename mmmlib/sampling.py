@@ -159,6 +159,7 @@ def draw(
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     start = time.perf_counter()
     mcmc.warmup(keys, init_params=[np.asarray(v) for v in init])
+    jax.block_until_ready(mcmc.post_warmup_state)  # JAX returns before it has computed: time the warm-up itself
     warmup_seconds = time.perf_counter() - start
     values: dict[str, list[np.ndarray]] = {n: [] for n in names}
     stats: dict[str, list[np.ndarray]] = {}
