@@ -31,8 +31,8 @@ CACHE_ENV = "MMM_JAX_CACHE"
 # numpyro runs chains in parallel only on as many XLA devices as chains: set before jax is first imported
 XLA_DEVICES = "--xla_force_host_platform_device_count=2"
 DENSE_MASS = True  # the trend, changepoint and saturation parameters are strongly correlated (benchmarks/samplers.py)
-# A geo model has 185-1,715 parameters, more than its warm-up has draws to estimate their covariance from: a diagonal
-# mass matrix there (as nutpie's), measured against the dense one at 10 geos (docs/geo.md, Scale)
+# A geo model has 185-1,715 parameters, whose covariance a 500-step warm-up would estimate from its last window's 200
+# draws: a diagonal mass matrix there (as nutpie's), measured against the dense one at 10 geos (docs/geo.md, Scale)
 GEO_DENSE_MASS = False
 
 
