@@ -731,7 +731,8 @@ class _Handed(Exception):
 def test_the_numpyro_loop_takes_a_diagonal_mass_matrix_for_a_geo_fit_and_a_dense_one_nationally(
     hierarchical: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A geo model has more parameters than its warm-up has draws to estimate their covariance from (docs/geo.md)."""
+    """A geo model's 185-1,715 parameters are too many for a dense mass matrix estimated from a quick warm-up's last
+    window of 200 draws, which cost numpyro 30 % more time at 10 geos (docs/geo.md, Scale)."""
     from dataclasses import replace
 
     from mmmlib import model, sampling, structures
