@@ -10,7 +10,7 @@ transforms, the parameters' shapes, the libraries' versions. A new process fitti
 same data, a week more, other values) loads the rewritten functions, hands them the model's current data and links
 them, instead of deriving and rewriting again. Anything that cannot be described exactly (a closure, an object of
 unknown kind) gives no key, and the model is compiled as before; so does a model with its data frozen into the graph
-as constants (geo fits sample such a copy): its key would change with every dataset.
+as constants (what the pymc and numpyro samplers are given): its key would change with every dataset.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ def describe(obj: Any, depth: int = 0) -> Any:
         return ["slice", describe(obj.start, deeper), describe(obj.stop, deeper), describe(obj.step, deeper)]
     if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType | np.ufunc):
         return ["named", _name(obj)]
+    if _is_frozen_graph(obj):  # an op's inner graph (a zero-sum normal's, a scan's)
+        return _frozen_graph(obj, deeper)
     props = getattr(type(obj), "__props__", None)
     if isinstance(props, tuple):  # PyTensor's ops and types: equal when these are equal
         return [_name(type(obj)), {p: describe(getattr(obj, p), deeper) for p in props}]
@@ -89,6 +91,40 @@ def describe(obj: Any, depth: int = 0) -> Any:
     if not state and not hasattr(obj, "__dict__"):
         raise NotDescribable(_name(type(obj)))  # state kept where Python cannot see it (an extension type)
     return [_name(type(obj)), {k: describe(v, deeper) for k, v in sorted(state.items())}]
+
+
+def _is_frozen_graph(obj: Any) -> bool:
+    from pytensor.graph.fg import FrozenFunctionGraph
+
+    return isinstance(obj, FrozenFunctionGraph)
+
+
+def _frozen_graph(graph: Any, depth: int) -> list[Any]:
+    """An op's inner graph by its structure: inputs' types, then each node's op, inputs and output types in the
+    graph's fixed order, constants by value, the outputs. Its variables are interned objects holding closures, which
+    a description by attributes cannot read."""
+    from pytensor.graph.basic import Constant
+
+    ids: dict[Any, int] = {}
+    entries: list[Any] = []
+    for v in graph.inputs:
+        ids[v] = len(ids)
+        entries.append(["input", describe(v.type, depth)])
+
+    def variable(v: Any) -> int:
+        if v not in ids:
+            if not isinstance(v, Constant):
+                raise NotDescribable("a variable of an inner graph that is neither its input nor a constant")
+            ids[v] = len(ids)
+            entries.append(["constant", describe(v.type, depth), describe(v.data, depth)])
+        return ids[v]
+
+    for node in graph.toposort():
+        inputs = [variable(v) for v in node.inputs]
+        entries.append(["apply", describe(node.op, depth), inputs, [describe(o.type, depth) for o in node.outputs]])
+        for o in node.outputs:
+            ids[o] = len(ids)
+    return ["frozen_graph", entries, [variable(v) for v in graph.outputs]]
 
 
 def _outputs(model: Any) -> list[Any]:

@@ -381,6 +381,7 @@ class GeoRoasParameterisation(RoasParameterisation):
     def roas_variable(self, prefix: str) -> Any:
         import pymc.dims as pmd
         from pymc_extras.prior import Prior
+        from pytensor.xtensor import as_xtensor
 
         national = self.lognormal(f"{prefix}_roas_national")
         spread = Prior("HalfNormal", sigma=self.tau_sd, dims="channel").create_variable(
@@ -394,7 +395,8 @@ class GeoRoasParameterisation(RoasParameterisation):
         # then mixes slowly in the other form: docs/geo.md). Both give the deviations the same prior.
         inside, outside = 1.0, spread
         if self.centred is not None and any(self.centred):
-            c = graph_data.shared(np.asarray(self.centred, dtype=float), ("channel",))
+            # which channels are centred is the model's form, not data: a constant, part of the graph cache's key
+            c = as_xtensor(np.asarray(self.centred, dtype=float), dims=("channel",))
             inside, outside = c * spread + (1.0 - c), c + (1.0 - c) * spread
         offset = pmd.ZeroSumNormal(f"{prefix}_roas_offset", sigma=inside, core_dims=(GEO,), dims=(GEO, "channel"))
         relative = pmd.math.exp(outside * offset)

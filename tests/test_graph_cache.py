@@ -130,6 +130,40 @@ def test_the_real_models_key_follows_structure_not_data(tmp_path: Path) -> None:
     assert len({sample, key(156, 1), key(156, 2), key(156, 3)}) == 4  # each structure its own
 
 
+def test_a_geo_models_key_follows_its_structure_and_geos_not_its_data(tmp_path: Path) -> None:
+    """A geo model holds ops with inner graphs (the geo offsets' zero-sum normal), described by their structure: a
+    refit a week later, or other values, loads the stored functions; another structure or number of geos does not."""
+    from dataclasses import replace
+
+    from mmmlib import geo_model, structures
+    from mmmlib.config import load_config, save_config
+    from mmmlib.data import synth_geo
+    from mmmlib.data.dataset import load_dataset
+    from mmmlib.data.synth import SynthSpec
+
+    def key(geos: int, weeks: int = 60, scale: float = 1.0, index: int = 0, centred: bool = False) -> str | None:
+        frame, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=5), geos)
+        config = replace(config, adstock="geometric", saturation="logistic", baseline="changepoints")
+        frame = frame[frame[config.date_column].isin(sorted(frame[config.date_column].unique())[:weeks])].copy()
+        frame[config.channel_columns[0]] *= scale
+        name = f"geo_{geos}_{weeks}_{scale}"
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        save_config(config, tmp_path / f"{name}.yaml")
+        ds = load_dataset(tmp_path / f"{name}.csv", load_config(tmp_path / f"{name}.yaml"))
+        shape = structures.candidates("auto", "auto", "changepoints")[index]
+        mmm, X, y, _ = geo_model.build(ds, shape, (True, False) if centred else None)
+        mmm.build_model(X, y)
+        return key_of(mmm.model)
+
+    three = key(3)
+    assert three is not None
+    assert key(3, weeks=59) == three == key(3, scale=1.3)  # a refit a week later, other spend
+    assert key(3, index=2) != three  # another structure
+    assert key(4) != three  # another number of geos: other parameter shapes
+    # the refit with a channel's geo offsets centred: its own form, the same for its own refit a week later
+    assert three != key(3, centred=True) == key(3, weeks=59, centred=True) is not None
+
+
 def test_closures_and_large_constants_are_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     from mmmlib import graph_cache
 
@@ -147,7 +181,7 @@ def test_a_model_with_its_data_frozen_is_not_cached() -> None:
     from pymc.model.transform.optimization import freeze_dims_and_data
 
     assert key_of(tiny()) is not None
-    assert key_of(freeze_dims_and_data(tiny())) is None  # as geo fits sample: every dataset would be a new key
+    assert key_of(freeze_dims_and_data(tiny())) is None  # as pymc and numpyro sample: every dataset a new key
 
 
 def test_an_unreadable_entry_is_derived_anew_and_replaced(cache_dir: Path) -> None:
