@@ -1,6 +1,6 @@
-"""Data enter the sampled model as shared variables (``mmmlib.graph_data``) and national nutpie fits sample the model
-unfrozen: the compiled code is then the same for any dataset with the same parameters, so a refit with one more
-week, or another client's data of the same shape, loads it instead of compiling every candidate anew."""
+"""Data enter the sampled model as shared variables (``mmmlib.graph_data``) and nutpie fits, national and geo, sample
+the model unfrozen: the compiled code is then the same for any dataset with the same parameters, so a refit with one
+more week, or another client's data of the same shape, loads it instead of compiling every candidate anew."""
 
 from __future__ import annotations
 
@@ -49,9 +49,21 @@ def test_another_dataset_with_the_same_parameters_reuses_the_compiled_code(tmp_p
     assert _keys(frame, tmp_path, "full_frozen", freeze=True) != _keys(scaled, tmp_path, "scaled_frozen", freeze=True)
 
 
+def _geo_dataset(tmp: Path):
+    from mmmlib.config import save_config
+    from mmmlib.data import synth_geo
+    from mmmlib.data.synth import SynthSpec
+
+    frame, config, _ = synth_geo.generate(SynthSpec(weeks=60, channels=2, seed=5), 3)
+    frame.to_csv(tmp / "geo.csv", index=False)
+    save_config(config, tmp / "geo.yaml")
+    return load_dataset(str(tmp / "geo.csv"), load_config(str(tmp / "geo.yaml")))
+
+
+@pytest.mark.parametrize("geo", [False, True])
 @pytest.mark.parametrize(("sampler", "frozen"), [("nutpie", False), ("numpyro", True), ("pymc", True)])
-def test_only_national_nutpie_fits_sample_the_model_unfrozen(
-    sampler: str, frozen: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_only_nutpie_fits_sample_the_model_unfrozen_national_and_geo(
+    sampler: str, frozen: bool, geo: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mmmlib import structures
 
@@ -65,8 +77,13 @@ def test_only_national_nutpie_fits_sample_the_model_unfrozen(
         raise Sampled
 
     monkeypatch.setattr(model.mmm_class(), "fit", fit)
-    dataset = load_dataset(str(SAMPLE / "sample_weekly.csv"), load_config(str(SAMPLE / "sample_config.yaml")))
+    if geo:
+        dataset = _geo_dataset(tmp_path)
+        assert dataset.hierarchical
+    else:
+        dataset = load_dataset(str(SAMPLE / "sample_weekly.csv"), load_config(str(SAMPLE / "sample_config.yaml")))
     shape = structures.candidates("geometric", "logistic", "changepoints")[0]
+    settings = model.sampler_settings("quick", len(dataset.config.channel_columns))
     with pytest.raises(Sampled):
-        model.fit_structure(dataset, shape, model.sampler_settings("quick", 5), sampler, 1, False, None)
+        model.fit_structure(dataset, shape, settings, sampler, 1, False, None)
     assert seen == [frozen]
