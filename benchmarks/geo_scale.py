@@ -9,7 +9,9 @@ RSS polled every half second for the peak. Cases: Meridian's 40-geo sample (``me
 Results append to ``benchmarks/results/geo_scale.json`` (one record per case, with the commit); ``--report`` writes
 the table ``benchmarks/results/geo_scale.md``; ``--keep DIR`` keeps each fitted run as ``DIR/CASE``;
 ``--structure ADSTOCK+SATURATION`` fixes the structure in the config (no choice on the national sum: the geo fit of
-one structure alone, e.g. the slower returns form, whichever the sum would have chosen).
+one structure alone, e.g. the slower returns form, whichever the sum would have chosen). ``--drop-periods N`` fits the
+data without their last N periods: data no cache has seen, so ``--drop-periods 2`` then ``--drop-periods 1`` times a
+first fit and then the weekly refresh after it (the compiled code of the first reused, or not).
 """
 
 from __future__ import annotations
@@ -71,13 +73,35 @@ def _data(case: str, work: Path) -> tuple[Path, Path, int]:
     return out / "data.csv", out / "config.yaml", geos
 
 
+def _drop_periods(data: Path, config: Path, periods: int, work: Path) -> Path:
+    """``data`` without its last ``periods`` periods (every geo's), as a new file."""
+    import pandas as pd
+
+    from mmmlib.config import load_config
+
+    if not periods:
+        return data
+    frame = pd.read_csv(data)
+    date = load_config(config).date_column
+    kept = sorted(frame[date].unique())[:-periods]
+    out = work / f"data_without_last_{periods}.csv"
+    frame[frame[date].isin(kept)].to_csv(out, index=False)
+    return out
+
+
 def measure(
-    case: str, sampler: str, mode: str, keep: Path | None = None, structure: str | None = None
+    case: str,
+    sampler: str,
+    mode: str,
+    keep: Path | None = None,
+    structure: str | None = None,
+    drop_periods: int = 0,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data, config, geos = _data(case, work)
         _fix_structure(config, structure)
+        data = _drop_periods(data, config, drop_periods, work)
         run = work / "run"
         start = time.perf_counter()
         proc = _mmm(
@@ -122,8 +146,14 @@ def measure(
             "commit": _commit(),
             "cpus": os.cpu_count(),
         }
+        notes = []
         if structure is not None:
-            record["note"] = f"structure fixed to {structure} in the config (no choice on the national sum)"
+            notes.append(f"structure fixed to {structure} in the config (no choice on the national sum)")
+        if drop_periods:
+            record["dropped_periods"] = drop_periods
+            notes.append(f"the data without their last {drop_periods} periods")
+        if notes:
+            record["note"] = "; ".join(notes)
         summary = run / "summary.json"
         if summary.is_file():
             s = json.loads(summary.read_text())
@@ -193,11 +223,12 @@ def main() -> int:
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--keep", type=Path, help="copy each fitted run to KEEP/CASE (the dashboards' benchmark)")
     parser.add_argument("--structure", help="ADSTOCK+SATURATION fixed in the config, e.g. geometric+hill")
+    parser.add_argument("--drop-periods", type=int, default=0, help="fit without the data's last N periods")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for item in [] if args.report else args.cases:
         case, sampler = item.split(":")
-        record = measure(case, sampler, args.mode, args.keep, args.structure)
+        record = measure(case, sampler, args.mode, args.keep, args.structure, args.drop_periods)
         print(json.dumps(record), flush=True)
         with (RESULTS / "geo_scale.json").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
