@@ -394,7 +394,7 @@ def fit_structure(
 
         nutpie = sampler == "nutpie"
         # nutpie samples the model as built, national and geo alike: a new dataset (a refit with one more week) reuses
-        # the code compiled for the last (a 10-geo refit 87 s instead of 174 s, docs/geo.md)
+        # the code compiled for the last (a 10-geo refresh 80 s instead of 174 s, docs/geo.md)
         mmm.freeze_for_sampling = not nutpie
         with (
             nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
