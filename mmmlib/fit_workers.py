@@ -139,7 +139,10 @@ def pool(workers: int) -> Iterator[Any]:
     caller keeps the last good run."""
     from concurrent.futures.process import BrokenProcessPool
 
-    executor, listener = _take(workers) or _spawn(workers)
+    taken = _take(workers)
+    if taken is None:
+        log.info("starting %d fit worker processes", workers)
+    executor, listener = taken or _spawn(workers)
     done = False
     try:
         yield executor

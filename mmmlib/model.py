@@ -659,21 +659,28 @@ def fit(
     rule = fixed_rule(draws, sampler, settings)
     jobs = [(dataset, s, settings, sampler, seed, lift_tests, rule) for s in shapes]
     season = None
-    if cfg.yearly_seasonality == seasonality.AUTO:
-        dataset, members, season = _fit_choosing_seasonality(jobs, progressbar)
-    else:
-        members = _fit_jobs(jobs, fit_workers.first_pool(len(jobs), choosing_seasonality=False), progressbar)
+    choosing = cfg.yearly_seasonality == seasonality.AUTO
+    time_slices = request.mode in TIME_SLICE_MODES and len(shapes) > 1
+    workers = fit_workers.first_pool(len(jobs), choosing_seasonality=choosing)
+    # full mode's fold fits follow in the candidates' worker processes: a fresh pair costs seconds of imports
+    shared = fit_workers.pool(workers) if time_slices and workers > 1 else contextlib.nullcontext()
     held_out = None
-    if request.mode in TIME_SLICE_MODES and len(shapes) > 1:
-        from mmmlib import time_slice
+    with shared as pool:
+        if choosing:
+            dataset, members, season = _fit_choosing_seasonality(jobs, progressbar, pool=pool)
+        else:
+            members = _fit_jobs(jobs, workers, progressbar, pool=pool)
+        if time_slices:
+            from mmmlib import time_slice
 
-        fold_settings = sampler_settings("quick", channels, len(shapes), **request.overrides)
+            fold_settings = sampler_settings("quick", channels, len(shapes), **request.overrides)
 
-        def fit_folds(folds: list[tuple[Dataset, structures.Structure]]) -> list[Fitted]:
-            jobs = [(ds, s, fold_settings, sampler, seed, lift_tests, None) for ds, s in folds]
-            return _fit_jobs(jobs, candidate_workers(len(jobs)), score=False)  # weighed by their forecasts alone
+            def fit_folds(folds: list[tuple[Dataset, structures.Structure]]) -> list[Fitted]:
+                jobs = [(ds, s, fold_settings, sampler, seed, lift_tests, None) for ds, s in folds]
+                at_once = workers if pool is not None else candidate_workers(len(jobs))
+                return _fit_jobs(jobs, at_once, score=False, pool=pool)  # weighed by their forecasts alone
 
-        held_out = time_slice.score(dataset, shapes, fit_folds)
+            held_out = time_slice.score(dataset, shapes, fit_folds)
     combined = stacking.combine(members, seed=seed, held_out=held_out)
     if season is not None:
         combined.idata.attrs[seasonality.ATTR] = json.dumps(season)
@@ -681,13 +688,13 @@ def fit(
 
 
 def _fit_choosing_seasonality(
-    jobs: list[tuple[Any, ...]], progressbar: bool = False
+    jobs: list[tuple[Any, ...]], progressbar: bool = False, pool: Any = None
 ) -> tuple[Dataset, list[Fitted], dict[str, Any]]:
     """``yearly_seasonality: auto``: the first candidate of ``jobs`` fitted with each of
     :data:`mmmlib.seasonality.ORDERS` side by side, compared by PSIS-LOO (:func:`mmmlib.seasonality.choose`), then
     the other candidates with the order kept, in the same worker processes; the first candidate's fit with that order
-    is reused, so the choice costs one more fit. Returns the data with the order kept, the candidates fitted with it,
-    and the record."""
+    is reused, so the choice costs one more fit (in ``pool``'s workers when given). Returns the data with the order
+    kept, the candidates fitted with it, and the record."""
     from mmmlib import stacking
 
     dataset = jobs[0][0]
@@ -697,7 +704,8 @@ def _fit_choosing_seasonality(
     log.info(
         "choosing the yearly seasonality's order: %s fitted with %s harmonics", jobs[0][1].name, seasonality.ORDERS
     )
-    with fit_workers.pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    own = pool is None and workers > 1
+    with fit_workers.pool(workers) if own else contextlib.nullcontext(pool) as pool:
         fits = dict(zip(seasonality.ORDERS, _fit_jobs(first, workers, progressbar, pool=pool), strict=True))
         for f in fits.values():
             if f.score is None:  # fitted here rather than in a worker

@@ -106,6 +106,9 @@ def test_full_mode_refits_each_candidate_on_the_folds_and_weighs_by_the_quarters
     assert "Structures weighed out of sample (time-slice CV, pseudo-BMA+)" in fit.stdout
     log = (run / "fit.log").read_text()
     assert "time-slice cross-validation: 2 candidates × 3 folds, training on the first 65/78/91 periods" in log
+    # the folds are fitted by the candidates' worker processes (started with the kernel), not by a fresh pair
+    assert "fitting 6 candidate structures, 2 at a time in worker processes" in log
+    assert "starting 2 fit worker processes" not in log
     candidates = json.loads((run / "summary.json").read_text())["model"]["candidates"]
     assert [c["saturation"] for c in candidates] == ["logistic", "hill"]
     for c in candidates:
