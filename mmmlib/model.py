@@ -641,10 +641,12 @@ def fit(
     request: FitRequest,
     progressbar: bool = True,
     lift_tests: pd.DataFrame | None = None,
+    mix_orders: bool = True,
 ) -> Fitted:
     """Fit every candidate structure with NUTS and combine them (``request.sampler``: nutpie, the default, pymc or
     numpyro); the request's ``chains``, ``tune`` and ``draws`` override its mode's settings (power users; too few
-    gives unusable fits)."""
+    gives unusable fits). ``mix_orders``: with ``yearly_seasonality: auto``, the first structure's fit with the
+    order not kept joins the candidates (a geo run's choice on the national sum keeps one order for its geos)."""
     from mmmlib import stacking
 
     cfg = dataset.config
@@ -667,7 +669,9 @@ def fit(
     held_out = None
     with shared as pool:
         if choosing:
-            dataset, members, season = _fit_choosing_seasonality(jobs, progressbar, pool=pool)
+            dataset, members, season, other, other_data = _fit_choosing_seasonality(jobs, progressbar, pool=pool)
+            if mix_orders:
+                members = [*members, other]
         else:
             members = _fit_jobs(jobs, workers, progressbar, pool=pool)
         if time_slices:
@@ -681,20 +685,26 @@ def fit(
                 return _fit_jobs(jobs, at_once, score=False, pool=pool)  # weighed by their forecasts alone
 
             held_out = time_slice.score(dataset, shapes, fit_folds)
+            if held_out is not None and choosing and mix_orders:  # the other order's fit, on its own folds
+                scored = time_slice.score(other_data, [shapes[0]], fit_folds)
+                held_out[other.structure.name] = scored[shapes[0].name]  # type: ignore[index]
     combined = stacking.combine(members, seed=seed, held_out=held_out)
     if season is not None:
+        season = seasonality.joined(season, combined.candidates) if choosing and mix_orders else season
         combined.idata.attrs[seasonality.ATTR] = json.dumps(season)
     return combined
 
 
 def _fit_choosing_seasonality(
     jobs: list[tuple[Any, ...]], progressbar: bool = False, pool: Any = None
-) -> tuple[Dataset, list[Fitted], dict[str, Any]]:
+) -> tuple[Dataset, list[Fitted], dict[str, Any], Fitted, Dataset]:
     """``yearly_seasonality: auto``: the first candidate of ``jobs`` fitted with each of
     :data:`mmmlib.seasonality.ORDERS` side by side, compared by PSIS-LOO (:func:`mmmlib.seasonality.choose`), then
     the other candidates with the order kept, in the same worker processes; the first candidate's fit with that order
     is reused, so the choice costs one more fit (in ``pool``'s workers when given). Returns the data with the order
-    kept, the candidates fitted with it, and the record."""
+    kept, the candidates fitted with it, the record, and the first candidate's fit with the other order (named by its
+    order, :attr:`mmmlib.structures.Structure.harmonics`) with its data: it joins the mixture
+    (:func:`mmmlib.seasonality.join`)."""
     from mmmlib import stacking
 
     dataset = jobs[0][0]
@@ -720,7 +730,8 @@ def _fit_choosing_seasonality(
         )
         rest = [(variants[order], *job[1:]) for job in jobs[1:]]
         members = [fits[order], *(_fit_jobs(rest, workers, progressbar, pool=pool) if rest else [])]
-    return variants[order], members, record
+    other = next(k for k in seasonality.ORDERS if k != order)
+    return variants[order], members, record, seasonality.renamed(fits[other], other), variants[other]
 
 
 def _fit_jobs(
@@ -792,7 +803,7 @@ def fit_geos(
         )
     national = national_sum(dataset)
     log.info("choosing the structure on the national sum of %d geos", len(dataset.geos))
-    chosen = fit(national, request, progressbar, None)
+    chosen = fit(national, request, progressbar, None, mix_orders=False)
     structure = chosen.structure or structures.candidates("geometric", "logistic", dataset.config.baseline_form)[0]
     kept = _kept_structure(chosen.candidates, request.previous, dataset.config)
     simpler = None if kept is not None else _simpler_structure(chosen.candidates, dataset.config)

@@ -32,6 +32,7 @@ WEIGHTING = "BB-pseudo-BMA"
 STRUCTURE_VAR = "structure"
 HDI_PROB_OF_CANDIDATES = 0.94  # a candidate's ROAS interval (analysis.HDI_PROB; the fit does not know the config's)
 CANDIDATES_ATTR = "candidates"
+FOURIER = "gamma_fourier"  # the yearly seasonality's coefficients, by ``fourier_mode`` (sin_1, cos_1, ...)
 # posterior variables the product reads downstream (analysis, forecast, priors view); the rest are not kept
 KEEP_PREFIXES = (
     "adstock_",
@@ -277,6 +278,16 @@ def mix_groups(
     return out, np.concatenate(index, axis=1)
 
 
+def zero_missing_terms(mixed: tuple[xr.Dataset, np.ndarray]) -> tuple[xr.Dataset, np.ndarray]:
+    """A :func:`mix_groups` result with the Fourier terms a draw's seasonality order lacks set to zero, not NaN:
+    candidates of two orders (:mod:`mmmlib.seasonality`) share ``gamma_fourier``, and the smaller order is the larger
+    with those terms at zero, so forecasts evaluate every draw's seasonality with one set of terms."""
+    ds, index = mixed
+    if FOURIER in ds.data_vars:
+        ds[FOURIER] = ds[FOURIER].fillna(0.0)
+    return ds, index
+
+
 def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None = None) -> Any:
     """One :class:`~mmmlib.model.Fitted` whose posterior is the stacking mixture of the candidates' posteriors
     (weighted by ``held_out`` time-slice scores when given, else by PSIS-LOO: :func:`compare`)."""
@@ -297,7 +308,7 @@ def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None =
     draws = mixture_draws([m.idata["posterior"].sizes["draw"] for m in members], weights)
     counts = allocate(weights, draws)
     posteriors = [_kept(m.idata["posterior"].to_dataset()) for m in members]
-    posterior, index = mix_groups(posteriors, counts, rng)
+    posterior, index = zero_missing_terms(mix_groups(posteriors, counts, rng))
     posterior[STRUCTURE_VAR] = xr.DataArray(index, dims=("chain", "draw"))
     for part, registry in (("adstock", structures.ADSTOCKS), ("saturation", structures.SATURATIONS)):
         codes = np.array([registry.index(getattr(m.structure, part)) for m in members], dtype=float)
@@ -310,7 +321,9 @@ def combine(members: list[Any], seed: int = 0, held_out: dict[str, Any] | None =
     groups = {"posterior": posterior, "sample_stats": stats}
     if all("prior" in m.idata.children for m in members):
         prior_draws = [m.idata["prior"].to_dataset() for m in members]
-        groups["prior"], _ = mix_groups(prior_draws, allocate(weights, prior_draws[0].sizes["draw"]), rng)
+        groups["prior"], _ = zero_missing_terms(
+            mix_groups(prior_draws, allocate(weights, prior_draws[0].sizes["draw"]), rng)
+        )
     for name in first.idata.children:
         if name not in groups and name not in ("log_likelihood", "observed_data_lift"):
             groups[name] = first.idata[name].to_dataset()

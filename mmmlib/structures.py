@@ -43,18 +43,25 @@ AUTO_BASELINE = "changepoints"
 
 @dataclass(frozen=True)
 class Structure:
-    """One candidate model: a carry-over family, a returns family and a baseline."""
+    """One candidate model: a carry-over family, a returns family and a baseline. ``harmonics`` names the yearly
+    seasonality's order where it differs from the other candidates' (``yearly_seasonality: auto`` keeps the first
+    structure's fit with the order not chosen among the candidates, :mod:`mmmlib.seasonality`); None: the run's."""
 
     adstock: str
     saturation: str
     baseline: str = AUTO_BASELINE
+    harmonics: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.adstock}+{self.saturation}+{self.baseline}"
+        order = "" if self.harmonics is None else f"+fourier{self.harmonics}"
+        return f"{self.adstock}+{self.saturation}+{self.baseline}{order}"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"adstock": self.adstock, "saturation": self.saturation, "baseline": self.baseline}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"adstock": self.adstock, "saturation": self.saturation, "baseline": self.baseline}
+        if self.harmonics is not None:
+            out["yearly_seasonality"] = self.harmonics
+        return out
 
 
 def candidates(adstock: str, saturation: str, baseline: str) -> list[Structure]:
