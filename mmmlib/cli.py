@@ -139,12 +139,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     candidates = (summary.get("model") or {}).get("candidates") or []
     if len(candidates) > 1:
-        weights = ", ".join(f"{c['adstock']}+{c['saturation']} {c['weight']:.2f}" for c in candidates)
+        weights = ", ".join(f"{seasonality.label(c)} {c['weight']:.2f}" for c in candidates)
         score = "time-slice CV" if any("elpd_cv" in c for c in candidates) else "PSIS-LOO"
         print(f"Structures weighed out of sample ({score}, pseudo-BMA+): {weights}.")
         for c in candidates:
             if c.get("excluded"):
-                print(f"Left out of the combination: {c['adstock']}+{c['saturation']} ({c['excluded']}).")
+                print(f"Left out of the combination: {seasonality.label(c)} ({c['excluded']}).")
     geo_structure = geo_structure_sentence(summary.get("model") or {})
     if geo_structure:
         print(geo_structure[0].upper() + geo_structure[1:])

@@ -79,6 +79,13 @@ def joined(record: dict[str, Any], candidates: list[dict[str, Any]] | None) -> d
     return {**record, "joined": {"name": c["name"], "order": c["yearly_seasonality"], "weight": c["weight"]}}
 
 
+def label(candidate: dict[str, Any]) -> str:
+    """A candidate record's carry-over and returns, with its seasonality's order where it is not the run's."""
+    order = candidate.get("yearly_seasonality")
+    shape = f"{candidate.get('adstock', '—')}+{candidate.get('saturation', '—')}"
+    return shape if order is None else f"{shape} with {order} harmonics"
+
+
 def difference(a: Any, b: Any) -> tuple[float, float]:
     """elpd(a) − elpd(b) and its standard error, from the paired pointwise values (Vehtari, Gelman & Gabry 2017)."""
     d = np.asarray(a.elpd_i).ravel() - np.asarray(b.elpd_i).ravel()

@@ -28,7 +28,8 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = (data / "config.yaml").read_text()
     config = config.replace("adstock: geometric", "adstock: auto").replace("saturation: logistic", "saturation: auto")
     config = config.replace("holdout_periods: 0", "holdout_periods: 8")  # predicted by the candidates' workers
-    # the seasonality's order chosen too: the first candidate is also fitted with 4 harmonics beside the four
+    # the seasonality's order chosen too: the first candidate is also fitted with 4 harmonics beside the four, and
+    # that fit with the order not kept joins the candidates
     config = config.replace("yearly_seasonality: 2", "yearly_seasonality: auto")
     (data / "config.yaml").write_text(config)
     run = tmp_path_factory.mktemp("auto-store") / "clients" / "acme" / "runs" / "auto"
@@ -44,8 +45,11 @@ def test_every_candidate_is_fitted_scored_and_weighed(auto_run: Path) -> None:
     summary = json.loads((auto_run / "summary.json").read_text())
     model = summary["model"]
     assert model["selection"] == "weighted"
-    names = [(c["adstock"], c["saturation"]) for c in model["candidates"]]
-    assert names == [(a, s) for a in structures.AUTO_ADSTOCKS for s in structures.AUTO_SATURATIONS]
+    names = [(c["adstock"], c["saturation"], c.get("yearly_seasonality")) for c in model["candidates"]]
+    kept, other = model["seasonality"]["order"], 6 - model["seasonality"]["order"]  # of 2 and 4
+    four = [(a, s, None) for a in structures.AUTO_ADSTOCKS for s in structures.AUTO_SATURATIONS]
+    assert names == [*four, ("geometric", "logistic", other)]  # the first with the order not kept joins them
+    assert kept in (2, 4)
     assert sum(c["weight"] for c in model["candidates"]) == pytest.approx(1.0, abs=1e-3)
     assert 0 <= summary["diagnostics"]["holdout_mape"] < 1  # held-out weeks predicted by the candidates' workers
     for c in model["candidates"]:
@@ -65,11 +69,21 @@ def test_the_seasonality_order_is_chosen_and_every_candidate_has_it(auto_run: Pa
     assert all(o["elpd_loo"] is not None for o in choice["orders"])
     kept_ahead = choice["elpd_diff"] > 4 and choice["elpd_diff"] > 2 * choice["diff_se"]
     assert (choice["order"] == 4) == kept_ahead
+    candidates = summary["model"]["candidates"]
+    assert len(candidates) == 5 and candidates[4]["yearly_seasonality"] != choice["order"]
+    assert choice["joined"] == {
+        "name": candidates[4]["name"],
+        "order": 6 - choice["order"],
+        "weight": candidates[4]["weight"],
+    }
     post = xr.open_datatree(auto_run / "posterior.nc")
-    assert post["posterior"]["gamma_fourier"].sizes["fourier_mode"] == 2 * choice["order"]
-    assert len(summary["model"]["candidates"]) == 4
+    # the mixture has the Fourier terms of every order it holds draws of; a draw's missing terms are zero
+    held = [c.get("yearly_seasonality", choice["order"]) for c in candidates if c["draws_per_chain"] > 0]
+    fourier = post["posterior"]["gamma_fourier"]
+    assert fourier.sizes["fourier_mode"] == 2 * max(held) and not np.isnan(fourier.values).any()
     stdout = (auto_run.parents[3] / "fit-stdout.txt").read_text()
     assert f"Yearly seasonality: {choice['order']} harmonics" in stdout
+    assert f"geometric+logistic with {6 - choice['order']} harmonics " in stdout
 
 
 def test_mmm_fit_says_how_the_structures_were_weighed(auto_run: Path) -> None:

@@ -1,5 +1,6 @@
 """``yearly_seasonality: auto``: the Fourier order kept only when PSIS-LOO clearly prefers it (mmmlib.seasonality),
-recorded in summary.json and said by ``mmm fit``; a real fit keeps four harmonics on a year with three bumps."""
+recorded in summary.json and said by ``mmm fit``; the first structure's fit with the other order joins the candidates;
+a real fit keeps four harmonics on a year with three bumps."""
 
 from __future__ import annotations
 
@@ -67,6 +68,67 @@ def test_sentence_says_which_order_and_why() -> None:
     assert seasonality.sentence({}) is None
 
 
+def test_the_order_not_kept_joins_the_candidates_under_its_own_name() -> None:
+    from mmmlib.model import Fitted
+    from mmmlib.structures import Structure
+
+    rec = {"adstock": "geometric", "saturation": "logistic", "baseline": "changepoints", "name": "x", "weight": 0.0}
+    fitted = Fitted(mmm=None, idata=None, X=None, y=None, control_scales={}, sampler="nutpie", chains=2, draws=10,
+                    fit_seconds=1.0, structure=Structure("geometric", "logistic"), score=(rec, "loo"))  # fmt: skip
+    seasonality.renamed(fitted, 4)
+    assert fitted.structure.name == "geometric+logistic+changepoints+fourier4"
+    assert fitted.score[0]["name"] == fitted.structure.name and fitted.score[0]["yearly_seasonality"] == 4
+    assert fitted.score[1] == "loo" and rec["name"] == "x"  # the worker's record is not changed in place
+    assert Structure("geometric", "logistic").to_dict() == {
+        "adstock": "geometric",
+        "saturation": "logistic",
+        "baseline": "changepoints",
+    }
+
+    _, held = seasonality.choose(pair(np.full(100, 0.03)))
+    candidates = [{"name": "geometric+logistic+changepoints", "weight": 0.4}, {**fitted.score[0], "weight": 0.6}]
+    joined = seasonality.joined(held, candidates)
+    assert joined["order"] == 2 and joined["joined"] == {"name": fitted.structure.name, "order": 4, "weight": 0.6}
+    assert seasonality.sentence({"seasonality": joined}).endswith(
+        "not enough to keep the larger order. The first structure with 4 harmonics is weighed among the candidates:"
+        " weight 0.60."
+    )
+    assert seasonality.joined(held, candidates[:1]) is held  # fixed structures' runs before: nothing joined
+
+
+def test_a_mixture_of_two_orders_has_the_larger_with_zeros_for_the_missing_terms() -> None:
+    from mmmlib import forecast, stacking
+
+    def draws(modes: list[str], value: float) -> xr.Dataset:
+        coefs = np.full((2, 10, len(modes)), value)
+        return xr.Dataset({"gamma_fourier": (("chain", "draw", "fourier_mode"), coefs)}, coords={"fourier_mode": modes})
+
+    two = ["sin_1", "sin_2", "cos_1", "cos_2"]
+    four = [f"{f}_{h}" for f in ("sin", "cos") for h in range(1, 5)]
+    mixed, index = stacking.zero_missing_terms(
+        stacking.mix_groups([draws(two, 1.0), draws(four, 2.0)], [4, 6], np.random.default_rng(0))
+    )
+    coefs = mixed["gamma_fourier"]
+    assert sorted(str(m) for m in coefs["fourier_mode"].values) == sorted(four)
+    assert not np.isnan(coefs.values).any()
+    small = coefs.values[index == 0]  # (draws of order 2, mode)
+    modes = [str(m) for m in coefs["fourier_mode"].values]
+    assert (small[:, [modes.index(m) for m in two]] == 1.0).all()
+    assert (small[:, [i for i, m in enumerate(modes) if m not in two]] == 0.0).all()
+    assert (coefs.values[index == 1] == 2.0).all()
+
+    # the forecast's seasonality of an order-2 draw is its own two harmonics', nothing from the other terms
+    dates = pd.date_range("2024-01-01", periods=52, freq="W-MON")
+    post = SimpleNamespace(
+        idata={"posterior": mixed},
+        draws=lambda name: mixed[name].stack(sample=("chain", "draw")).transpose("sample", ...).values,
+    )
+    phase = 2 * np.pi * np.asarray(dates.dayofyear, dtype=float) / forecast.DAYS_IN_YEAR
+    own = sum(np.sin(h * phase) + np.cos(h * phase) for h in (1, 2))
+    flat = index.ravel()  # chain-major, as stack(chain, draw)
+    assert np.allclose(forecast.seasonality(post, dates)[flat == 0], own)
+
+
 def test_config_accepts_auto_and_names_it_when_refusing(tmp_path: Path) -> None:
     cfg = ModelConfig(date_column="week", target_column="sales", channel_columns=["tv"], yearly_seasonality="auto")
     save_config(cfg, tmp_path / "config.yaml")
@@ -116,6 +178,16 @@ def test_a_year_with_three_bumps_keeps_four_harmonics_in_every_candidate(tmp_pat
     assert [o["order"] for o in choice["orders"]] == [2, 4]
     assert "Yearly seasonality: 4 harmonics, chosen out of sample" in fit.stdout
     post = xr.open_datatree(run / "posterior.nc")
-    # both candidates refitted with the order kept, then combined: the published mixture has four harmonics
-    assert [c["saturation"] for c in summary["model"]["candidates"]] == ["logistic", "hill"]
+    # both candidates refitted with the order kept, and the first one's fit with two harmonics, then combined: the
+    # two-harmonic fit is weighed like the others (next to nothing here) and the mixture has four harmonics
+    candidates = summary["model"]["candidates"]
+    assert [(c["saturation"], c.get("yearly_seasonality")) for c in candidates] == [
+        ("logistic", None),
+        ("hill", None),
+        ("logistic", 2),
+    ]
+    assert candidates[2]["name"] == "geometric+logistic+changepoints+fourier2"
+    assert choice["joined"] == {"name": candidates[2]["name"], "order": 2, "weight": candidates[2]["weight"]}
+    assert candidates[2]["weight"] < 0.05
     assert post["posterior"]["gamma_fourier"].sizes["fourier_mode"] == 8
+    assert not np.isnan(post["posterior"]["gamma_fourier"].values).any()

@@ -97,7 +97,10 @@ def test_full_mode_refits_each_candidate_on_the_folds_and_weighs_by_the_quarters
     data = tmp_path / "data"
     assert mmm("synth", "--out", str(data), "--weeks", "104", "--channels", "2", "--seed", "7").returncode == 0
     config = (data / "config.yaml").read_text().replace("saturation: logistic", "saturation: auto")
-    (data / "config.yaml").write_text(config)  # two candidates: geometric carry-over, logistic or Hill returns
+    # two candidates: geometric carry-over, logistic or Hill returns; and the seasonality's order chosen, so the first
+    # one's fit with the order not kept joins them, with folds of its own
+    config = config.replace("yearly_seasonality: 2", "yearly_seasonality: auto")
+    (data / "config.yaml").write_text(config)
     run = tmp_path / "run"
     steps = ["--chains", "2", "--tune", "300", "--draws", "300"]  # small, for the test's time; folds take them too
     fit = mmm("fit", str(data / "data.csv"), "--config", str(data / "config.yaml"), "--out", str(run), "--mode", "full",
@@ -106,11 +109,18 @@ def test_full_mode_refits_each_candidate_on_the_folds_and_weighs_by_the_quarters
     assert "Structures weighed out of sample (time-slice CV, pseudo-BMA+)" in fit.stdout
     log = (run / "fit.log").read_text()
     assert "time-slice cross-validation: 2 candidates × 3 folds, training on the first 65/78/91 periods" in log
+    assert "time-slice cross-validation: 1 candidates × 3 folds" in log  # the other order's
     # the folds are fitted by the candidates' worker processes (started with the kernel), not by a fresh pair
     assert "fitting 6 candidate structures, 2 at a time in worker processes" in log
     assert "starting 2 fit worker processes" not in log
-    candidates = json.loads((run / "summary.json").read_text())["model"]["candidates"]
-    assert [c["saturation"] for c in candidates] == ["logistic", "hill"]
+    model = json.loads((run / "summary.json").read_text())["model"]
+    candidates = model["candidates"]
+    kept = model["seasonality"]["order"]
+    assert [(c["saturation"], c.get("yearly_seasonality")) for c in candidates] == [
+        ("logistic", None),
+        ("hill", None),
+        ("logistic", 6 - kept),
+    ]
     for c in candidates:
         assert c["weighted_by"] == "time-slice CV" and np.isfinite(c["elpd_cv"]) and c["elpd_cv_se"] > 0
         assert np.isfinite(c["elpd_loo"])  # still reported beside it

@@ -110,7 +110,7 @@ def structures_table(summary: dict[str, Any]) -> w.HTML:
 
 def _structure_rows_table(css: str, candidates: list[dict[str, Any]], cv: bool) -> str:
     """One row per candidate structure: what it is, its scores, weight and sampling diagnostics."""
-    rows = []
+    rows = []  # a candidate with a seasonality order of its own (mmmlib.seasonality) says so beside its baseline
     for c in candidates:
         elpd = "—" if c.get("elpd_loo") is None else f"{c['elpd_loo']:,.1f} ± {_number(c.get('elpd_se'), ',.1f')}"
         cv_elpd = f"{c['elpd_cv']:,.1f} ± {_number(c.get('elpd_cv_se'), ',.1f')}" if "elpd_cv" in c else "—"
@@ -118,7 +118,7 @@ def _structure_rows_table(css: str, candidates: list[dict[str, Any]], cv: bool) 
             [
                 c.get("adstock", "—"),
                 c.get("saturation", "—"),
-                c.get("baseline", "—"),
+                c.get("baseline", "—") + (f", {order} harmonics" if (order := c.get("yearly_seasonality")) else ""),
                 elpd,
                 *([cv_elpd] if cv else []),
                 _number(c.get("weight"), ".2f"),
@@ -155,7 +155,7 @@ def structure_roas_table(summary: dict[str, Any]) -> w.HTML | None:
 
     header = [
         "channel",
-        *(f"{c['adstock']}+{c['saturation']} (weight {_number(c.get('weight'), '.2f')})" for c in candidates),
+        *(f"{seasonality.label(c)} (weight {_number(c.get('weight'), '.2f')})" for c in candidates),
     ]
     header.append(f"combined ({interval_label(summary)})")
     rows = [
