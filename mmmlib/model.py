@@ -704,7 +704,7 @@ def _fit_choosing_seasonality(
     is reused, so the choice costs one more fit (in ``pool``'s workers when given). Returns the data with the order
     kept, the candidates fitted with it, the record, and the first candidate's fit with the other order (named by its
     order, :attr:`mmmlib.structures.Structure.harmonics`) with its data: it joins the mixture
-    (:func:`mmmlib.seasonality.join`)."""
+    (:func:`mmmlib.seasonality.renamed`)."""
     from mmmlib import stacking
 
     dataset = jobs[0][0]

@@ -13,7 +13,7 @@ candidate is then fitted with the order kept, and ``summary.json`` ``model.seaso
 
 The choice is not all-or-nothing: the first structure's fit with the order not kept is already there, so it joins
 the candidates (:func:`renamed`) and is weighed out of sample like them. Where the larger order leads by less than
-the rule asks (on the suite's strong world 2010 by 6.4 ± 4.1 elpd, where two harmonics left a seasonally budgeted
+the rule asks (on the suite's strong world 2010 by 5.2 ± 4.4 elpd, where two harmonics left a seasonally budgeted
 channel's interval narrow and below the truth) it takes the weight its score earns instead of none; where it is
 clearly worse it gets next to none. A Fourier term a draw's order lacks is zero in the combined posterior
 (:func:`mmmlib.stacking.combine`): the smaller order is the larger with those terms at zero.
