@@ -82,8 +82,12 @@ chromium:
 lint: venv
 	$(VENV)/bin/ruff check mmmlib tests benchmarks
 
+# Two pytest-xdist workers: much of a test is one thread (imports, compiling, a kernel or hub starting, a browser
+# waiting), so two share the 2 cores well. Each test file runs on one worker (its module's fits, hubs and browsers
+# are built once); the fits several files share are built once for both (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: venv meridian js chp chromium
-	$(VENV)/bin/python -m pytest -q --durations=30 tests
+	$(VENV)/bin/python -m pytest -q --durations=30 -n $(TEST_WORKERS) --dist loadfile tests
 
 # The edit-test loop: all but the tests marked slow (fits, several seconds) or server (hubs, Voilà, kernels, browsers)
 # in pyproject.toml; needs only the venv. nbval and zarr's pytest plugins are left unloaded: seconds of imports

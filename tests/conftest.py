@@ -8,8 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -46,6 +47,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         if used & SERVER_FIXTURES:
             item.add_marker(pytest.mark.server)
+
+
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[], dict]) -> dict:
+    """A session fixture's value built by the first pytest-xdist worker that needs it, under a lock, and read by the
+    others from its record (its paths are on the same disk); without xdist, just built. `make test` sends each test
+    file to one worker (``--dist loadfile``), so a module's own fixtures are built once anyway; these are the ones
+    several files share: the fits, which tests read or copy."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build()
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp().parent  # shared by the workers of this run
+    record = base / f"{name}.json"
+    with FileLock(str(base / f"{name}.lock")):
+        if record.is_file():
+            return _decode(json.loads(record.read_text()))
+        value = build()
+        record.write_text(json.dumps(_encode(value)))
+    return value
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Path):
+        return {"__path__": str(value)}
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Path(value["__path__"]) if set(value) == {"__path__"} else {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +126,10 @@ def _fit(data_dir: Path, run_dir: Path, *options: str) -> subprocess.CompletedPr
 @pytest.fixture(scope="session")
 def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real quick fit (papermill + pymc-marketing) of a small synthetic dataset, shared by every test."""
+    return _built_once(tmp_path_factory, "synth_run", lambda: _synth_run(tmp_path_factory))
+
+
+def _synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data_dir = tmp_path_factory.mktemp("synth")
     assert _mmm("synth", "--out", str(data_dir), "--weeks", "104", "--channels", "3", "--seed", "11").returncode == 0
     # the shared fit also exercises held-out error and lift-test calibration (from the known truth)
@@ -117,6 +159,10 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def geo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real hierarchical geo fit (``mmm fit`` through papermill): 4 geos × 78 weeks × 2 channels, impressions as
     media, population per capita, the last geo spending on search in only 4 weeks (data-poor: pooling's case)."""
+    return _built_once(tmp_path_factory, "geo_run", lambda: _geo_run(tmp_path_factory))
+
+
+def _geo_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from mmmlib.data import synth_geo
     from mmmlib.data.synth import SynthSpec
 
@@ -185,6 +231,10 @@ def assert_draws_offline(html: Path, screenshot: str) -> None:
 @pytest.fixture(scope="session")
 def scheduled(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A real `mmm schedule run --once` of the small synthetic client (plain config: no lift tests)."""
+    return _built_once(tmp_path_factory, "scheduled", lambda: _scheduled(synth_run, tmp_path_factory))
+
+
+def _scheduled(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("home")
     data_dir = synth_run["data_dir"]
     config = (data_dir / "config.yaml").read_text().replace("lift_tests: lift.csv", "lift_tests: null")
@@ -225,7 +275,7 @@ def scheduled(synth_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
         ],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, **env},
+        env={**os.environ, **env},
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return {"root": root, "file": schedules, "results": json.loads(run.stdout), "env": env}

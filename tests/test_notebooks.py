@@ -29,6 +29,7 @@ def test_notebooks_run_under_nbval(synth_run: dict, scheduled: dict, tmp_path: P
         "MMM_COMPARE_A": str(synth_run["run_dir"]),
         "MMM_COMPARE_B": scheduled["results"][0]["run"],
     }
+    env.pop("PYTEST_ADDOPTS", None)  # this run's options (workers, a junit file) are not the notebooks' run's
     run = subprocess.run(
         [
             sys.executable,
