@@ -5,6 +5,7 @@ The root-only tests create real accounts (run them under the hub-tests lock, as 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -115,17 +116,21 @@ def _useradd(name: str, home: Path, comment: str) -> None:
 @root_only
 def test_an_account_that_belongs_to_another_hub_user_is_refused(scratch: Path) -> None:
     """An older hub gave ``exec.a`` the account ``mmm-exec-a-a4f21774``; the user ``exec-a-a4f21774`` must not get it
-    (nor any account the hub did not make)."""
-    legacy = "mmm-exec-a-a4f21774"
+    (nor any account the hub did not make). Names of this process's own, so a hub in another test worker signing up
+    that very pair (tests/test_hub.py) never meets this account."""
+    user = f"exec.{os.getpid()}"  # hashed by the older hub: cleaned, then 8 hex of its sha256
+    legacy = f"mmm-exec-{os.getpid()}-{hashlib.sha256(user.encode()).hexdigest()[:8]}"
+    claimant = legacy.removeprefix("mmm-")
+    assert accounts.account_name(claimant) == legacy  # a readable name: the hub today would give it that account
     _drop(legacy)
     try:
-        _useradd(legacy, scratch / "old" / legacy, accounts.owner_comment("exec.a"))
+        _useradd(legacy, scratch / "old" / legacy, accounts.owner_comment(user))
         with pytest.raises(accounts.AccountRefused, match="belongs to someone else"):
-            accounts.ensure_account("exec-a-a4f21774", scratch / "homes")
+            accounts.ensure_account(claimant, scratch / "homes")
         assert not (scratch / "homes" / legacy).exists()
         subprocess.run(["usermod", "--comment", "a sysadmin's own account", legacy], check=True)
         with pytest.raises(accounts.AccountRefused):
-            accounts.ensure_account("exec-a-a4f21774", scratch / "homes")
+            accounts.ensure_account(claimant, scratch / "homes")
     finally:
         _drop(legacy)
 
