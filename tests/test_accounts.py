@@ -1,6 +1,7 @@
 """Unix account and group names: one per hub user and per client, by construction; accounts refused or re-homed.
 
-The root-only tests create real accounts (run them under the hub-tests lock, as CI runs everything as root).
+The root-only tests create real accounts (CI runs everything as root), with names no other test file uses: `make
+test` runs two workers, and a hub in the other one may be signing users up at the same moment.
 """
 
 from __future__ import annotations
