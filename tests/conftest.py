@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -59,30 +59,12 @@ def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Call
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp().parent  # shared by the workers of this run
-    record = base / f"{name}.json"
+    record = base / f"{name}.pickle"  # written by this run's own worker: paths, texts, numbers
     with FileLock(str(base / f"{name}.lock")):
         if record.is_file():
-            return _decode(json.loads(record.read_text()))
+            return pickle.loads(record.read_bytes())
         value = build()
-        record.write_text(json.dumps(_encode(value)))
-    return value
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, Path):
-        return {"__path__": str(value)}
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        return Path(value["__path__"]) if set(value) == {"__path__"} else {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
+        record.write_bytes(pickle.dumps(value))
     return value
 
 

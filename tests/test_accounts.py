@@ -119,8 +119,8 @@ def test_an_account_that_belongs_to_another_hub_user_is_refused(scratch: Path) -
     """An older hub gave ``exec.a`` the account ``mmm-exec-a-a4f21774``; the user ``exec-a-a4f21774`` must not get it
     (nor any account the hub did not make). Names of this process's own, so a hub in another test worker signing up
     that very pair (tests/test_hub.py) never meets this account."""
-    user = f"exec.{os.getpid()}"  # hashed by the older hub: cleaned, then 8 hex of its sha256
-    legacy = f"mmm-exec-{os.getpid()}-{hashlib.sha256(user.encode()).hexdigest()[:8]}"
+    user = f"exec.{os.getpid()}"  # the older hub's hashed form: "mmm-", the name cleaned, 8 hex of its sha256
+    legacy = f"mmm-{user.replace('.', '-')}-{hashlib.sha256(user.encode()).hexdigest()[:8]}"
     claimant = legacy.removeprefix("mmm-")
     assert accounts.account_name(claimant) == legacy  # a readable name: the hub today would give it that account
     _drop(legacy)
