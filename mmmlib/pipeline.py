@@ -121,8 +121,8 @@ def _publish_run(
                     **({"km": km} if km is not None else {}),
                 )
         finally:
-            if km is not None:
-                kernel_pool.shutdown(km)  # one run per kernel: nothing carries over to the next
+            if km is not None and pool is not None:
+                pool.release(km)  # one run per kernel: nothing carries over to the next
         if not staging.complete:
             raise InputError(f"the notebook finished without writing {runs.SUMMARY}.")
         summary = staging.summary()

@@ -66,6 +66,8 @@ def test_each_notebook_gets_a_warm_kernel_of_its_own(tmp_path: Path) -> None:
         for i in range(2):
             km = pool.take()
             assert km is not None
+            # its replacement waits for the fit's end: started now, its imports would take a core from the fit
+            assert not pool.ready and not pool._starting
             out = tmp_path / f"probe{i}.json"
             try:
                 pm.execute_notebook(
@@ -77,9 +79,10 @@ def test_each_notebook_gets_a_warm_kernel_of_its_own(tmp_path: Path) -> None:
                     progress_bar=False,
                 )
             finally:
-                kernel_pool.shutdown(km)
+                pool.release(km)
             seen.append(json.loads(out.read_text()))
             assert not _alive(seen[-1]["pid"])  # used once, then gone
+            assert pool._starting or pool.ready  # and replaced
         assert pool.wait_ready(300)
         spare = [km.provisioner.pid for km in pool._ready]
     assert spare and not any(_alive(pid) for pid in spare)  # closing the pool shut its spare kernel down
@@ -88,9 +91,17 @@ def test_each_notebook_gets_a_warm_kernel_of_its_own(tmp_path: Path) -> None:
     assert seen[0]["pid"] != seen[1]["pid"]
 
 
+CRASH = """
+import os
+open({pid_file!r}, "w").write(str(os.getpid()))
+os.kill(os.getpid(), 9)  # the kernel dies mid-fit (killed for memory, say)
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.server
-def test_a_fit_runs_in_a_preheated_kernel(synth_run: dict, tmp_path: Path) -> None:
+def test_a_fit_runs_in_a_preheated_kernel_and_a_crashed_one_loses_nothing(synth_run: dict, tmp_path: Path) -> None:
+    from mmmlib.errors import InputError
     from mmmlib.pipeline import fit_pool, fit_run
     from mmmlib.request import FitRequest
     from mmmlib.runs import RunDir
@@ -99,12 +110,26 @@ def test_a_fit_runs_in_a_preheated_kernel(synth_run: dict, tmp_path: Path) -> No
     config = yaml.safe_load((data / "config.yaml").read_text())
     config.update({"adstock": "geometric", "saturation": "logistic", "holdout_periods": 0, "lift_tests": None})
     (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(config))
+    crashing = _probe_notebook(tmp_path / "crash.ipynb")
+    nb = nbformat.read(crashing, as_version=4)
+    nb.cells[0].source = "request = {}"
+    nb.cells[1].source = CRASH.format(pid_file=str(tmp_path / "crashed.pid"))
+    nbformat.write(nb, crashing)
+    request = FitRequest(
+        str(data / "data.csv"), str(tmp_path / "fixed.yaml"), str(tmp_path / "r1"), tune=300, draws=300
+    )
     with fit_pool(1) as pool:
         assert pool.wait_ready(300)
-        request = FitRequest(
-            str(data / "data.csv"), str(tmp_path / "fixed.yaml"), str(tmp_path / "r1"), tune=300, draws=300
-        )
+        with pytest.raises(InputError, match="The fit failed"):
+            fit_run(request, notebook=crashing, pool=pool)
+        crashed = int((tmp_path / "crashed.pid").read_text())
+        assert not (tmp_path / "r1").exists()  # nothing half-written published
+        assert list(tmp_path.glob("r1.failed-*"))  # the attempt kept for a look
+        assert pool.wait_ready(300)  # a fresh kernel replaced the dead one
+        fresh = pool._ready[0].provisioner.pid
+        assert fresh != crashed and not _alive(crashed)
         summary = fit_run(request, pool=pool)
+        assert not _alive(fresh)  # that fit's kernel is gone after it
         assert pool.wait_ready(300)  # its replacement is up for the next fit
     run = RunDir(tmp_path / "r1")
     assert run.complete and summary["run"]["draws"] == 300
