@@ -1,11 +1,12 @@
 """The worker processes that fit candidate structures side by side, and starting them before the fit needs them.
 
-Each candidate is fitted in its own spawned process (nothing compiled or imported is shared unsafely): compiling
-one while another samples keeps both cores busy. A spawned worker spends 3-4 s importing pymc-marketing, nutpie
-and mmmlib before its first candidate. A fit's own kernel (``pipeline.fit_run``) is told how many workers the fit
-will want and starts them (:func:`prestart`) before its own imports, so that both happen while ``mmm fit``
-imports papermill and connects; the fit's first call to :func:`pool` then takes them instead of spawning its own.
-This module imports nothing heavy, so a kernel can start the workers first.
+Each candidate is fitted in its own process (nothing compiled is shared unsafely): compiling one while another
+samples keeps both cores busy. Importing pymc-marketing, nutpie and mmmlib takes 3-4 s of a core; the workers are
+forked from a fork server that did it once (:func:`_context`), so two workers cost one import. A fit's own kernel
+(``pipeline.fit_run``) is told how many workers the fit will want and starts them (:func:`prestart`) beside its own
+imports, so that both happen while ``mmm fit`` imports papermill and connects; the fit's first call to :func:`pool`
+then takes them instead of starting its own. This module imports nothing heavy, so a kernel can start the workers
+first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ log = logging.getLogger("mmmlib.fit_workers")
 # keeps both cores busy); MMM_FIT_WORKERS=1 fits them one after another in this process.
 WORKERS_ENV = "MMM_FIT_WORKERS"
 
-_prestarted: tuple[int, Any, Any, Any] | None = None  # (workers, executor, their start jobs, log listener) not taken
+_prestarted: tuple[int, Any, Any, Any, Any] | None = None  # (workers, executor, start jobs, log listener, starter)
 
 
 def candidate_workers(candidates: int) -> int:
@@ -60,13 +61,20 @@ def planned(dataset: Any) -> int:
     return workers if workers > 1 else 0
 
 
-def _worker_start(queue: Any) -> None:
+def _worker_start(queue: Any, environ: dict[str, str] | None = None, cwd: str | None = None) -> None:
     """A worker sends its log records to the parent, which logs them as its own (one log per run, in order); what
     libraries print (progress bars) goes to the stderr it inherited, the run's log, not to the user's terminal. It
-    imports the fitting stack now, while it would otherwise wait for its first candidate."""
+    imports the fitting stack now, while it would otherwise wait for its first candidate (nothing to do when the
+    fork server it came from did). ``environ`` and ``cwd``: the parent's when it made the pool, as a spawned worker
+    would have them (a fork server keeps those of its own start)."""
     import logging.handlers
     import warnings
 
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    if cwd is not None:
+        os.chdir(cwd)
     os.dup2(2, 1)
     warnings.filterwarnings("ignore")
     root = logging.getLogger()
@@ -92,16 +100,31 @@ class _Relay(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
+# What every worker imports (:func:`_worker_start`): imported once, by the fork server the workers are forked from.
+PRELOAD = ["nutpie", "pymc_marketing.mmm", "mmmlib.model", "mmmlib.stacking"]
+
+
+def _context() -> Any:
+    """Workers forked from a fork server that imported :data:`PRELOAD` once (a single-threaded process, so forking
+    it is safe), instead of each spawned interpreter importing them: two workers cost one import, not two."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
 def _spawn(workers: int) -> tuple[Any, Any]:
     import logging.handlers
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _context()
     queue = ctx.Queue()
     listener = logging.handlers.QueueListener(queue, _Relay())
     listener.start()
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue,))
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_start, initargs=(queue, dict(os.environ), os.getcwd())
+    )
     return executor, listener
 
 
@@ -111,9 +134,17 @@ def prestart(workers: int) -> None:
     global _prestarted
     if workers < 2 or _prestarted is not None:
         return
+    import threading
+
     executor, listener = _spawn(workers)
-    started = [executor.submit(_ready) for _ in range(workers)]  # one job each: every process starts now
-    _prestarted = (workers, executor, started, listener)
+    started: list[Any] = []
+
+    def start() -> None:  # a fork server's start waits for its imports: the caller's own imports go on meanwhile
+        started.extend(executor.submit(_ready) for _ in range(workers))  # one job each: every process starts now
+
+    thread = threading.Thread(target=start, name="mmm-fit-workers-start", daemon=True)
+    thread.start()
+    _prestarted = (workers, executor, started, listener, thread)
     log.debug("%d fit workers started ahead", workers)
 
 
@@ -124,7 +155,8 @@ def _take(workers: int) -> tuple[Any, Any] | None:
     kept, _prestarted = _prestarted, None
     if kept is None:
         return None
-    size, executor, started, listener = kept
+    size, executor, started, listener, thread = kept
+    thread.join()
     if size == workers and not any(job.done() and job.exception() is not None for job in started):
         return executor, listener
     log.info("fit workers started ahead not used (%d of them, %d wanted)", size, workers)

@@ -48,6 +48,7 @@ def clean() -> Any:
     kept = fit_workers._prestarted
     fit_workers._prestarted = None
     if kept is not None:
+        kept[4].join()
         kept[1].shutdown(wait=True, cancel_futures=True)
         kept[3].stop()
 
@@ -59,7 +60,7 @@ def _pids(executor: Any, count: int, wait: float = 60.0) -> set[int]:
     return set(executor._processes)
 
 
-@pytest.mark.slow  # two spawned interpreters import the fitting stack
+@pytest.mark.slow  # a fork server imports the fitting stack
 def test_the_fits_pool_takes_the_workers_started_for_it(clean: Any) -> None:
     fit_workers.prestart(2)
     executor = fit_workers._prestarted[1]
@@ -94,7 +95,7 @@ def _slow_to_exit(_: int) -> int:
     return os.getpid()
 
 
-@pytest.mark.slow  # two spawned interpreters
+@pytest.mark.slow  # a fork server and two workers
 def test_a_finished_fit_goes_on_while_its_workers_exit(clean: Any) -> None:
     """After every job has returned, leaving the pool does not wait for the workers to exit (their exit was 1.6 s of
     the sample's fit: the executor's collection waited on the lock its manager holds while joining them); they
@@ -115,6 +116,7 @@ def test_a_finished_fit_goes_on_while_its_workers_exit(clean: Any) -> None:
 def test_workers_that_failed_to_start_are_replaced(clean: Any) -> None:
     import logging.handlers
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     broken: Future[bool] = Future()
@@ -122,7 +124,9 @@ def test_workers_that_failed_to_start_are_replaced(clean: Any) -> None:
     executor = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
     listener = logging.handlers.QueueListener(multiprocessing.get_context("spawn").Queue())
     listener.start()
-    fit_workers._prestarted = (2, executor, [broken], listener)
+    starter = threading.Thread(target=lambda: None)
+    starter.start()
+    fit_workers._prestarted = (2, executor, [broken], listener, starter)
     assert fit_workers._take(2) is None and fit_workers._prestarted is None
 
 
@@ -136,12 +140,33 @@ def test_a_fits_kernel_starts_the_workers_and_takes_them_down() -> None:
         kernel_pool.run_code(km, "import mmmlib.fit_workers as f\nassert f._prestarted[0] == 2")
         kernel = psutil.Process(km.provisioner.process.pid)
         deadline = time.monotonic() + 60
+        servers: list[psutil.Process] = []
         workers: list[psutil.Process] = []
         while len(workers) < 2 and time.monotonic() < deadline:
-            workers = [p for p in kernel.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+            servers = [p for p in kernel.children() if "forkserver" in " ".join(p.cmdline())]
+            workers = [w for server in servers for w in server.children()]
             time.sleep(0.2)
-        assert len(workers) == 2
+        # forked from one fork server that imported the fitting stack once, not spawned to import it each
+        assert len(servers) == 1 and len(workers) == 2
     finally:
         kernel_pool.shutdown(km)
-    _, alive = psutil.wait_procs(workers, timeout=30)
-    assert not alive  # no worker outlives its kernel
+    _, alive = psutil.wait_procs(workers + servers, timeout=30)
+    assert not alive  # no worker, nor their server, outlives its kernel
+
+
+def _where(_: int) -> tuple[str | None, str]:
+    import os
+
+    return os.environ.get("MMM_TEST_WORKER_ENV"), os.getcwd()
+
+
+@pytest.mark.slow  # a fork server imports the fitting stack
+def test_workers_see_the_environment_and_folder_of_their_pool_not_of_the_fork_server(
+    clean: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with fit_workers.pool(2) as pool:  # the fork server is up from here on, with this environment
+        assert set(pool.map(_where, range(2))) <= {(None, str(Path.cwd()))}
+    monkeypatch.setenv("MMM_TEST_WORKER_ENV", "set later")
+    monkeypatch.chdir(tmp_path)
+    with fit_workers.pool(2) as pool:
+        assert set(pool.map(_where, range(4))) == {("set later", str(tmp_path))}
