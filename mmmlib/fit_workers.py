@@ -157,7 +157,12 @@ def _take(workers: int) -> tuple[Any, Any] | None:
         return None
     size, executor, started, listener, thread = kept
     thread.join()
-    if size == workers and not any(job.done() and job.exception() is not None for job in started):
+    # a start that failed in the starter thread left fewer start jobs than workers
+    if (
+        size == workers
+        and len(started) == size
+        and not any(job.done() and job.exception() is not None for job in started)
+    ):
         return executor, listener
     log.info("fit workers started ahead not used (%d of them, %d wanted)", size, workers)
     _retire(executor, listener)  # they exit while the fit spawns its own

@@ -1,7 +1,7 @@
 """Preheated kernels for fits: started ahead, their imports done, each used for one fit's notebook and then replaced.
 
 Starting a kernel and importing pymc, pymc-marketing and the samplers costs seconds per fit. A long-lived process
-that fits again and again (the scheduler's ``mmm schedule serve``, ``mmm batch``) keeps a :class:`KernelPool`:
+that fits again and again (the scheduler's ``mmm schedule serve``) keeps a :class:`KernelPool`:
 ``take()`` hands over a kernel that is already up with those imports done; ``release()`` shuts it down after its
 fit and only then starts its replacement, whose start and imports (seconds of CPU) would otherwise compete with the
 fit for the cores. A kernel runs exactly one fit, so nothing carries from one fit to the next and ``fit.ipynb``
@@ -115,8 +115,9 @@ class KernelPool:
         """Shut down a kernel :meth:`take` gave (its fit done, failed or crashed), then start its replacement.
 
         The replacement starts only now: started when the kernel was taken (until 2026-12-07), its interpreter's
-        imports took a core from the fit's two chains, and one fixed-structure fit of the sample took 6.6–6.8 s
-        instead of 5.7–6.0 s (docs/speed.md). A fit asked for within seconds of the last one waits for it instead.
+        imports took a core from the fit's two chains, and one fixed-structure fit of the sample took 6.8 s instead
+        of 5.9 s (``benchmarks/preheated.py``, docs/speed.md). A fit asked for within seconds of the last one waits
+        for it instead.
         """
         shutdown(km)
         if self.refill:

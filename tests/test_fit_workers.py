@@ -119,15 +119,26 @@ def test_workers_that_failed_to_start_are_replaced(clean: Any) -> None:
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
+    def prestarted(jobs: list[Future[bool]]) -> tuple[int, Any, list[Future[bool]], Any, threading.Thread]:
+        executor = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+        listener = logging.handlers.QueueListener(multiprocessing.get_context("spawn").Queue())
+        listener.start()
+        starter = threading.Thread(target=lambda: None)
+        starter.start()
+        return (2, executor, jobs, listener, starter)
+
     broken: Future[bool] = Future()
     broken.set_exception(RuntimeError("a worker died while importing"))
-    executor = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-    listener = logging.handlers.QueueListener(multiprocessing.get_context("spawn").Queue())
-    listener.start()
-    starter = threading.Thread(target=lambda: None)
-    starter.start()
-    fit_workers._prestarted = (2, executor, [broken], listener, starter)
+    fine: Future[bool] = Future()
+    fine.set_result(True)
+    fit_workers._prestarted = prestarted([broken, fine])  # one worker died while importing
     assert fit_workers._take(2) is None and fit_workers._prestarted is None
+    fit_workers._prestarted = prestarted([])  # the starter thread failed before it started any
+    assert fit_workers._take(2) is None and fit_workers._prestarted is None
+    fit_workers._prestarted = kept = prestarted([fine, fine])
+    assert fit_workers._take(2) == (kept[1], kept[3])  # started well: taken
+    kept[1].shutdown()
+    kept[3].stop()
 
 
 @pytest.mark.slow
