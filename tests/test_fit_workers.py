@@ -148,7 +148,10 @@ def test_a_fits_kernel_starts_the_workers_and_takes_them_down() -> None:
 
     km = kernel_pool.start_warm_kernel("python3", str(ROOT / "notebooks"), None, workers=2)
     try:
-        kernel_pool.run_code(km, "import mmmlib.fit_workers as f\nassert f._prestarted[0] == 2")
+        # the fit's sampling stack is the workers': the kernel, which only stacks and writes, does not import it
+        kernel_pool.run_code(
+            km, "import sys, mmmlib.fit_workers as f\nassert f._prestarted[0] == 2\nassert 'pymc' not in sys.modules"
+        )
         kernel = psutil.Process(km.provisioner.process.pid)
         deadline = time.monotonic() + 60
         servers: list[psutil.Process] = []
