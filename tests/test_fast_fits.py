@@ -204,8 +204,11 @@ def test_a_worker_that_dies_fails_the_fit_and_keeps_the_good_run(synth_run: dict
             time.sleep(0.5)
             continue
         for child in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                if "multiprocessing" in " ".join(child.cmdline()) and "spawn_main" in " ".join(child.cmdline()):
+            try:  # a worker: forked by the fit's fork server, so a child of a process of that command line
+                parent = child.parent()
+                if parent is not None and all(
+                    "multiprocessing.forkserver" in " ".join(p.cmdline()) for p in (child, parent)
+                ):
                     time.sleep(1)  # on its candidate
                     child.kill()
                     killed = child.pid
