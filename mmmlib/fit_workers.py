@@ -61,31 +61,31 @@ def planned(dataset: Any) -> int:
     return workers if workers > 1 else 0
 
 
-def _worker_start(queue: Any, environ: dict[str, str] | None = None, cwd: str | None = None) -> None:
+# What every worker imports (:func:`_worker_start`): imported once, by the fork server the workers are forked from.
+PRELOAD = ["nutpie", "pymc_marketing.mmm", "mmmlib.model", "mmmlib.stacking"]
+
+
+def _worker_start(queue: Any, environ: dict[str, str], cwd: str) -> None:
     """A worker sends its log records to the parent, which logs them as its own (one log per run, in order); what
     libraries print (progress bars) goes to the stderr it inherited, the run's log, not to the user's terminal. It
-    imports the fitting stack now, while it would otherwise wait for its first candidate (nothing to do when the
-    fork server it came from did). ``environ`` and ``cwd``: the parent's when it made the pool, as a spawned worker
-    would have them (a fork server keeps those of its own start)."""
+    has the fitting stack (:data:`PRELOAD`) imported before its first candidate (already done when the fork server it
+    came from did). ``environ`` and ``cwd``: the parent's when it made the pool, as a spawned worker would have them
+    (a fork server keeps those of its own start)."""
+    import importlib
     import logging.handlers
     import warnings
 
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
-    if cwd is not None:
-        os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
     os.dup2(2, 1)
     warnings.filterwarnings("ignore")
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(queue)]
     root.setLevel(logging.WARNING)
     logging.getLogger("mmmlib").setLevel(logging.INFO)
-    import nutpie  # noqa: F401
-    import pymc_marketing.mmm  # noqa: F401
-
-    import mmmlib.model
-    import mmmlib.stacking  # noqa: F401
+    for name in PRELOAD:
+        importlib.import_module(name)
 
 
 def _ready() -> bool:
@@ -98,10 +98,6 @@ class _Relay(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         logging.getLogger(record.name).handle(record)
-
-
-# What every worker imports (:func:`_worker_start`): imported once, by the fork server the workers are forked from.
-PRELOAD = ["nutpie", "pymc_marketing.mmm", "mmmlib.model", "mmmlib.stacking"]
 
 
 def _context() -> Any:

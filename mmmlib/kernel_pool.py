@@ -21,15 +21,6 @@ from typing import Any
 
 log = logging.getLogger("mmmlib.kernel_pool")
 
-# What a fit imports before it samples: done once per kernel while it waits.
-WARMUP = """
-import logging, sys
-import numpy, pandas, xarray, arviz, pytensor, pymc, nutpie
-import pymc_marketing.mmm
-import mmmlib.fitting, mmmlib.model, mmmlib.stacking, mmmlib.summary
-"""
-# before the imports: the workers' start and imports then overlap the kernel's own
-PRESTART = "import mmmlib.fit_workers\nmmmlib.fit_workers.prestart({workers})\n"
 # A fit whose candidates are fitted in worker processes samples nothing in its kernel: the kernel stacks, analyses
 # and writes, which needs none of pymc, pytensor, pymc-marketing, nutpie or numba (a default fit of the sample loads
 # none of them there), and the workers' fork server imports those once. 1.9 s of a core instead of 3.3 s.
@@ -38,6 +29,10 @@ import logging, sys
 import numpy, pandas, xarray, arviz
 import mmmlib.fitting, mmmlib.model, mmmlib.stacking, mmmlib.summary
 """
+# What a fit that samples in its kernel imports before it samples: done once per kernel while it waits.
+WARMUP = WARMUP_BESIDE_WORKERS + "import pytensor, pymc, nutpie\nimport pymc_marketing.mmm\n"
+# before the imports: the workers' start and imports then overlap the kernel's own
+PRESTART = "import mmmlib.fit_workers\nmmmlib.fit_workers.prestart({workers})\n"
 SIZE_ENV = "MMM_KERNEL_POOL"  # preheated kernels kept by a long-lived fitting process; 0 turns the pool off
 
 

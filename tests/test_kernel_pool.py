@@ -21,11 +21,11 @@ seen = True  # a kernel that ran a notebook before would carry this into the nex
 """
 
 
-def _probe_notebook(path: Path) -> Path:
+def _probe_notebook(path: Path, parameters: str = "out = None", code: str = PROBE) -> Path:
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("out = None")
+    params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(PROBE)]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nbformat.write(nb, path)
@@ -110,11 +110,8 @@ def test_a_fit_runs_in_a_preheated_kernel_and_a_crashed_one_loses_nothing(synth_
     config = yaml.safe_load((data / "config.yaml").read_text())
     config.update({"adstock": "geometric", "saturation": "logistic", "holdout_periods": 0, "lift_tests": None})
     (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(config))
-    crashing = _probe_notebook(tmp_path / "crash.ipynb")
-    nb = nbformat.read(crashing, as_version=4)
-    nb.cells[0].source = "request = {}"
-    nb.cells[1].source = CRASH.format(pid_file=str(tmp_path / "crashed.pid"))
-    nbformat.write(nb, crashing)
+    crash = CRASH.format(pid_file=str(tmp_path / "crashed.pid"))
+    crashing = _probe_notebook(tmp_path / "crash.ipynb", parameters="request = {}", code=crash)
     request = FitRequest(
         str(data / "data.csv"), str(tmp_path / "fixed.yaml"), str(tmp_path / "r1"), tune=300, draws=300
     )
