@@ -136,3 +136,52 @@ def test_a_candidate_the_finished_ones_outscore_stops_early_with_the_final_score
         dominant.score[0]["drawn_per_chain"] > 100
         or min(dominant.score[0]["ess_bulk_min"], dominant.score[0]["ess_tail_min"]) >= 250
     )
+
+
+def test_jobs_start_as_workers_free_up_bounded_by_every_clean_candidate_finished_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mmmlib.model._fit_bounded: results in the jobs' order; the first jobs (nothing finished) keep their rule; a
+    later one is bounded against the candidates given and every one finished before it started, except one that
+    diverged (the weighing may leave it out, and its weight would go to the others)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mmmlib import model as mmm_model
+    from mmmlib.sampling import StopRule
+
+    loo = synthetic_loo(-1.0, 0.3, 0)
+    seen: dict[str, tuple[str, ...] | None] = {}
+    gate = threading.Event()
+
+    class Member:
+        def __init__(self, name: str, divergences: int = 0) -> None:
+            self.structure = type("S", (), {"name": name})()
+            self.score = ({"divergences": divergences}, loo)
+
+    def fake_job(job: tuple) -> Member:
+        name, rule = job[1], job[6]
+        seen[name] = rule.beside.names if rule is not None and rule.beside is not None else None
+        if name == "b":  # the second job outlasts the first and the third: it ends once the fourth has started
+            gate.wait(5)
+        if name == "d":
+            gate.set()
+        return Member(name, divergences=3 if name == "a" else 0)
+
+    monkeypatch.setattr(mmm_model, "_fit_job", fake_job)
+    settings = {"draws": 1000}
+    jobs = [(None, n, settings, "nutpie", 1, None, None) for n in ("a", "b", "c", "d")]
+    with ThreadPoolExecutor(2) as pool:
+        out = mmm_model._fit_bounded(jobs, 2, pool, [])
+    assert [m.structure.name for m in out] == ["a", "b", "c", "d"]
+    assert seen["a"] is None and seen["b"] is None  # nothing had finished
+    assert seen["c"] is None  # only "a" had, and it diverged
+    assert seen["d"] is not None and len(seen["d"]) == 1 and seen["d"][0].startswith("c ")  # "c", not "b" yet
+
+    seen.clear()
+    gate.clear()
+    given = [Member("first"), Member("other order")]
+    jobs[0] = (None, "a", settings, "nutpie", 1, None, StopRule.fixed(300))
+    with ThreadPoolExecutor(2) as pool:
+        mmm_model._fit_bounded(jobs, 2, pool, given)
+    assert [n.split(" #")[0] for n in seen["b"]] == ["first", "other order"]
