@@ -13,10 +13,10 @@ replicate's denominator (arviz draws the Bayesian bootstrap with a fixed seed, s
 the final comparison). When the draws stop there, the final comparison scores those same draws, so the bound holds
 for the weight the candidate gets (up to the relative efficiency PSIS-LOO is given, which the final score measures on
 the stored posterior). The candidate stops at the first check point where its bulk and tail ESS reach ``T`` times
-that bound, R-hat is within :data:`SHARE_R_HAT` and PSIS-LOO is usable (every Pareto k ≤ 1); otherwise it draws on as
-before. The mixture's ESS counts the draws it keeps of each candidate, a little less than the candidate's own ESS;
-the candidates' target (250) leaves that margin over quick mode's 200. The final mixture's ESS is measured as always,
-and a run below its mode's threshold is flagged.
+that bound, R-hat is within :data:`SHARE_R_HAT` (unless the bound is :data:`NEGLIGIBLE`) and PSIS-LOO is usable
+(every Pareto k ≤ 1); otherwise it draws on as before. The mixture's ESS counts the draws it keeps of each
+candidate, a little less than the candidate's own ESS; the candidates' target (250) leaves that margin over quick
+mode's 200. The final mixture's ESS is measured as always, and a run below its mode's threshold is flagged.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ SHARE_ATTR = "stopped_for_share"  # the posterior's attribute (JSON) recording w
 # that gave it draws. Stopped wherever R-hat was within quick mode's 1.05, candidates cut at 250 draws per chain raised
 # the mixed suite's worst run R-hat from 1.021 to 1.045 (commit df01f41): such a stop now waits for R-hat ≤ 1.02.
 SHARE_R_HAT = 1.02
+# A candidate whose bound is below this gets no draw of the mixture (at most 0.2 of a 2,000-draw chain): its chains
+# cannot move the mixture, so it stops for its share wherever the rule's own R-hat holds.
+NEGLIGIBLE = 1e-4
 CANDIDATE = "__candidate__"  # the candidate's name beside the finished ones in the comparison
 # PSIS-LOO's Pareto k above which an observation's importance ratios have no finite mean (Vehtari et al. 2024, "Pareto
 # smoothed importance sampling"): no bound then. Between 0.7 and 1 the estimate is noisy and, with few draws, leans
@@ -117,8 +120,6 @@ def check(
     has the ESS its largest possible weight needs, else None."""
 
     def enough(draws: Callable[[], xr.Dataset], diag: dict[str, float]) -> dict[str, float] | None:
-        if not diag["r_hat_max"] <= SHARE_R_HAT:
-            return None
         try:
             loo = loo_of(draws(), mmm.model)
             k = np.asarray(loo.pareto_k, dtype=float)
@@ -130,7 +131,8 @@ def check(
             log.warning("%s: its share of the mixture could not be bounded (%s); drawing on", name, exc)
             return None
         need = needed_ess(weight, target)
-        met = diag["ess_bulk_min"] >= need and diag["ess_tail_min"] >= need
+        mixed = weight < NEGLIGIBLE or diag["r_hat_max"] <= SHARE_R_HAT
+        met = mixed and diag["ess_bulk_min"] >= need and diag["ess_tail_min"] >= need
         log.info(
             "%s: at most %.1f %% of the mixture beside %s (elpd_loo %.1f): needs ESS %.0f of its own%s",
             name,
@@ -138,7 +140,7 @@ def check(
             ", ".join(beside.names),
             float(loo.elpd),
             need,
-            "" if met else "; drawing on",
+            "" if met else "; drawing on" if mixed else f"; drawing on until R-hat is within {SHARE_R_HAT}",
         )
         if not met:
             return None

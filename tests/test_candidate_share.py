@@ -191,12 +191,25 @@ def test_jobs_start_as_workers_free_up_bounded_by_every_clean_candidate_finished
     assert [n.split(" #")[0] for n in seen["b"]] == ["first", "other order"]
 
 
-def test_no_share_stop_while_r_hat_is_above_its_own_limit() -> None:
-    """The draws are not even gathered: chains that have not mixed keep drawing whatever their share."""
-
-    def draws() -> xr.Dataset:
-        raise AssertionError("gathered")
-
-    enough = candidate_share.check(None, Finished((), ()), 250.0, "c")
+def test_no_share_stop_while_r_hat_is_above_its_own_limit_unless_the_share_is_negligible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Chains that have not mixed keep drawing whatever ESS their share needs, unless the candidate can take no draw
+    of the mixture."""
+    bound = {"weight": 0.3}
+    monkeypatch.setattr(candidate_share, "loo_of", lambda posterior, model: synthetic_loo(-1.0, 0.3, 0))
+    monkeypatch.setattr(candidate_share, "largest_weight", lambda loo, beside: bound["weight"])
+    enough = candidate_share.check(type("MMM", (), {"model": None})(), Finished((), ()), 250.0, "c")
     above = {"ess_bulk_min": 1e6, "ess_tail_min": 1e6, "r_hat_max": candidate_share.SHARE_R_HAT + 0.001}
-    assert enough(draws, above) is None
+    within = {**above, "r_hat_max": candidate_share.SHARE_R_HAT}
+    assert enough(lambda: None, above) is None
+    assert enough(lambda: None, within) == {
+        "weight_at_most": 0.3,
+        "ess_needed": 75.0,
+        "elpd_loo": pytest.approx(-40, abs=5),
+    }
+    bound["weight"] = candidate_share.NEGLIGIBLE / 2
+    assert enough(lambda: None, above)["weight_at_most"] == round(candidate_share.NEGLIGIBLE / 2, 6)
+    few = {**within, "ess_bulk_min": 74.0}
+    bound["weight"] = 0.3
+    assert enough(lambda: None, few) is None  # 75 needed
