@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from mmmlib import analysis, baseline, candidate_share, fit_workers, roas_priors, seasonality, structures
+from mmmlib import analysis, baseline, fit_workers, roas_priors, seasonality, structures
 from mmmlib.data.dataset import Dataset
 from mmmlib.fit_workers import WORKERS_ENV as WORKERS_ENV  # re-exported: callers knew it here
 from mmmlib.fit_workers import candidate_workers
@@ -353,7 +353,6 @@ def fit_structure(
     ``centred``: a geo fit's channels whose geo offsets are sampled centred (:func:`fit_geo_structure`).
     """
     hierarchical = dataset.hierarchical
-    custom_likelihood = "likelihood" in (dataset.config.priors or {})
     if hierarchical:
         from mmmlib import geo_model
 
@@ -394,15 +393,12 @@ def fit_structure(
         from mmmlib import nutpie_cache, nutpie_stop
 
         nutpie = sampler == "nutpie"
-        enough = None
-        if nutpie and rule is not None and rule.beside is not None and not hierarchical and not custom_likelihood:
-            enough = candidate_share.check(mmm, rule.beside, rule.ess, structure.name)
         # nutpie samples the model as built, national and geo alike: a new dataset (a refit with one more week) reuses
         # the code compiled for the last (a 10-geo refresh 80 s instead of 174 s, docs/geo.md)
         mmm.freeze_for_sampling = not nutpie
         with (
             nutpie_cache.installed() if nutpie else contextlib.nullcontext(),
-            nutpie_stop.installed(rule, enough) if nutpie else contextlib.nullcontext(),
+            nutpie_stop.installed(rule) if nutpie else contextlib.nullcontext(),
             _deterministics_quietly(compact=hierarchical),
         ):
             idata = mmm.fit(
@@ -417,7 +413,7 @@ def fit_structure(
                 random_seed=seed,
                 progressbar=progressbar,
             )
-    _add_log_likelihood(idata, mmm, custom_likelihood)
+    _add_log_likelihood(idata, mmm, "likelihood" in (dataset.config.priors or {}))
     if hierarchical:
         const = idata["constant_data"].to_dataset()
         idata["constant_data"] = const.assign(geo_model.extra_data(dataset))
@@ -556,7 +552,8 @@ def _add_log_likelihood(idata: Any, mmm: Any, custom: bool) -> None:
     post = idata["posterior"]
     const = idata["constant_data"]
     y = const["target_data"].sel(date=post["date"]) / const["target_scale"]
-    ll = candidate_share.pointwise_loglik(y, post["mu"], post["y_sigma"])
+    sigma = post["y_sigma"]
+    ll = -0.5 * np.log(2 * np.pi * sigma**2) - (y - post["mu"]) ** 2 / (2 * sigma**2)
     idata["log_likelihood"] = xr.Dataset({"y": ll.transpose("chain", "draw", "date", ...)})
 
 
@@ -670,18 +667,13 @@ def fit(
     # full mode's fold fits follow in the candidates' worker processes: a fresh pair costs seconds of imports
     shared = fit_workers.pool(workers) if time_slices and workers > 1 else contextlib.nullcontext()
     held_out = None
-    # weighed by PSIS-LOO, with the stopping rule's own draws: candidates fitted after others can stop at what their
-    # largest possible share of the mixture needs (mmmlib.candidate_share)
-    bounded = not time_slices and rule is None
     with shared as pool:
         if choosing:
-            dataset, members, season, other, other_data = _fit_choosing_seasonality(
-                jobs, progressbar, pool=pool, bounded=bounded, mix_orders=mix_orders
-            )
+            dataset, members, season, other, other_data = _fit_choosing_seasonality(jobs, progressbar, pool=pool)
             if mix_orders:
                 members = [*members, other]
         else:
-            members = _fit_jobs(jobs, workers, progressbar, pool=pool, finished=[] if bounded else None)
+            members = _fit_jobs(jobs, workers, progressbar, pool=pool)
         if time_slices:
             from mmmlib import time_slice
 
@@ -704,11 +696,7 @@ def fit(
 
 
 def _fit_choosing_seasonality(
-    jobs: list[tuple[Any, ...]],
-    progressbar: bool = False,
-    pool: Any = None,
-    bounded: bool = False,
-    mix_orders: bool = True,
+    jobs: list[tuple[Any, ...]], progressbar: bool = False, pool: Any = None
 ) -> tuple[Dataset, list[Fitted], dict[str, Any], Fitted, Dataset]:
     """``yearly_seasonality: auto``: the first candidate of ``jobs`` fitted with each of
     :data:`mmmlib.seasonality.ORDERS` side by side, compared by PSIS-LOO (:func:`mmmlib.seasonality.choose`), then
@@ -716,9 +704,7 @@ def _fit_choosing_seasonality(
     is reused, so the choice costs one more fit (in ``pool``'s workers when given). Returns the data with the order
     kept, the candidates fitted with it, the record, and the first candidate's fit with the other order (named by its
     order, :attr:`mmmlib.structures.Structure.harmonics`) with its data: it joins the mixture
-    (:func:`mmmlib.seasonality.renamed`). ``bounded``: the other candidates stop where their largest possible share
-    of the mixture beside the candidates finished before them (the first candidate's fits, both orders with
-    ``mix_orders``, which then join the mixture) has the ESS it needs (:mod:`mmmlib.candidate_share`)."""
+    (:func:`mmmlib.seasonality.renamed`)."""
     from mmmlib import stacking
 
     dataset = jobs[0][0]
@@ -742,89 +728,33 @@ def _fit_choosing_seasonality(
             record["elpd_diff"],
             record["diff_se"],
         )
-        other = next(k for k in seasonality.ORDERS if k != order)
-        finished = ([fits[order], fits[other]] if mix_orders else [fits[order]]) if bounded else None
         rest = [(variants[order], *job[1:]) for job in jobs[1:]]
-        members = [fits[order], *(_fit_jobs(rest, workers, progressbar, pool=pool, finished=finished) if rest else [])]
+        members = [fits[order], *(_fit_jobs(rest, workers, progressbar, pool=pool) if rest else [])]
+    other = next(k for k in seasonality.ORDERS if k != order)
     return variants[order], members, record, seasonality.renamed(fits[other], other), variants[other]
 
 
 def _fit_jobs(
-    jobs: list[tuple[Any, ...]],
-    workers: int,
-    progressbar: bool = False,
-    score: bool = True,
-    pool: Any = None,
-    finished: list[Fitted] | None = None,
+    jobs: list[tuple[Any, ...]], workers: int, progressbar: bool = False, score: bool = True, pool: Any = None
 ) -> list[Fitted]:
     """Fit ``(dataset, structure, settings, sampler, seed, lift_tests, rule)`` jobs, in worker processes when
     ``workers`` > 1 (``pool``'s, from :func:`mmmlib.fit_workers.pool`, when given), else one after another here;
     each comes back with its held-out periods predicted (and, from a worker, scored by PSIS-LOO when ``score``).
     Candidates (``score``) that diverge are refitted once (:func:`fit_checked`); fold fits, which only forecast,
-    are not. ``finished`` (candidates fitted and scored before, all in the same comparison; ``[]`` for none): each
-    job starts as a worker frees up and stops at what its largest possible share of the mixture beside them and the
-    jobs finished before it started needs (:func:`_bounded`)."""
+    are not."""
     if pool is None and workers > 1:
         with fit_workers.pool(workers) as fresh:
-            return _fit_jobs(jobs, workers, progressbar, score, pool=fresh, finished=finished)
-    bounded = finished is not None and score
+            return _fit_jobs(jobs, workers, progressbar, score, pool=fresh)
     if pool is not None:
         log.info("fitting %d candidate structures, %d at a time in worker processes", len(jobs), workers)
-        if bounded:
-            return _fit_bounded(jobs, workers, pool, list(finished or []))
         return list(pool.map(functools.partial(_fit_job, score=score), jobs))
     out = []
     fitter = fit_checked if score else fit_structure
-    done = list(finished or [])
-    for job in jobs:
-        dataset, structure, settings, sampler, seed, lift_tests, rule = _bounded(job, done) if bounded else job
+    for dataset, structure, settings, sampler, seed, lift_tests, rule in jobs:
         fitted = fitter(dataset, structure, settings, sampler, seed, progressbar, lift_tests, rule=rule)
         fitted.holdout_draws = predict_holdout(fitted, seed)
-        if bounded:  # scored now (a worker scores its own): the next job is bounded against it
-            from mmmlib import stacking
-
-            fitted.score = stacking.score(fitted)
-            done.append(fitted)
         out.append(fitted)
     return out
-
-
-def _bounded(job: tuple[Any, ...], done: list[Fitted]) -> tuple[Any, ...]:
-    """``job`` with a stopping rule that also stops at what its largest possible share of the mixture beside the
-    candidates ``done`` needs (:mod:`mmmlib.candidate_share`). Only candidates that sampled without a divergence
-    count: one that diverged may be left out of the weighing (:func:`mmmlib.stacking.compare`), and the weight it
-    would have taken would go to the others."""
-    clean = [m for m in done if m.score and not m.score[0].get("divergences")]
-    beside = candidate_share.finished(clean)
-    if beside is None:
-        return job
-    return (*job[:6], replace(job[6] or stop_rule(job[2]), beside=beside))
-
-
-def _fit_bounded(jobs: list[tuple[Any, ...]], workers: int, pool: Any, done: list[Fitted]) -> list[Fitted]:
-    """``jobs`` in ``pool``'s workers, each submitted as a worker frees up with the candidates finished by then
-    (:func:`_bounded`); results in the jobs' order."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    results: list[Fitted | None] = [None] * len(jobs)
-    running: dict[Any, int] = {}
-    waiting = iter(range(len(jobs)))
-
-    def submit() -> None:
-        i = next(waiting, None)
-        if i is not None:
-            running[pool.submit(_fit_job, _bounded(jobs[i], done))] = i
-
-    for _ in range(min(workers, len(jobs))):
-        submit()
-    while running:
-        ended, _ = wait(list(running), return_when=FIRST_COMPLETED)
-        for future in ended:
-            i = running.pop(future)
-            results[i] = future.result()
-            done.append(results[i])  # type: ignore[arg-type]
-            submit()
-    return results  # type: ignore[return-value]
 
 
 def stop_rule(settings: dict[str, Any]) -> Any:

@@ -13,26 +13,20 @@ the sampler runs to PyMC's ``draws`` as before.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from mmmlib.candidate_share import SHARE_ATTR
 from mmmlib.sampling import StopRule, convergence
 
 log = logging.getLogger("mmmlib.nutpie_stop")
 
 POLL_SECONDS = 0.2  # how often the progress is looked at between checks
 PROGRESS_MS = 100  # nutpie's progress callback rate
-# a second way to be done (mmmlib.candidate_share.check): given a callable returning the draws so far (the
-# posterior's free parameters, (chain, draw, ...)) and their diagnostics, why they are enough (recorded in the
-# posterior's attributes as SHARE_ATTR), or None
-Enough = Callable[[Callable[[], Any], dict[str, float]], dict[str, float] | None]
 
 
 def checked_names(posterior: Any) -> list[str]:
@@ -120,12 +114,8 @@ def _finished(sampler: Any) -> bool:
         return False
 
 
-def sample_until(original: Any, rule: StopRule, compiled: Any, enough: Enough | None = None, **kwargs: Any) -> Any:
-    """``original`` (nutpie.sample) with ``kwargs["draws"]`` as the ceiling and ``rule`` deciding when to stop.
-
-    ``enough`` (:func:`mmmlib.candidate_share.check`): asked at a check point where the rule's ESS is not met but
-    its R-hat is, with the first ``n`` draws of every chain (gathered only when it asks) and their diagnostics;
-    a record of why they suffice stops there too, kept in the posterior's ``SHARE_ATTR`` attribute (JSON)."""
+def sample_until(original: Any, rule: StopRule, compiled: Any, **kwargs: Any) -> Any:
+    """``original`` (nutpie.sample) with ``kwargs["draws"]`` as the ceiling and ``rule`` deciding when to stop."""
     tune = int(kwargs.get("tune", 0))
     draws = int(kwargs["draws"])
     ceiling = min(draws, rule.max_draws)
@@ -160,9 +150,6 @@ def sample_until(original: Any, rule: StopRule, compiled: Any, enough: Enough | 
         diag = convergence({name: values[:, :n] for name, values in draws.items()})
         if rule.done(n, diag):
             return _stopped(first_draws(sampler.abort(), n), n, ceiling, diag, start)
-        why = _enough(enough, rule, diag, sampler.inspect, n)
-        if why is not None:
-            return _stopped(first_draws(sampler.abort(), n), n, ceiling, diag, start, why)
         log.info(  # where a long (geo) fit is, and why it draws on
             "nutpie at %d draws per chain after %.1f s: min ESS %.0f/%.0f, max R-hat %.3f; drawing on",
             n,
@@ -175,26 +162,11 @@ def sample_until(original: Any, rule: StopRule, compiled: Any, enough: Enough | 
     trace = sampler.wait()
     while n < ceiling:  # the chains finished before these checks were due: the same checks on the whole trace
         diag = diagnostics_at(trace, n)
-        why = None if rule.done(n, diag) else _enough(enough, rule, diag, lambda: trace, n)
-        if rule.done(n, diag) or why is not None:
-            return _stopped(first_draws(trace, n), n, ceiling, diag, start, why)
+        if rule.done(n, diag):
+            return _stopped(first_draws(trace, n), n, ceiling, diag, start)
         n += rule.block
     log.info("nutpie drew all %d draws per chain in %.1f s", ceiling, time.perf_counter() - start)
     return _mark(trace, ceiling, ceiling)
-
-
-def _enough(
-    enough: Enough | None, rule: StopRule, diag: dict[str, float], trace: Any, n: int
-) -> dict[str, float] | None:
-    """What ``enough`` says of the first ``n`` draws per chain of ``trace()``, asked only where R-hat is within the
-    rule's: why they suffice, or None."""
-    if enough is None or not diag["r_hat_max"] <= rule.r_hat:
-        return None
-
-    def posterior() -> Any:
-        return trace()["posterior"].to_dataset().isel(draw=slice(0, n))
-
-    return enough(posterior, diag)
 
 
 def _mark(trace: Any, kept: int, ceiling: int) -> Any:
@@ -203,9 +175,7 @@ def _mark(trace: Any, kept: int, ceiling: int) -> Any:
     return trace
 
 
-def _stopped(
-    trace: Any, n: int, ceiling: int, diag: dict[str, float], start: float, why: dict[str, float] | None = None
-) -> Any:
+def _stopped(trace: Any, n: int, ceiling: int, diag: dict[str, float], start: float) -> Any:
     log.info(
         "nutpie stopped at %d of %d draws per chain (min ESS %.0f/%.0f, max R-hat %.3f) after %.1f s",
         n,
@@ -215,20 +185,18 @@ def _stopped(
         diag["r_hat_max"],
         time.perf_counter() - start,
     )
-    if why is not None:
-        trace["posterior"].attrs[SHARE_ATTR] = json.dumps(why)
     return _mark(trace, n, ceiling)
 
 
 @contextlib.contextmanager
-def installed(rule: StopRule, enough: Enough | None = None) -> Iterator[None]:
+def installed(rule: StopRule) -> Iterator[None]:
     """:func:`sample_until` in ``nutpie.sample``'s place while PyMC samples with nutpie."""
     import nutpie
 
     original = nutpie.sample
 
     def sample(compiled: Any, **kwargs: Any) -> Any:
-        return sample_until(original, rule, compiled, enough, **kwargs)
+        return sample_until(original, rule, compiled, **kwargs)
 
     nutpie.sample = sample
     try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +73,6 @@ class StopRule:
     block: int = 250
     ess: float = 400.0
     r_hat: float = 1.01
-    # candidates already fitted and scored (mmmlib.candidate_share.Finished): with them, a candidate also stops once
-    # its ESS reaches what its largest possible share of the mixture needs (nutpie only)
-    beside: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def fixed(cls, draws: int) -> StopRule:

@@ -19,7 +19,6 @@ import numpy as np
 import xarray as xr
 
 from mmmlib import jax_placeholder, structures
-from mmmlib.candidate_share import SHARE_ATTR
 
 log = logging.getLogger("mmmlib.stacking")
 
@@ -55,6 +54,8 @@ def score(member: Any, diag: dict[str, Any] | None = None) -> tuple[dict[str, An
     its LOO object (None when it cannot be computed: too few draws, a degenerate tail). Computed where the candidate
     was fitted, so candidates fitted in parallel are scored in parallel. ``diag``: its diagnostics, when measured
     before the posterior was slimmed (:func:`slim`)."""
+    import arviz as az
+
     from mmmlib.analysis import diagnostics
 
     name = member.structure.name
@@ -76,13 +77,11 @@ def score(member: Any, diag: dict[str, Any] | None = None) -> tuple[dict[str, An
     }
     if getattr(member, "retried", None):
         rec["retried"] = dict(member.retried)
-    share = member.idata["posterior"].attrs.get(SHARE_ATTR)
-    if share:  # it stopped at what its largest possible weight needed (mmmlib.candidate_share)
-        rec["stopped_for_share"] = json.loads(share)
     rec["roas"] = candidate_roas(member.idata)
     rec["roas_hdi_prob"] = HDI_PROB_OF_CANDIDATES
     try:
-        loo = psis_loo(member.idata)
+        with jax_placeholder.hidden():
+            loo = az.loo(member.idata, var_name=OBSERVED, pointwise=True, reff=relative_efficiency(member.idata))
     except Exception as exc:  # a score that cannot be computed is reported; it never fails a fit
         log.warning("PSIS-LOO of %s failed: %s", name, exc)
         return rec, None
@@ -95,14 +94,6 @@ def score(member: Any, diag: dict[str, Any] | None = None) -> tuple[dict[str, An
         }
     )
     return rec, loo
-
-
-def psis_loo(idata: Any) -> Any:
-    """PSIS-LOO (arviz, pointwise) of ``idata``'s log-likelihood of the KPI, with :func:`relative_efficiency`."""
-    import arviz as az
-
-    with jax_placeholder.hidden():
-        return az.loo(idata, var_name=OBSERVED, pointwise=True, reff=relative_efficiency(idata))
 
 
 def relative_efficiency(idata: Any) -> float | None:

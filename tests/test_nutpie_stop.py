@@ -118,37 +118,3 @@ def test_the_snapshot_read_from_nutpies_arrow_trace_is_what_its_inspect_gives(mo
         assert n > 0 and set(draws) == {"x", "z", "s"} and draws["z"].shape == (2, n, 2, 2)
     finally:
         sampler.abort()
-
-
-def test_enough_stops_where_the_rule_would_draw_on_and_is_asked_only_where_r_hat_allows() -> None:
-    """The second way to be done (mmmlib.candidate_share.check): asked with the first n draws of every chain where
-    the rule's ESS is not met; its record stops the sampler there and is kept in the posterior's attributes."""
-    import json
-
-    from mmmlib.candidate_share import SHARE_ATTR
-
-    asked: list[tuple[int, float]] = []
-
-    def enough(draws: object, diag: dict[str, float]) -> dict[str, float] | None:
-        post = draws()
-        asked.append((post.sizes["draw"], diag["ess_bulk_min"]))
-        assert not np.isnan(post["x"].values).any()
-        return {"weight_at_most": 0.01} if len(asked) == 2 else None
-
-    model = small_model()
-    never = StopRule(min_draws=100, max_draws=2000, block=100, ess=1e9, r_hat=1.5)
-    with model, nutpie_stop.installed(never, enough):
-        idata = pm.sample(nuts_sampler="nutpie", draws=2000, tune=300, chains=2, random_seed=7, progressbar=False)
-    assert [n for n, _ in asked] == [100, 200]
-    assert idata["posterior"].sizes["draw"] == 200
-    assert json.loads(idata["posterior"].attrs[SHARE_ATTR]) == {"weight_at_most": 0.01}
-    # the same draws as without it: stopping only cuts
-    whole = sample(model, StopRule.fixed(2000), draws=2000)
-    np.testing.assert_array_equal(idata["posterior"]["x"].values, whole["posterior"]["x"].values[:, :200])
-
-    asked.clear()  # R-hat can never be within 0.5: never asked, the rule's ceiling reached
-    strict = StopRule(min_draws=100, max_draws=300, block=100, ess=1e9, r_hat=0.5)
-    with model, nutpie_stop.installed(strict, enough):
-        capped = pm.sample(nuts_sampler="nutpie", draws=300, tune=300, chains=2, random_seed=7, progressbar=False)
-    assert asked == [] and capped["posterior"].sizes["draw"] == 300
-    assert SHARE_ATTR not in capped["posterior"].attrs
