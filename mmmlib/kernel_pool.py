@@ -19,6 +19,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from mmmlib import fit_workers
+
 log = logging.getLogger("mmmlib.kernel_pool")
 
 # A fit whose candidates are fitted in worker processes samples nothing in its kernel: the kernel stacks, analyses
@@ -29,8 +31,9 @@ import logging, sys
 import numpy, pandas, xarray, arviz
 import mmmlib.fitting, mmmlib.model, mmmlib.stacking, mmmlib.summary
 """
-# What a fit that samples in its kernel imports before it samples: done once per kernel while it waits.
-WARMUP = WARMUP_BESIDE_WORKERS + "import pytensor, pymc, nutpie\nimport pymc_marketing.mmm\n"
+# What a fit that samples in its kernel imports before it samples, done once per kernel while it waits: the same
+# fitting stack the candidates' workers preload (pymc and pytensor come with pymc-marketing).
+WARMUP = WARMUP_BESIDE_WORKERS + "".join(f"import {name}\n" for name in fit_workers.PRELOAD)
 # before the imports: the workers' start and imports then overlap the kernel's own
 PRESTART = "import mmmlib.fit_workers\nmmmlib.fit_workers.prestart({workers})\n"
 SIZE_ENV = "MMM_KERNEL_POOL"  # preheated kernels kept by a long-lived fitting process; 0 turns the pool off
