@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.benchtools import load_benchmark
@@ -53,6 +54,40 @@ def test_a_variant_is_an_adaptation_at_a_target_acceptance_with_the_coordinates_
     assert adaptation.variant("diag@0.95/centred") == ("diag", 0.95, "centred")
     with pytest.raises(ValueError, match="both, plain, centred, whitened"):
         adaptation.variant("diag@0.95/uncentred")
+
+
+def test_a_variant_may_start_its_chains_at_the_mode() -> None:
+    assert adaptation.variant("diag@0.95/plain+mode") == ("diag", 0.95, "plain")
+    assert adaptation.start("diag@0.95/plain+mode") == "mode"
+    assert adaptation.start("diag@0.95") == "jitter"  # PyMC's jittered initial point, as fits start
+    with pytest.raises(ValueError, match="jitter, mode"):
+        adaptation.start("diag@0.95+map")
+
+
+def test_the_mode_start_finds_the_mode_and_jitters_each_chain_around_it() -> None:
+    """A correlated Gaussian log density in the compiled model's place: every chain starts within the jitter of its
+    mean, the chains differ, and a seed gives its chain the same start again."""
+    import dataclasses
+
+    mean = np.array([3.0, -2.0, 0.5])
+    precision = np.array([[4.0, 1.5, 0.0], [1.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
+
+    @dataclasses.dataclass(frozen=True)
+    class Compiled:
+        logp_func: object
+        initial_point_func: object
+
+    def logp(x: np.ndarray) -> tuple[float, np.ndarray]:
+        d = x - mean
+        return -0.5 * float(d @ precision @ d), -(precision @ d)
+
+    moved, found = adaptation.mode_start(Compiled(logp, lambda seed: np.zeros(3)), seed=1, jitter=0.1)
+    starts = [moved.initial_point_func(np.uint64(seed)) for seed in (11, 12)]
+    for point in starts:
+        assert np.all(np.abs(point - mean) <= 0.1 + 1e-5)
+    assert not np.allclose(starts[0], starts[1])
+    assert np.array_equal(moved.initial_point_func(np.uint64(11)), starts[0])
+    assert found["mode_iterations"] > 0 and found["mode_seconds"] >= 0
 
 
 def test_the_sample_case_names_the_seasonality_and_leaves_the_structure_to_the_case(tmp_path: Path) -> None:
