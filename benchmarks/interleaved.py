@@ -5,7 +5,8 @@ drifts by ±20 % within minutes. Alternating the two checkouts round by round, f
 both under the same drift; the medians and each round's pair are reported, with the fit log's last stretch (the
 last candidate sampled → the run written: stacking, summary, curves and writing) where most such changes land.
 
-Run: `.venv/bin/python benchmarks/interleaved.py --base COMMIT [--new COMMIT] [--rounds 4] [--structure fixed]`.
+Run: `.venv/bin/python benchmarks/interleaved.py --base COMMIT [--new COMMIT] [--rounds 4] [--structure fixed]
+[--mode full]`.
 The base (and ``--new`` when given; else this checkout) is checked out in a temporary git worktree. Writes
 ``interleaved.json`` and ``interleaved.md`` to ``--out`` (default benchmarks/results/).
 """
@@ -55,13 +56,13 @@ def tail_seconds(log: Path) -> float | None:
     return None if sampled is None or written is None else round(written - sampled, 2)
 
 
-def fit_once(repo: Path, data: Path, config: Path, out: Path, env: dict[str, str]) -> dict[str, float | None]:
+def fit_once(
+    repo: Path, data: Path, config: Path, out: Path, env: dict[str, str], mode: str = "quick"
+) -> dict[str, float | None]:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "mmmlib", "fit", str(data), "--config", str(config), "--out", str(out)]
     start = time.perf_counter()
-    done = subprocess.run(
-        [*cmd, "--mode", "quick"], cwd=repo, env={**env, "PYTHONPATH": str(repo)}, capture_output=True
-    )
+    done = subprocess.run([*cmd, "--mode", mode], cwd=repo, env={**env, "PYTHONPATH": str(repo)}, capture_output=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{repo}: the fit failed:\n{done.stderr.decode(errors='replace')[-2000:]}")
@@ -80,6 +81,7 @@ def main() -> None:
     ap.add_argument("--new", help="the commit measured (default: this checkout as it is)")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--structure", choices=["default", "fixed"], default="default")
+    ap.add_argument("--mode", choices=["quick", "full"], default="quick")
     ap.add_argument("--data", type=Path, default=ROOT / "sample_data" / "sample_weekly.csv")
     ap.add_argument("--config", type=Path, default=ROOT / "sample_data" / "sample_config.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -97,10 +99,11 @@ def main() -> None:
     rows: list[dict] = []
     try:
         for side, repo in repos.items():  # one unrecorded fit each: the caches hold both sides' compiled models
-            fit_once(repo, args.data.resolve(), config, work / f"warm-{side}", env)
+            fit_once(repo, args.data.resolve(), config, work / f"warm-{side}", env, args.mode)
         for i in range(1, args.rounds + 1):
             for side, repo in repos.items():
-                row = {"round": i, "side": side, **fit_once(repo, args.data.resolve(), config, work / side, env)}
+                fitted = fit_once(repo, args.data.resolve(), config, work / side, env, args.mode)
+                row = {"round": i, "side": side, **fitted}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         same = same_roas(work / "base", work / "new")
@@ -117,13 +120,15 @@ def main() -> None:
         "base": args.base,
         "new": args.new or "working tree",
         "structure": args.structure,
+        "mode": args.mode,
         "data": args.data.name,
         "same_roas": same,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "interleaved.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = [
-        f"Interleaved fits ({meta['date']}, {meta['machine']}; {meta['structure']} structure on {meta['data']}; "
+        f"Interleaved fits ({meta['date']}, {meta['machine']}; {meta['structure']} structure on {meta['data']}, "
+        f"{meta['mode']} mode; "
         f"whole `mmm fit` processes, warm caches, taken in turn)",
         "",
         "| side | commit | median seconds | each round | median last candidate → written |",
