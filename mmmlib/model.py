@@ -54,6 +54,12 @@ MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 PER_CANDIDATE = {
     "quick": {"tune": 600, "draws": 2000, "stop": {"ess": 250.0, "r_hat": analysis.THRESHOLDS["quick"]["r_hat"]}}
 }
+# A fold fit of full mode's time-slice cross-validation is never shown: it forecasts its 13 held-out weeks, whose log
+# predictive density is a mean over its draws, so it needs enough effective draws for a mean (bulk and tail ESS 100:
+# a Monte Carlo error of a tenth of the density's sd), not a reported posterior's, and the warm-up nutpie itself
+# defaults to (300 steps: the adaptation has settled by then on our models, docs/speed.md). It keeps the 250 draws per
+# chain every fit draws at least, and quick mode's R-hat.
+FOLD_STEPS = {"tune": 300, "stop": {"ess": 100.0, "r_hat": analysis.THRESHOLDS["quick"]["r_hat"]}}
 # A hierarchical geo fit (mmmlib.geo_model) samples each draw slowly (2.7 ms a gradient at 40 geos) and keeps every
 # per-geo deterministic per draw. On Meridian's 40 geos 2 × (1000 + 1500) nutpie draws with logistic returns gave min
 # bulk ESS 1757 in 33 minutes and 8 GB; 2 × (500 + 500) with Hill returns gave 104 in 15 minutes and 3.5 GB, and on
@@ -89,13 +95,14 @@ def sampler_settings(
     channels: int | None = None,
     candidates: int = 1,
     geo: bool = False,
+    fold: bool = False,
     **overrides: int | None,
 ) -> dict[str, Any]:
     """The mode's sampler settings with any of ``chains``, ``tune`` and ``draws`` replaced (positive whole numbers).
 
     ``channels``, the number of media channels, raises target_accept for ``MANY_CHANNELS`` or more where the mode
     says so; more than one candidate structure takes the mode's per-candidate steps (``PER_CANDIDATE``), a
-    hierarchical geo fit its own (``GEO_STEPS``).
+    hierarchical geo fit its own (``GEO_STEPS``), a time-slice fold fit those of ``FOLD_STEPS``.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -104,6 +111,8 @@ def sampler_settings(
         settings.update(PER_CANDIDATE.get(mode, {}))
     if geo:
         settings.update(GEO_STEPS.get(mode, {}))
+    if fold:
+        settings.update(FOLD_STEPS)
     if channels is not None and channels >= MANY_CHANNELS and mode in MANY_CHANNELS_TARGET_ACCEPT:
         settings["target_accept"] = MANY_CHANNELS_TARGET_ACCEPT[mode]
     for name, value in overrides.items():
@@ -677,7 +686,7 @@ def fit(
         if time_slices:
             from mmmlib import time_slice
 
-            fold_settings = sampler_settings("quick", channels, len(shapes), **request.overrides)
+            fold_settings = sampler_settings("quick", channels, len(shapes), fold=True, **request.overrides)
 
             def fit_folds(folds: list[tuple[Dataset, structures.Structure]]) -> list[Fitted]:
                 jobs = [(ds, s, fold_settings, sampler, seed, lift_tests, None) for ds, s in folds]

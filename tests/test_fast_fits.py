@@ -326,6 +326,20 @@ def test_quick_candidates_stop_at_their_own_targets_and_a_single_fit_at_the_repo
     assert single.done(750, {"ess_bulk_min": 410.0, "ess_tail_min": 420.0, "r_hat_max": 1.005})
 
 
+def test_a_time_slice_fold_fit_warms_up_for_300_steps_and_stops_once_its_forecast_has_100_effective_draws() -> None:
+    from mmmlib.model import FOLD_STEPS, sampler_settings, stop_rule
+
+    settings = sampler_settings("quick", candidates=4, fold=True)
+    assert settings["tune"] == FOLD_STEPS["tune"] == 300 and settings["chains"] == 2
+    fold = stop_rule(settings)
+    met = {"ess_bulk_min": 110.0, "ess_tail_min": 105.0, "r_hat_max": 1.03}
+    assert fold.done(250, met)  # where a candidate (250) draws on
+    assert not stop_rule(sampler_settings("quick", candidates=4)).done(250, met)
+    assert not fold.done(200, met)  # every fit keeps 250 draws per chain
+    assert not fold.done(250, {**met, "ess_tail_min": 90.0}) and not fold.done(250, {**met, "r_hat_max": 1.06})
+    assert sampler_settings("quick", candidates=4, fold=True, tune=500)["tune"] == 500  # the user's steps still rule
+
+
 def test_the_posterior_written_beside_the_summary_is_waited_for_and_its_failure_raised(tmp_path: Path) -> None:
     """posterior.nc is written in a thread while the summary is computed: the run is only finished once the file is
     whole, and a failed write fails the fit (quietly when the fit is failing already)."""
