@@ -51,8 +51,12 @@ MANY_CHANNELS_TARGET_ACCEPT = {"quick": 0.97}
 # 189 once ROAS was sampled (the mixture then below quick mode's 200), while most candidates pass 250 by 750 draws.
 # A cap of 1000 left candidates on the mixed suite at R-hat up to 1.054 and bulk ESS down to 63 (commit 414be41); the
 # ones that need more draw on to 2000 (5–9 s per 1000 draws there), the rest stop where they did.
+# Full mode's candidates warm up as quick mode's do: their 1,500 steps were most of a candidate's sampling (on the
+# sample 15 of 17 s to the first 250 draws of four chains, the next 250 in 1.6 s), and what makes full mode thorough
+# is kept: four chains, target_accept 0.97, and the stop at the mode's own R-hat 1.01 and ESS 400 (docs/speed.md).
 PER_CANDIDATE = {
-    "quick": {"tune": 600, "draws": 2000, "stop": {"ess": 250.0, "r_hat": analysis.THRESHOLDS["quick"]["r_hat"]}}
+    "quick": {"tune": 600, "draws": 2000, "stop": {"ess": 250.0, "r_hat": analysis.THRESHOLDS["quick"]["r_hat"]}},
+    "full": {"tune": 600},
 }
 # A fold fit of full mode's time-slice cross-validation is never shown: it forecasts its 13 held-out weeks, whose log
 # predictive density is a mean over its draws, so it needs enough effective draws for a mean (bulk and tail ESS 100:

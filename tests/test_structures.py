@@ -282,7 +282,10 @@ def test_several_candidates_take_the_per_candidate_steps_and_overrides_still_win
     assert sampler_settings("quick", candidates=1) == MODES["quick"]
     assert sampler_settings("quick", candidates=4) == {**MODES["quick"], **PER_CANDIDATE["quick"]}
     assert sampler_settings("quick", candidates=4, draws=50)["draws"] == 50
-    assert sampler_settings("full", candidates=4) == MODES["full"]
+    full = sampler_settings("full", candidates=4)
+    assert full == {**MODES["full"], **PER_CANDIDATE["full"]} and full["tune"] < MODES["full"]["tune"]
+    assert (full["chains"], full["draws"], "stop" not in full) == (4, MODES["full"]["draws"], True)  # full's targets
+    assert sampler_settings("full", candidates=1) == MODES["full"]  # one fixed structure keeps the mode's steps
 
 
 def fake_member(adstock: str, loglik: np.ndarray, seed: int, divergent: int = 0) -> object:
